@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Everything else is set up by them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint unit integration demo bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## embedded broker + database + the service (Ctrl-C stops all)
+	$(BIN)/recovery dev
+
+test: install lint  ## the whole suite: lint, types, schemas, unit, contract, integration, e2e
+	$(BIN)/python -m service.adapters.kafka.schema_export --check
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check service tests bench
+	$(BIN)/mypy service
+
+unit: install
+	$(BIN)/python -m pytest tests/unit tests/contract
+
+demo: install  ## with `make run` going: publish a realistic mix of signals and show the cases
+	$(BIN)/python -m bench.demo
+
+bench: install  ## throughput and memory figures, side by side with the raw limits of this machine
+	$(BIN)/python -m bench.intake
+
+schemas: install  ## regenerate schemas/ from the wire models
+	$(BIN)/python -m service.adapters.kafka.schema_export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""The JSON the HTTP API answers with (and documents in /openapi.json)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.adapters.postgres.case_reads import StoredEvent
+from service.domain.case import CaseState
+
+
+class SignalView(BaseModel):
+    source: str
+    id: str
+    type: str = Field(description="Signal kind: complaint, nps, review, callback or ticket.")
+    severity: str
+    reasons: list[str] = Field(description="The classification rules that fired for this signal.")
+    category: str
+    occurred_at: datetime
+    received_at: datetime
+
+
+class CaseView(BaseModel):
+    case_id: str
+    customer_id: str
+    status: str = Field(description="open, resolved or closed")
+    severity: str
+    opened_at: datetime = Field(description="When the failure was signalled (the opening signal's time).")
+    received_at: datetime = Field(description="When the opening signal arrived.")
+    first_response_deadline: datetime
+    resolution_deadline: datetime
+    owner: str | None
+    reopen_count: int
+    signals: list[SignalView]
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    compensations: list[dict[str, Any]] = Field(default_factory=list)
+    resolution: dict[str, Any] | None = None
+    version: int
+
+    @classmethod
+    def of(cls, state: CaseState) -> CaseView:
+        data = state.model_dump(mode="json")
+        return cls.model_validate(data)
+
+
+class EventView(BaseModel):
+    position: int
+    version: int
+    event_id: str
+    type: str
+    recorded_at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> EventView:
+        return cls(
+            position=event.position,
+            version=event.version,
+            event_id=event.event_id,
+            type=event.type,
+            recorded_at=event.recorded_at,
+            data=json.loads(event.data),
+        )
+
+
+class CaseDetail(CaseView):
+    events: list[EventView] = Field(description="The case's full history, oldest first.")
+
+
+class CasePage(BaseModel):
+    items: list[CaseView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable reason, e.g. not_found, unauthenticated.")
+    detail: str

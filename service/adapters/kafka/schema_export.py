@@ -1,0 +1,340 @@
+"""Generate schemas/ (JSON Schemas and the AsyncAPI document) from the wire models.
+
+python -m service.adapters.kafka.schema_export           # write the files
+python -m service.adapters.kafka.schema_export --check   # exit 1 if schemas/ differs from the code
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from service.adapters.kafka.wire import (
+    DATA_MODELS,
+    EVENT_MODELS,
+    JSON_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    TYPE_BY_KIND,
+    CloudEventAttributes,
+    StructuredCloudEvent,
+)
+from service.config import Settings
+from service.domain.signals import SignalKind
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_BASE_URI = "https://schemas.recovery-loop.example/"  # placeholder host; $id only names the files
+ASYNCAPI_VERSION = "3.0.0"
+API_VERSION = "1.0.0"
+KAFKA_BINDING_VERSION = "0.5.0"
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+ENVELOPE_PATH = "cloudevent.schema.json"
+ASYNCAPI_PATH = "asyncapi.json"
+REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """One message of a channel, as documented in AsyncAPI."""
+
+    id: str
+    title: str
+    summary: str
+    content_type: str
+    headers: dict[str, Any]
+    payload: dict[str, Any]
+    key: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One Kafka topic in AsyncAPI: its address, what this service does with it, and its messages."""
+
+    id: str
+    address: str
+    action: Literal["send", "receive"]
+    operation_id: str
+    description: str
+    messages: list[MessageSpec] = field(default_factory=list)
+
+
+def data_schema_path(kind: SignalKind) -> str:
+    """Path under schemas/ of a signal kind's data schema."""
+    return f"signals/{kind}.data.schema.json"
+
+
+def event_schema_path(kind: SignalKind) -> str:
+    """Path under schemas/ of a signal kind's structured-event schema."""
+    return f"signals/{kind}.event.schema.json"
+
+
+def default_topics() -> tuple[dict[SignalKind, str], str]:
+    """The default signal topics by kind and the dead-letter topic, from the settings' declared defaults."""
+    defaults = Settings.model_construct()  # declared defaults only, no environment
+    return {kind: topic for topic, kind in defaults.signal_topics().items()}, defaults.topic_dlq
+
+
+# --- JSON Schemas -----------------------------------------------------------------------------------------
+
+
+def _document(model: type[BaseModel], path: str, **overrides: Any) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.update(overrides)
+    return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE_URI + path, **schema}
+
+
+def envelope_schema() -> dict[str, Any]:
+    """The CloudEvents 1.0 structured envelope with any JSON object as data."""
+    return _document(StructuredCloudEvent[dict[str, Any]], ENVELOPE_PATH, title="CloudEvent")
+
+
+def data_schema(kind: SignalKind) -> dict[str, Any]:
+    """The data schema of one signal kind."""
+    return _document(DATA_MODELS[kind], data_schema_path(kind))
+
+
+def event_schema(kind: SignalKind) -> dict[str, Any]:
+    """The structured CloudEvent of one signal kind: the envelope with its type fixed and its data."""
+    type_ = TYPE_BY_KIND[kind]
+    schema = _document(EVENT_MODELS[kind], event_schema_path(kind), title=f"{type_} event")
+    schema["description"] = f"A {type_} CloudEvent 1.0 in structured content mode."
+    schema["properties"]["type"]["const"] = type_
+    return schema
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Every JSON Schema document by its path under schemas/."""
+    documents = {ENVELOPE_PATH: envelope_schema()}
+    for kind in DATA_MODELS:
+        documents[data_schema_path(kind)] = data_schema(kind)
+        documents[event_schema_path(kind)] = event_schema(kind)
+    return documents
+
+
+# --- AsyncAPI ---------------------------------------------------------------------------------------------
+
+
+def _header_property(schema: dict[str, Any]) -> dict[str, Any]:
+    """A header's schema from a model property: no title or default, and never null."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+    merged = {**(branches[0] if len(branches) == 1 else {}), **schema}
+    return {name: value for name, value in merged.items() if name not in ("anyOf", "title", "default")}
+
+
+def binary_headers(type_: str) -> dict[str, Any]:
+    """Schema of the Kafka headers of a binary-mode CloudEvent of the given type."""
+    attributes = CloudEventAttributes.model_json_schema()["properties"]
+    properties = {
+        f"ce_{name}": _header_property(schema)
+        for name, schema in attributes.items()
+        if name != "datacontenttype"
+    }
+    properties["ce_type"]["const"] = type_
+    properties["content-type"] = {
+        "type": "string",
+        "description": f"{JSON_CONTENT_TYPE} (or absent): data is the record value.",
+    }
+    return {"type": "object", "required": list(REQUIRED_HEADERS), "properties": properties}
+
+
+def _customer_key() -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "description": "The customer id (equals data.customer_id)."}
+
+
+def signal_channel(kind: SignalKind, topic: str) -> ChannelSpec:
+    """The inbound channel of one signal kind, accepting binary and structured CloudEvents."""
+    type_, name = TYPE_BY_KIND[kind], kind.value.capitalize()
+    binary = MessageSpec(
+        id=f"{kind}Signal",
+        title=f"{type_} (binary mode)",
+        summary=f"A {type_} CloudEvent: attributes in ce_* headers, the record value is data.",
+        content_type=JSON_CONTENT_TYPE,
+        headers=binary_headers(type_),
+        payload={"$ref": f"./{data_schema_path(kind)}"},
+        key=_customer_key(),
+    )
+    structured = MessageSpec(
+        id=f"{kind}SignalStructured",
+        title=f"{type_} (structured mode)",
+        summary=f"A {type_} CloudEvent: the record value is the whole event in the JSON format.",
+        content_type=STRUCTURED_CONTENT_TYPE,
+        headers={
+            "type": "object",
+            "required": ["content-type"],
+            "properties": {"content-type": {"type": "string", "const": STRUCTURED_CONTENT_TYPE}},
+        },
+        payload={"$ref": f"./{event_schema_path(kind)}"},
+        key=_customer_key(),
+    )
+    return ChannelSpec(
+        id=f"{kind}Signals",
+        address=topic,
+        action="receive",
+        operation_id=f"receive{name}Signal",
+        description=f"Inbound {type_} CloudEvents (default topic name; configurable).",
+        messages=[binary, structured],
+    )
+
+
+def dlq_channel(topic: str) -> ChannelSpec:
+    """The dead-letter channel: refused records, unchanged, with why and where they came from."""
+    headers = {
+        "type": "object",
+        "required": ["dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"],
+        "description": "The original headers, unchanged, plus the dlq_* headers.",
+        "properties": {
+            "dlq_reason": {"type": "string", "description": "Why the record was refused (no customer text)."},
+            "dlq_topic": {"type": "string", "description": "The topic the record was read from."},
+            "dlq_partition": {"type": "string", "pattern": "^[0-9]+$", "description": "Its partition."},
+            "dlq_offset": {"type": "string", "pattern": "^[0-9]+$", "description": "Its offset."},
+        },
+    }
+    message = MessageSpec(
+        id="deadLetter",
+        title="Dead-lettered signal",
+        summary="A signal record that could not be parsed or failed its schema.",
+        content_type="application/octet-stream",
+        headers=headers,
+        payload={"description": "The original record value, byte for byte (it may not be JSON)."},
+        key={"description": "The original record key, unchanged."},
+    )
+    return ChannelSpec(
+        id="signalsDeadLetter",
+        address=topic,
+        action="send",
+        operation_id="sendDeadLetter",
+        description="Signal records refused by the service, for inspection and replay.",
+        messages=[message],
+    )
+
+
+def channel_specs() -> list[ChannelSpec]:
+    """Every channel in the AsyncAPI document; outgoing topics are added here."""
+    signal_topics, dlq_topic = default_topics()
+    return [*(signal_channel(kind, topic) for kind, topic in signal_topics.items()), dlq_channel(dlq_topic)]
+
+
+def _message(spec: MessageSpec) -> dict[str, Any]:
+    return {
+        "name": spec.id,
+        "title": spec.title,
+        "summary": spec.summary,
+        "contentType": spec.content_type,
+        "headers": spec.headers,
+        "payload": spec.payload,
+        "bindings": {"kafka": {"key": spec.key, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+
+
+def _channel(spec: ChannelSpec) -> dict[str, Any]:
+    return {
+        "address": spec.address,
+        "description": spec.description,
+        "messages": {
+            message.id: {"$ref": f"#/components/messages/{message.id}"} for message in spec.messages
+        },
+        "bindings": {"kafka": {"topic": spec.address, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+
+
+def _operation(spec: ChannelSpec) -> dict[str, Any]:
+    return {
+        "action": spec.action,
+        "channel": {"$ref": f"#/channels/{spec.id}"},
+        "messages": [{"$ref": f"#/channels/{spec.id}/messages/{message.id}"} for message in spec.messages],
+    }
+
+
+def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of the given channels."""
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "Recovery Loop",
+            "version": API_VERSION,
+            "description": "Customer failure signals in as CloudEvents 1.0 (binary or structured mode).",
+        },
+        "defaultContentType": JSON_CONTENT_TYPE,
+        "servers": {
+            "kafka": {
+                "host": "localhost:9092",
+                "protocol": "kafka",
+                "description": "Placeholder; set per environment with RECOVERY_KAFKA_BOOTSTRAP_SERVERS.",
+            }
+        },
+        "channels": {spec.id: _channel(spec) for spec in specs},
+        "operations": {spec.operation_id: _operation(spec) for spec in specs},
+        "components": {"messages": {m.id: _message(m) for spec in specs for m in spec.messages}},
+    }
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+
+def render(document: dict[str, Any]) -> str:
+    """Deterministic JSON text: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render_all() -> dict[str, str]:
+    """Every file under schemas/ by its relative path, as the code defines it now."""
+    documents = {**json_schemas(), ASYNCAPI_PATH: asyncapi(channel_specs())}
+    return {path: render(document) for path, document in sorted(documents.items())}
+
+
+def write_all(root: Path) -> list[str]:
+    """Write the files under root; returns the paths that changed."""
+    changed = []
+    for path, text in render_all().items():
+        target = root / path
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def check_all(root: Path) -> list[str]:
+    """Problems of the files under root: missing, outdated, or stale (no longer generated)."""
+    expected = render_all()
+    problems = [
+        _problem(path, _read(root / path)) for path, text in expected.items() if _read(root / path) != text
+    ]
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} if root.exists() else set()
+    return problems + [f"stale: {path}" for path in sorted(present - expected.keys())]
+
+
+def _problem(path: str, current: str | None) -> str:
+    return f"missing: {path}" if current is None else f"outdated: {path}"
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write schemas/, or with --check report differences and return 1."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 on any difference")
+    parser.add_argument("--dir", type=Path, default=SCHEMAS_DIR, help="the schemas directory")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check_all(args.dir)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    for path in write_all(args.dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

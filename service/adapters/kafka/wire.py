@@ -1,0 +1,194 @@
+"""Pydantic wire models of inbound signal CloudEvents; the source of schemas/ and the AsyncAPI document."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
+
+SPECVERSION = "1.0"
+JSON_CONTENT_TYPE = "application/json"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_RFC3339 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<clock>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?P<fraction>\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_TIME_ERROR = "must be an RFC 3339 timestamp with an offset, e.g. 2024-05-01T12:00:00Z"
+
+
+def parse_rfc3339(value: object) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset and return it in UTC; ValueError otherwise."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(_TIME_ERROR)
+    fraction = (match["fraction"] or "")[:7]  # the dot and at most microseconds
+    offset = "+00:00" if match["offset"] in ("Z", "z") else match["offset"]
+    try:
+        return datetime.fromisoformat(f"{match['date']}T{match['clock']}{fraction}{offset}").astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(_TIME_ERROR) from None
+
+
+Rfc3339Time = Annotated[
+    datetime,
+    PlainValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+StrictInt = Annotated[int, Field(strict=True)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class WireModel(BaseModel):
+    """Base of the wire models: immutable, unknown fields ignored (forward compatible)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class MoneyData(WireModel):
+    """An amount of money; the amount is a decimal string so no precision is lost in JSON."""
+
+    amount: str = Field(
+        pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$",
+        description='Non-negative decimal amount as a string, e.g. "120.50".',
+        examples=["120.50"],
+    )
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, 3 uppercase letters.", examples=["EUR"]
+    )
+
+    def to_money(self) -> Money:
+        """The domain value of this amount."""
+        return Money(amount=Decimal(self.amount), currency=self.currency)
+
+
+class CommonSignalData(WireModel):
+    """The data fields every signal kind carries."""
+
+    TEXT_FIELD: ClassVar[str | None] = None  # the kind's customer free-text field, mapped to Signal.text
+
+    customer_id: NonEmptyStr = Field(description="The customer the signal is about; the Kafka record key.")
+    customer_tier: Tier = Field(default=Tier.STANDARD, description="The customer's service tier.")
+    job_id: str | None = Field(
+        default=None, description="The job (visit, order) the signal is about, if any."
+    )
+    channel: Channel | None = Field(default=None, description="Where the customer raised the signal.")
+    amount_at_stake: MoneyData | None = Field(
+        default=None, description="Money at risk with this customer because of the failure."
+    )
+
+    def signal_fields(self) -> dict[str, Any]:
+        """The domain Signal fields carried by this data (free text mapped to `text`)."""
+        fields = self.model_dump(exclude={"amount_at_stake"})
+        if self.TEXT_FIELD is not None:
+            fields["text"] = fields.pop(self.TEXT_FIELD)
+        fields["amount_at_stake"] = self.amount_at_stake.to_money() if self.amount_at_stake else None
+        return fields
+
+
+class ComplaintData(CommonSignalData):
+    """Data of a recovery.signal.complaint event: a customer complaint."""
+
+    TEXT_FIELD: ClassVar[str | None] = "text"
+
+    text: NonEmptyStr = Field(description="The customer's complaint in their own words (never logged).")
+    category: Category | None = Field(default=None, description="The failure category, if already known.")
+
+
+class NpsData(CommonSignalData):
+    """Data of a recovery.signal.nps event: a Net Promoter Score survey answer."""
+
+    TEXT_FIELD: ClassVar[str | None] = "comment"
+
+    score: StrictInt = Field(ge=0, le=10, description="The NPS score, an integer from 0 to 10.")
+    comment: str | None = Field(default=None, description="The customer's free-text comment (never logged).")
+
+
+class ReviewData(CommonSignalData):
+    """Data of a recovery.signal.review event: a public or internal review."""
+
+    TEXT_FIELD: ClassVar[str | None] = "text"
+
+    rating: StrictInt = Field(ge=1, le=5, description="The star rating, an integer from 1 to 5.")
+    platform: str | None = Field(default=None, description="Where the review was posted, e.g. google.")
+    text: str | None = Field(default=None, description="The review text (never logged).")
+    url: str | None = Field(default=None, description="Link to the review.")
+
+
+class CallbackData(CommonSignalData):
+    """Data of a recovery.signal.callback event: the customer needed a repeat visit."""
+
+    TEXT_FIELD: ClassVar[str | None] = "reason"
+
+    original_job_id: NonEmptyStr = Field(description="The job that had to be redone.")
+    reason: str | None = Field(
+        default=None, description="Why a callback was needed, free text (never logged)."
+    )
+    days_since_visit: StrictInt | None = Field(
+        default=None, ge=0, description="Whole days between the original visit and the callback."
+    )
+
+
+class TicketData(CommonSignalData):
+    """Data of a recovery.signal.ticket event: a support ticket."""
+
+    TEXT_FIELD: ClassVar[str | None] = "text"
+
+    ticket_id: NonEmptyStr = Field(description="The ticket's id in the support system.")
+    priority: TicketPriority | None = Field(default=None, description="The ticket's priority.")
+    escalated: bool = Field(default=False, strict=True, description="Whether the ticket has been escalated.")
+    text: str | None = Field(default=None, description="The ticket's description, free text (never logged).")
+
+
+class CloudEventAttributes(WireModel):
+    """The CloudEvents 1.0 context attributes this service reads; extension attributes are ignored."""
+
+    specversion: Literal["1.0"] = Field(description="The CloudEvents specification version, always 1.0.")
+    id: NonEmptyStr = Field(description="Unique per source; (source, id) is the idempotency key.")
+    source: NonEmptyStr = Field(description="URI-reference of the producing system, e.g. /crm/complaints.")
+    type: NonEmptyStr = Field(description="The event type, e.g. recovery.signal.complaint.")
+    time: Rfc3339Time = Field(description="When the signal occurred: RFC 3339 with an offset (kept in UTC).")
+    subject: NonEmptyStr | None = Field(
+        default=None, description="The customer id; optional, but if present it must equal data.customer_id."
+    )
+    datacontenttype: str | None = Field(
+        default=None, description="Media type of data; application/json when present."
+    )
+    dataschema: str | None = Field(default=None, description="URI of the schema data adheres to.")
+
+
+DataT = TypeVar("DataT")
+
+
+class StructuredCloudEvent(CloudEventAttributes, Generic[DataT]):
+    """A CloudEvent 1.0 in structured content mode (JSON event format): attributes plus data."""
+
+    data: DataT = Field(description="The event payload.")
+
+
+DATA_MODELS: dict[SignalKind, type[CommonSignalData]] = {
+    SignalKind.COMPLAINT: ComplaintData,
+    SignalKind.NPS: NpsData,
+    SignalKind.REVIEW: ReviewData,
+    SignalKind.CALLBACK: CallbackData,
+    SignalKind.TICKET: TicketData,
+}
+EVENT_MODELS: dict[SignalKind, type[BaseModel]] = {
+    SignalKind.COMPLAINT: StructuredCloudEvent[ComplaintData],
+    SignalKind.NPS: StructuredCloudEvent[NpsData],
+    SignalKind.REVIEW: StructuredCloudEvent[ReviewData],
+    SignalKind.CALLBACK: StructuredCloudEvent[CallbackData],
+    SignalKind.TICKET: StructuredCloudEvent[TicketData],
+}
+SIGNAL_TYPES: dict[str, tuple[SignalKind, type[CommonSignalData]]] = {
+    f"recovery.signal.{kind.value}": (kind, model) for kind, model in DATA_MODELS.items()
+}
+TYPE_BY_KIND: dict[SignalKind, str] = {kind: type_ for type_, (kind, _) in SIGNAL_TYPES.items()}

@@ -1,0 +1,111 @@
+"""Queries the HTTP API and the metrics answer from the case read model and the event log."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from service.domain.case import CaseState
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    customer_id: str | None = None
+    status: str | None = None
+    severity: str | None = None
+    owner: str | None = None
+    due_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    version: int
+    event_id: str
+    type: str
+    recorded_at: datetime
+    data: str
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(deadline: datetime, case_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{deadline.isoformat()}|{case_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        deadline, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(deadline), case_id
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidCursor("cursor is not one this API issued") from e
+
+
+class PostgresCaseReads:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def list_cases(
+        self, where: CaseFilter, limit: int, cursor: str | None
+    ) -> tuple[list[CaseState], str | None]:
+        """Cases soonest deadline first, keyset-paginated on (resolution_deadline, case_id)."""
+        clauses, args = _where(where)
+        if cursor:
+            deadline, case_id = decode_cursor(cursor)
+            args += [deadline, case_id]
+            clauses.append(f"(resolution_deadline, case_id) > (${len(args) - 1}, ${len(args)})")
+        args.append(limit + 1)
+        sql = (
+            "SELECT state FROM cases"
+            + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            + f" ORDER BY resolution_deadline, case_id LIMIT ${len(args)}"
+        )
+        rows = await self._pool.fetch(sql, *args)
+        cases = [CaseState.model_validate_json(r["state"]) for r in rows[:limit]]
+        more = len(rows) > limit
+        return cases, encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
+
+    async def get_case(self, case_id: str) -> tuple[CaseState, list[StoredEvent]] | None:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            state = await conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
+            if state is None:
+                return None
+            rows = await conn.fetch(
+                "SELECT position, version, event_id::text, type, recorded_at, data::text FROM events"
+                " WHERE stream_id = $1 ORDER BY version",
+                case_id,
+            )
+        return CaseState.model_validate_json(state), [StoredEvent(**dict(r)) for r in rows]
+
+    async def open_cases_by_severity(self) -> dict[str, int]:
+        rows = await self._pool.fetch(
+            "SELECT severity, count(*) AS n FROM cases WHERE status = 'open' GROUP BY severity"
+        )
+        return {r["severity"]: r["n"] for r in rows}
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+
+def _where(where: CaseFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("customer_id", where.customer_id),
+        ("status", where.status),
+        ("severity", where.severity),
+        ("owner", where.owner),
+    ):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if where.due_before is not None:
+        args.append(where.due_before)
+        clauses.append(f"resolution_deadline < ${len(args)}")
+    return clauses, args

@@ -1,0 +1,174 @@
+"""PostgreSQL side of the signal intake: dedup, case snapshots, history, and the batch append."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import asyncpg
+
+from service.adapters.postgres.errors import CONFLICTS
+from service.app.ports import PartitionKey, SignalKey
+from service.domain.case import CaseState, CaseStatus
+from service.domain.errors import ConcurrencyConflict
+from service.domain.intake import IntakePlan
+
+_EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
+
+
+def event_id(stream_id: str, version: int) -> uuid.UUID:
+    """An event's id follows from its place in its stream: a re-run can never mint a second one."""
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}/{version}")
+
+
+class PostgresIntakeTransaction:
+    def __init__(self, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> None:
+        self._conn = conn
+
+    async def seen(self, keys: Sequence[SignalKey]) -> set[SignalKey]:
+        rows = await self._conn.fetch(
+            "SELECT l.source, l.signal_id FROM signal_log l"
+            " JOIN unnest($1::text[], $2::text[]) AS k(source, signal_id) USING (source, signal_id)",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["source"], r["signal_id"]) for r in rows}
+
+    async def latest_cases(self, customer_ids: Sequence[str]) -> dict[str, CaseState]:
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT ON (customer_id) customer_id, state FROM cases"
+            " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, ordinal DESC",
+            list(customer_ids),
+        )
+        return {r["customer_id"]: CaseState.model_validate_json(r["state"]) for r in rows}
+
+    async def recent_failures(
+        self, customer_ids: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        rows = await self._conn.fetch(
+            "SELECT customer_id, occurred_at FROM signal_log WHERE customer_id = ANY($1::text[])"
+            " AND severity IS NOT NULL AND occurred_at >= $2",
+            list(customer_ids),
+            since,
+        )
+        found: dict[str, list[datetime]] = {}
+        for r in rows:
+            found.setdefault(r["customer_id"], []).append(r["occurred_at"])
+        return found
+
+    async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
+        """Write the whole batch; the event insert comes last, under the table lock, so positions commit in order."""
+        try:
+            await self._log_signals(plan)
+            await self._save_cases(plan)
+            await self._save_offsets(group, next_offsets)
+            await self._append_events(plan)
+        except CONFLICTS as e:
+            raise ConcurrencyConflict(type(e).__name__) from e
+
+    async def _log_signals(self, plan: IntakePlan) -> None:
+        applied = sorted(plan.applied, key=lambda a: a.signal.key)
+        if not applied:
+            return
+        await self._conn.execute(
+            "INSERT INTO signal_log (source, signal_id, customer_id, kind, occurred_at, received_at,"
+            " severity, outcome, case_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])",
+            [a.signal.source for a in applied],
+            [a.signal.id for a in applied],
+            [a.signal.customer_id for a in applied],
+            [a.signal.kind.value for a in applied],
+            [a.signal.occurred_at for a in applied],
+            [a.signal.received_at for a in applied],
+            [a.classification.severity and a.classification.severity.value for a in applied],
+            [a.outcome.value for a in applied],
+            [a.case_id for a in applied],
+        )
+
+    async def _save_cases(self, plan: IntakePlan) -> None:
+        # Cases leaving "open" go first, so the one-open-case index never sees two at once.
+        cases = sorted(plan.cases.values(), key=lambda c: (c.status is CaseStatus.OPEN, c.case_id))
+        if not cases:
+            return
+        await self._conn.execute(
+            "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
+            " first_response_deadline, resolution_deadline, version, state)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
+            " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::jsonb[])"
+            " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
+            " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
+            " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
+            " state = EXCLUDED.state, updated_at = now()",
+            *_case_columns(cases),
+        )
+
+    async def _save_offsets(self, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
+        if not next_offsets:
+            return
+        keys = sorted(next_offsets)
+        await self._conn.execute(
+            "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+            " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
+            " ON CONFLICT (group_id, topic, partition) DO UPDATE"
+            " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)",
+            group,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [next_offsets[k] for k in keys],
+        )
+
+    async def _append_events(self, plan: IntakePlan) -> None:
+        if not plan.events:
+            return
+        await self._conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        await self._conn.execute(
+            "INSERT INTO events (stream_id, version, event_id, type, data)"
+            " SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[])",
+            [e.stream_id for e in plan.events],
+            [e.version for e in plan.events],
+            [event_id(e.stream_id, e.version) for e in plan.events],
+            [e.event.type for e in plan.events],
+            [e.event.model_dump_json() for e in plan.events],
+        )
+
+
+def _case_columns(cases: Sequence[CaseState]) -> list[list[object]]:
+    return [
+        [c.case_id for c in cases],
+        [c.customer_id for c in cases],
+        [c.ordinal for c in cases],
+        [c.status.value for c in cases],
+        [c.severity.value for c in cases],
+        [c.owner for c in cases],
+        [c.opened_at for c in cases],
+        [c.first_response_deadline for c in cases],
+        [c.resolution_deadline for c in cases],
+        [c.version for c in cases],
+        [c.model_dump_json() for c in cases],
+    ]
+
+
+class PostgresIntakeStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                yield PostgresIntakeTransaction(conn)
+            except CONFLICTS as e:
+                raise ConcurrencyConflict(type(e).__name__) from e
+
+    async def next_offsets(self, group: str, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        rows = await self._pool.fetch(
+            "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o"
+            " JOIN unnest($2::text[], $3::int[]) AS p(topic, partition) USING (topic, partition)"
+            " WHERE o.group_id = $1",
+            group,
+            [p[0] for p in partitions],
+            [p[1] for p in partitions],
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}

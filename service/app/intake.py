@@ -1,0 +1,105 @@
+"""Use case: apply one consumed batch of signals in a single transaction, with its offsets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from service.app.ports import Clock, IntakeStore, PartitionKey, Sentiment
+from service.domain.errors import ConcurrencyConflict
+from service.domain.intake import Applied, IntakePlan, Outcome, plan_intake
+from service.domain.severity import Policy
+from service.domain.signals import Signal, SignalKind
+from service.domain.sla import SlaPolicy
+
+MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    policy: Policy
+    sla: SlaPolicy
+    history_window: timedelta
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    applied: list[Applied]
+    duplicates: list[Signal]
+    events: int
+    conflicts: int
+
+
+async def apply_signals(
+    signals: Sequence[Signal],
+    next_offsets: Mapping[PartitionKey, int],
+    group: str,
+    store: IntakeStore,
+    rules: IntakeRules,
+    sentiment: Sentiment,
+    clock: Clock,
+) -> IntakeResult:
+    """Classify and apply a batch; offsets move in the same transaction, a lost race decides again."""
+    unique = list({s.key: s for s in reversed(signals)}.values())[::-1]
+    scores = [sentiment.compound(s.text) if s.kind is SignalKind.COMPLAINT else None for s in unique]
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        try:
+            plan, fresh = await _apply_once(unique, scores, next_offsets, group, store, rules, clock)
+        except ConcurrencyConflict:
+            if attempt == MAX_CONFLICT_RETRIES - 1:
+                raise
+            continue
+        return IntakeResult(plan.applied, _duplicates(signals, fresh), len(plan.events), attempt)
+    raise AssertionError("unreachable")
+
+
+async def _apply_once(
+    signals: Sequence[Signal],
+    scores: Sequence[float | None],
+    next_offsets: Mapping[PartitionKey, int],
+    group: str,
+    store: IntakeStore,
+    rules: IntakeRules,
+    clock: Clock,
+) -> tuple[IntakePlan, list[Signal]]:
+    async with store.transaction() as tx:
+        seen = await tx.seen([s.key for s in signals]) if signals else set()
+        fresh = [(s, score) for s, score in zip(signals, scores, strict=True) if s.key not in seen]
+        customers = sorted({s.customer_id for s, _ in fresh})
+        latest = await tx.latest_cases(customers) if customers else {}
+        since = min((s.occurred_at for s, _ in fresh), default=clock.now()) - rules.history_window
+        recent = await tx.recent_failures(customers, since) if customers else {}
+        plan = plan_intake(
+            [s for s, _ in fresh],
+            [score for _, score in fresh],
+            latest,
+            recent,
+            rules.policy,
+            rules.sla,
+            rules.history_window,
+            clock.now(),
+        )
+        await tx.record(plan, group, next_offsets)
+    return plan, [s for s, _ in fresh]
+
+
+def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Signal]:
+    """Every copy but the one applied: seen before, or repeated inside the batch."""
+    unapplied = {s.key for s in fresh}
+    duplicates = []
+    for s in signals:
+        if s.key in unapplied:
+            unapplied.discard(s.key)
+        else:
+            duplicates.append(s)
+    return duplicates
+
+
+def outcome_counts(result: IntakeResult) -> dict[tuple[SignalKind, Outcome], int]:
+    counts: dict[tuple[SignalKind, Outcome], int] = {}
+    for a in result.applied:
+        counts[(a.signal.kind, a.outcome)] = counts.get((a.signal.kind, a.outcome), 0) + 1
+    for s in result.duplicates:
+        counts[(s.kind, Outcome.DUPLICATE)] = counts.get((s.kind, Outcome.DUPLICATE), 0) + 1
+    return counts

@@ -1,0 +1,44 @@
+"""What the use cases need from the outside world, as Protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from service.domain.case import CaseState
+from service.domain.intake import IntakePlan
+
+SignalKey = tuple[str, str]  # (source, id)
+PartitionKey = tuple[str, int]  # (topic, partition)
+
+
+class IntakeTransaction(Protocol):
+    async def seen(self, keys: Sequence[SignalKey]) -> set[SignalKey]: ...
+
+    async def latest_cases(self, customer_ids: Sequence[str]) -> dict[str, CaseState]: ...
+
+    async def recent_failures(
+        self, customer_ids: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]: ...
+
+    async def record(
+        self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]
+    ) -> None: ...
+
+
+class IntakeStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[IntakeTransaction]: ...
+
+    async def next_offsets(
+        self, group: str, partitions: Sequence[PartitionKey]
+    ) -> dict[PartitionKey, int]: ...
+
+
+class Sentiment(Protocol):
+    def compound(self, text: str | None) -> float | None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

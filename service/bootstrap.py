@@ -1,0 +1,132 @@
+"""The composition root: the one place that wires adapters to use cases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from service.adapters.http.api import create_app
+from service.adapters.kafka.client import faststream_security, make_producer
+from service.adapters.kafka.consumer import SignalConsumer
+from service.adapters.kafka.topics import ensure_topics
+from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.intake_store import PostgresIntakeStore
+from service.adapters.postgres.migrate import migrate
+from service.adapters.sentiment import VaderSentiment
+from service.app.intake import IntakeResult, IntakeRules, apply_signals
+from service.app.ports import PartitionKey
+from service.config import Settings
+from service.domain.severity import load_default_policy
+from service.domain.signals import Signal
+from service.domain.sla import SlaPolicy
+
+log = structlog.get_logger()
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def intake_rules(settings: Settings) -> IntakeRules:
+    policy = load_default_policy()
+    sla = SlaPolicy(
+        resolution=settings.sla_resolution,
+        first_response=settings.sla_first_response,
+        warning_fraction=settings.sla_warning_fraction,
+        reopen_window=settings.reopen_window,
+    )
+    return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
+
+
+class Service:
+    """Everything the process runs, created in start() and closed in stop(), never at import."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.broker: KafkaBroker | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await asyncpg.create_pool(
+            s.database_url.get_secret_value(), min_size=2, max_size=s.database_pool_size
+        )
+        if s.auto_migrate:
+            async with self.pool.acquire() as conn:
+                applied = await migrate(conn)
+            log.info("migrations_applied", applied=applied)
+        created = await ensure_topics(s, [*s.signal_topics(), s.topic_dlq])
+        if created:  # a topic made just now has no records: offsets stored for an earlier one are void
+            await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", created)
+        log.info("topics_ready", created=created)
+        self.producer = make_producer(s)
+        await self.producer.start()
+        store = PostgresIntakeStore(self.pool)
+        rules, sentiment, clock = intake_rules(s), VaderSentiment(), SystemClock()
+
+        async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
+            return await apply_signals(signals, offsets, s.consumer_group, store, rules, sentiment, clock)
+
+        self.broker = KafkaBroker(
+            s.kafka_bootstrap_servers, security=faststream_security(s), logger=None, graceful_timeout=30.0
+        )
+        SignalConsumer(
+            self.broker,
+            self.producer,
+            s.signal_topics(),
+            s.topic_dlq,
+            s.consumer_group,
+            apply,
+            store,
+            s.batch_max_records,
+            s.batch_timeout_ms,
+        )
+        await self.broker.start()
+        log.info("service_started", kafka=s.kafka_bootstrap_servers, group=s.consumer_group)
+
+    async def stop(self) -> None:
+        if self.broker is not None:
+            await self.broker.stop()
+        if getattr(self, "producer", None) is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service_stopped")
+
+    def reads(self) -> PostgresCaseReads:
+        assert self.pool is not None, "the service has not started"
+        return PostgresCaseReads(self.pool)
+
+    async def ready(self) -> dict[str, bool]:
+        database = kafka = False
+        if self.pool is not None:
+            try:
+                await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2)
+                database = True
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                database = False
+        if self.broker is not None:
+            kafka = bool(await self.broker.ping(timeout=2))
+        return {"database": database, "kafka": kafka}
+
+
+def build_app(settings: Settings) -> FastAPI:
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return create_app(service.reads, settings.api_tokens, service.ready, lifespan)

@@ -1,0 +1,84 @@
+"""Settings from RECOVERY_* environment variables; a bad value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.domain.severity import Severity
+from service.domain.signals import Channel, SignalKind
+from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
+
+
+class ApiToken(BaseModel):
+    actor: str
+    role: str = Field(pattern="^(agent|manager|owner)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_idempotent_producer: bool = True
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    consumer_group: str = "recovery-loop"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    batch_max_records: int = Field(default=2000, ge=1)
+    batch_timeout_ms: int = Field(default=100, ge=1)
+
+    topic_complaint: str = "recovery.signals.complaint.v1"
+    topic_nps: str = "recovery.signals.nps.v1"
+    topic_review: str = "recovery.signals.review.v1"
+    topic_callback: str = "recovery.signals.callback.v1"
+    topic_ticket: str = "recovery.signals.ticket.v1"
+    topic_dlq: str = "recovery.signals.dlq.v1"
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
+    database_pool_size: int = Field(default=10, ge=2)
+    auto_migrate: bool = True
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
+
+    sla_resolution: dict[Severity, timedelta] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
+    sla_first_response: dict[Channel, timedelta] = Field(default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE))
+    sla_warning_fraction: float = Field(default=0.75, gt=0, lt=1)
+    followup_after: timedelta = timedelta(hours=48)
+    reopen_window: timedelta = timedelta(days=14)
+
+    log_level: str = "INFO"
+
+    def signal_topics(self) -> dict[str, SignalKind]:
+        return {
+            self.topic_complaint: SignalKind.COMPLAINT,
+            self.topic_nps: SignalKind.NPS,
+            self.topic_review: SignalKind.REVIEW,
+            self.topic_callback: SignalKind.CALLBACK,
+            self.topic_ticket: SignalKind.TICKET,
+        }
+
+
+def load_settings() -> Settings:
+    """Build settings once; a ValidationError here names the RECOVERY_ variable at fault."""
+    return Settings()
+
+
+def describe_error(error: Exception) -> str:
+    """Turn a settings ValidationError into lines that name the environment variable."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return str(error)
+    lines = []
+    for e in error.errors(include_input=False):
+        name = "RECOVERY_" + str(e["loc"][0]).upper() if e["loc"] else "RECOVERY_*"
+        lines.append(f"invalid {name}: {e['msg']}")
+    return "\n".join(lines)

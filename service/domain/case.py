@@ -1,0 +1,258 @@
+"""The recovery case: its state, its events (past tense), the decisions and evolve()."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from service.domain.severity import Classification, Severity
+from service.domain.signals import Channel, Signal, SignalKind, Tier
+from service.domain.sla import SlaPolicy, tightened
+
+_CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class SignalRef(BaseModel):
+    """What a case remembers of a signal: never its free text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    id: str
+    type: SignalKind
+    severity: Severity
+    reasons: tuple[str, ...]
+    category: str
+    occurred_at: datetime
+    received_at: datetime
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    at: datetime  # when the decision was taken
+
+
+class CaseOpened(_Event):
+    type: Literal["case.opened"] = "case.opened"
+    customer_id: str
+    ordinal: int
+    customer_tier: Tier
+    channel: Channel | None
+    severity: Severity
+    signal: SignalRef
+    opened_at: datetime  # the failure's time: the clocks start here
+    first_response_deadline: datetime
+    resolution_deadline: datetime
+
+
+class SignalAttached(_Event):
+    type: Literal["case.signal_attached"] = "case.signal_attached"
+    signal: SignalRef
+
+
+class CaseEscalated(_Event):
+    type: Literal["case.escalated"] = "case.escalated"
+    from_severity: Severity
+    to_severity: Severity
+    signal_id: str
+    reasons: tuple[str, ...]
+    resolution_deadline: datetime
+
+
+class CaseReopened(_Event):
+    type: Literal["case.reopened"] = "case.reopened"
+    reason: str
+    signal: SignalRef | None
+    severity: Severity
+    resolution_deadline: datetime
+
+
+CaseEvent = Annotated[CaseOpened | SignalAttached | CaseEscalated | CaseReopened, Field(discriminator="type")]
+CASE_EVENT = TypeAdapter(CaseEvent)
+
+
+class CaseState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    customer_id: str
+    ordinal: int
+    status: CaseStatus
+    severity: Severity
+    customer_tier: Tier
+    channel: Channel | None
+    opened_at: datetime
+    received_at: datetime
+    first_response_deadline: datetime
+    resolution_deadline: datetime
+    resolution_clock_started_at: datetime
+    owner: str | None = None
+    signals: tuple[SignalRef, ...] = ()
+    reopen_count: int = 0
+    resolved_at: datetime | None = None
+    version: int = 0
+
+    def has_signal(self, source: str, signal_id: str) -> bool:
+        return any(s.source == source and s.id == signal_id for s in self.signals)
+
+
+def case_id_for(customer_id: str, ordinal: int) -> str:
+    """A customer's n-th case has a fixed id, so two instances opening it at once collide on version 1."""
+    return str(uuid.uuid5(_CASE_NAMESPACE, f"{customer_id}/{ordinal}"))
+
+
+def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
+    assert classification.severity is not None
+    return SignalRef(
+        source=signal.source,
+        id=signal.id,
+        type=signal.kind,
+        severity=classification.severity,
+        reasons=classification.reasons,
+        category=classification.category.value,
+        occurred_at=signal.occurred_at,
+        received_at=signal.received_at,
+    )
+
+
+def reopens(state: CaseState | None, signal: Signal, sla: SlaPolicy) -> bool:
+    """A signal within the reopen window after resolution reopens the case instead of opening a new one."""
+    return (
+        state is not None
+        and state.status is CaseStatus.RESOLVED
+        and state.resolved_at is not None
+        and signal.occurred_at - state.resolved_at <= sla.reopen_window
+    )
+
+
+def decide_signal(
+    state: CaseState | None, signal: Signal, classification: Classification, sla: SlaPolicy, now: datetime
+) -> list[CaseEvent]:
+    """Open, attach, escalate or reopen; a non-failure or an already attached signal decides nothing."""
+    severity = classification.severity
+    if severity is None or (state is not None and state.has_signal(signal.source, signal.id)):
+        return []
+    ref = signal_ref(signal, classification)
+    if state is not None and state.status is CaseStatus.OPEN:
+        return _attach(state, ref, classification, sla, now)
+    if state is not None and reopens(state, signal, sla):
+        return [_reopen(state, ref, sla, now)]
+    return [_open(state, signal, ref, sla, now)]
+
+
+def _open(
+    previous: CaseState | None, signal: Signal, ref: SignalRef, sla: SlaPolicy, now: datetime
+) -> CaseOpened:
+    ordinal = previous.ordinal + 1 if previous else 1
+    return CaseOpened(
+        case_id=case_id_for(signal.customer_id, ordinal),
+        at=now,
+        customer_id=signal.customer_id,
+        ordinal=ordinal,
+        customer_tier=signal.customer_tier,
+        channel=signal.channel,
+        severity=ref.severity,
+        signal=ref,
+        opened_at=signal.occurred_at,
+        first_response_deadline=sla.first_response_deadline(signal.channel, signal.occurred_at),
+        resolution_deadline=sla.resolution_deadline(ref.severity, signal.occurred_at),
+    )
+
+
+def _attach(
+    state: CaseState, ref: SignalRef, classification: Classification, sla: SlaPolicy, now: datetime
+) -> list[CaseEvent]:
+    events: list[CaseEvent] = [SignalAttached(case_id=state.case_id, at=now, signal=ref)]
+    if ref.severity > state.severity:
+        deadline = tightened(
+            state.resolution_deadline, sla.resolution_deadline(ref.severity, ref.occurred_at)
+        )
+        events.append(
+            CaseEscalated(
+                case_id=state.case_id,
+                at=now,
+                from_severity=state.severity,
+                to_severity=ref.severity,
+                signal_id=ref.id,
+                reasons=classification.reasons,
+                resolution_deadline=deadline,
+            )
+        )
+    return events
+
+
+def _reopen(state: CaseState, ref: SignalRef, sla: SlaPolicy, now: datetime) -> CaseReopened:
+    severity = max(state.severity, ref.severity)
+    return CaseReopened(
+        case_id=state.case_id,
+        at=now,
+        reason="signal within reopen window",
+        signal=ref,
+        severity=severity,
+        resolution_deadline=sla.resolution_deadline(severity, now),
+    )
+
+
+def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
+    """Apply one event; replaying a stream is a fold of evolve."""
+    if isinstance(event, CaseOpened):
+        return _opened(event)
+    assert state is not None, f"{event.type} before case.opened"
+    bumped = {"version": state.version + 1}
+    if isinstance(event, SignalAttached):
+        return state.model_copy(update={**bumped, "signals": (*state.signals, event.signal)})
+    if isinstance(event, CaseEscalated):
+        update = {"severity": event.to_severity, "resolution_deadline": event.resolution_deadline}
+        return state.model_copy(update={**bumped, **update})
+    signals = state.signals if event.signal is None else (*state.signals, event.signal)
+    return state.model_copy(
+        update={
+            **bumped,
+            "status": CaseStatus.OPEN,
+            "severity": event.severity,
+            "signals": signals,
+            "reopen_count": state.reopen_count + 1,
+            "resolved_at": None,
+            "resolution_deadline": event.resolution_deadline,
+            "resolution_clock_started_at": event.at,
+        }
+    )
+
+
+def _opened(event: CaseOpened) -> CaseState:
+    return CaseState(
+        case_id=event.case_id,
+        customer_id=event.customer_id,
+        ordinal=event.ordinal,
+        status=CaseStatus.OPEN,
+        severity=event.severity,
+        customer_tier=event.customer_tier,
+        channel=event.channel,
+        opened_at=event.opened_at,
+        received_at=event.signal.received_at,
+        first_response_deadline=event.first_response_deadline,
+        resolution_deadline=event.resolution_deadline,
+        resolution_clock_started_at=event.opened_at,
+        signals=(event.signal,),
+        version=1,
+    )
+
+
+def replay(events: list[CaseEvent]) -> CaseState | None:
+    """The state a stream's events describe."""
+    state: CaseState | None = None
+    for event in events:
+        state = evolve(state, event)
+    return state

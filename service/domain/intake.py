@@ -1,0 +1,118 @@
+"""Planning one consumed batch of signals: classify each and decide what it does to its case."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from service.domain.case import (
+    CaseEscalated,
+    CaseEvent,
+    CaseOpened,
+    CaseReopened,
+    CaseState,
+    decide_signal,
+    evolve,
+    reopens,
+)
+from service.domain.severity import Classification, CustomerHistory, Policy, classify
+from service.domain.signals import Signal
+from service.domain.sla import SlaPolicy
+
+
+class Outcome(StrEnum):
+    OPENED = "opened"
+    ATTACHED = "attached"
+    ESCALATED = "escalated"
+    REOPENED = "reopened"
+    NOT_A_FAILURE = "not_a_failure"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    stream_id: str
+    version: int
+    event: CaseEvent
+
+
+@dataclass(frozen=True)
+class Applied:
+    signal: Signal
+    classification: Classification
+    outcome: Outcome
+    case_id: str | None
+
+
+@dataclass
+class IntakePlan:
+    events: list[NewEvent] = field(default_factory=list)
+    cases: dict[str, CaseState] = field(default_factory=dict)  # changed cases by case id
+    applied: list[Applied] = field(default_factory=list)
+
+
+def plan_intake(
+    signals: Sequence[Signal],
+    sentiments: Sequence[float | None],
+    latest_cases: Mapping[str, CaseState],
+    recent_failures: Mapping[str, Sequence[datetime]],
+    policy: Policy,
+    sla: SlaPolicy,
+    history_window: timedelta,
+    now: datetime,
+) -> IntakePlan:
+    """Signals apply in order; each sees the case and history the ones before it left behind."""
+    plan = IntakePlan()
+    latest = dict(latest_cases)
+    failures = {customer: list(times) for customer, times in recent_failures.items()}
+    for signal, sentiment in zip(signals, sentiments, strict=True):
+        state = latest.get(signal.customer_id)
+        times = failures.setdefault(signal.customer_id, [])
+        history = _history(state, signal, times, sla, history_window)
+        classification = classify(signal, history, policy, sentiment)
+        events = decide_signal(state, signal, classification, sla, now)
+        for event in events:
+            state = evolve(state, event)
+            plan.events.append(NewEvent(state.case_id, state.version, event))
+        if state is not None and events:
+            latest[signal.customer_id] = plan.cases[state.case_id] = state
+        if classification.severity is not None:
+            times.append(signal.occurred_at)
+        plan.applied.append(
+            Applied(
+                signal, classification, _outcome(classification, events), state.case_id if state else None
+            )
+        )
+    return plan
+
+
+def _history(
+    state: CaseState | None,
+    signal: Signal,
+    failure_times: Sequence[datetime],
+    sla: SlaPolicy,
+    window: timedelta,
+) -> CustomerHistory:
+    since = signal.occurred_at - window
+    prior = sum(1 for t in failure_times if since <= t <= signal.occurred_at)
+    reopen_count = 0 if state is None else state.reopen_count + int(reopens(state, signal, sla))
+    return CustomerHistory(prior_failures_in_window=prior, reopen_count=reopen_count)
+
+
+def _outcome(classification: Classification, events: Sequence[CaseEvent]) -> Outcome:
+    if classification.severity is None:
+        return Outcome.NOT_A_FAILURE
+    if not events:
+        return Outcome.DUPLICATE
+    kinds = {type(e) for e in events}
+    for kind, outcome in (
+        (CaseOpened, Outcome.OPENED),
+        (CaseReopened, Outcome.REOPENED),
+        (CaseEscalated, Outcome.ESCALATED),
+    ):
+        if kind in kinds:
+            return outcome
+    return Outcome.ATTACHED

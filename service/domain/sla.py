@@ -1,0 +1,52 @@
+"""SLA windows and deadline arithmetic, on UTC instants only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.domain.severity import Severity
+from service.domain.signals import Channel
+
+DEFAULT_RESOLUTION = {
+    Severity.MINOR: timedelta(hours=72),
+    Severity.MODERATE: timedelta(hours=48),
+    Severity.MAJOR: timedelta(hours=24),
+    Severity.CRITICAL: timedelta(hours=4),
+}
+DEFAULT_FIRST_RESPONSE = {
+    Channel.SOCIAL: timedelta(minutes=15),
+    Channel.CHAT: timedelta(hours=1),
+    Channel.PHONE: timedelta(hours=1),
+    Channel.EMAIL: timedelta(hours=4),
+    Channel.WEB: timedelta(hours=4),
+    Channel.IN_PERSON: timedelta(hours=4),
+}
+
+
+class SlaPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    resolution: dict[Severity, timedelta] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
+    first_response: dict[Channel, timedelta] = Field(default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE))
+    default_channel: Channel = Channel.EMAIL
+    warning_fraction: float = Field(default=0.75, gt=0, lt=1)
+    reopen_window: timedelta = timedelta(days=14)
+
+    def resolution_deadline(self, severity: Severity, start: datetime) -> datetime:
+        """The resolution clock runs from the failure's time for the severity's window."""
+        return start + self.resolution[severity]
+
+    def first_response_deadline(self, channel: Channel | None, start: datetime) -> datetime:
+        """The acknowledge target depends on the channel the customer used."""
+        return start + self.first_response[channel or self.default_channel]
+
+    def warning_at(self, start: datetime, deadline: datetime) -> datetime:
+        """A pre-breach warning fires at the configured fraction of the window."""
+        return start + (deadline - start) * self.warning_fraction
+
+
+def tightened(current: datetime, candidate: datetime) -> datetime:
+    """A deadline is never extended: the earlier of the two wins."""
+    return min(current, candidate)

@@ -1,0 +1,105 @@
+"""`recovery`: serve against configured Kafka and PostgreSQL, or `dev` on the embedded ones."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import structlog
+from pydantic import ValidationError
+
+from service.config import Settings, describe_error
+from service.observability import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recovery", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the service against the configured Kafka and PostgreSQL")
+    dev = commands.add_parser("dev", help="start the embedded broker and database, then serve")
+    dev.add_argument("--data-dir", default=".data", help="where the embedded database keeps its files")
+    dev.add_argument("--kafka-port", type=int, default=19092)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    args = parser.parse_args(argv)
+    if args.command == "dev":
+        _start_embedded(Path(args.data_dir), args.kafka_port)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        print(f"recovery: configuration error\n{describe_error(e)}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    return _serve(settings, announce=args.command == "dev")
+
+
+def _serve(settings: Settings, announce: bool) -> int:
+    import uvicorn
+
+    from service.bootstrap import build_app
+
+    app = build_app(settings)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    if announce:
+        print(
+            f"\nRecovery Loop is starting\n  API      {base}/v1/cases\n  docs     {base}/docs"
+            f"  (OpenAPI {base}/openapi.json)\n  metrics  {base}/metrics\n"
+            f"  kafka    {settings.kafka_bootstrap_servers}\n",
+            flush=True,
+        )
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    import asyncpg
+
+    from service.adapters.postgres.migrate import migrate
+
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    structlog.get_logger().info("migrations_applied", applied=applied)
+    return 0
+
+
+def _start_embedded(data_dir: Path, kafka_port: int) -> None:
+    """Point the settings at the embedded broker and database, and write where they are for `make demo`."""
+    from service.entrypoints.embedded import start_postgres, start_tansu
+
+    data_dir = data_dir.resolve()
+    dsn = start_postgres(data_dir / "postgres")
+    _broker, bootstrap = start_tansu(kafka_port)
+    os.environ["RECOVERY_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    os.environ["RECOVERY_DATABASE_URL"] = dsn
+    os.environ["RECOVERY_KAFKA_IDEMPOTENT_PRODUCER"] = "false"
+    tokens = os.environ.get("RECOVERY_API_TOKENS")
+    if not tokens:
+        token = secrets.token_urlsafe(16)
+        tokens = json.dumps({token: {"actor": "dev", "role": "owner"}})
+        os.environ["RECOVERY_API_TOKENS"] = tokens
+    port = os.environ.get("RECOVERY_HTTP_PORT", "8080")
+    info = {
+        "kafka": bootstrap,
+        "database_url": dsn,
+        "api": f"http://127.0.0.1:{port}",
+        "tokens": json.loads(tokens),
+    }
+    (data_dir / "dev.json").write_text(json.dumps(info, indent=2))
+    print(f"embedded broker at {bootstrap}, database in {data_dir / 'postgres'}", flush=True)
+    print(f"API token (owner): {next(iter(info['tokens']))}  — also in {data_dir / 'dev.json'}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

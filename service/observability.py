@@ -1,0 +1,55 @@
+"""Structured JSON logs and the Prometheus metric objects (names: recovery_<noun>_<unit>)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+SIGNALS = Counter(
+    "recovery_signals_total",
+    "Signals consumed, by kind and outcome (opened, attached, escalated, reopened, not_a_failure,"
+    " duplicate, dead_lettered).",
+    ["kind", "outcome"],
+)
+BATCH_SIZE = Histogram(
+    "recovery_batch_records",
+    "Records per consumed batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)
+BATCH_SECONDS = Histogram(
+    "recovery_batch_seconds",
+    "Seconds to apply one consumed batch (decode, transaction, offset commit).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_CONFLICTS = Counter(
+    "recovery_batch_conflicts_total", "Batches decided again after losing an optimistic-concurrency race."
+)
+DB_RETRIES = Counter(
+    "recovery_database_retries_total", "Batches retried because the database was unreachable."
+)
+OPEN_CASES = Gauge("recovery_open_cases", "Open cases by severity.", ["severity"])
+CONSUMER_LAG = Gauge(
+    "recovery_consumer_lag_records",
+    "Records behind the end of each consumed partition.",
+    ["topic", "partition"],
+)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One JSON object per line on stdout; customer free text is never passed to a logger."""
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from service.adapters.http.api import create_app
+from service.bootstrap import Service
+from service.config import Settings
+from tests.infra import Kafka
+from tests.support import make_settings
+
+
+@pytest.fixture
+def settings(kafka: Kafka, database_url: str) -> Settings:
+    return make_settings(kafka, database_url)
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[Service]:
+    running = Service(settings)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def api(service: Service, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(service.reads, settings.api_tokens, service.ready)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        yield client
+
+
+@pytest.fixture
+async def producer(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, enable_idempotence=kafka.idempotent_producer)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()

@@ -1,0 +1,97 @@
+"""Helpers for tests that go through the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaProducer
+
+from service.adapters.kafka.cloudevents import encode_binary, encode_structured
+from service.config import ApiToken, Settings
+from service.domain.signals import SignalKind
+from tests.infra import Kafka
+
+T = TypeVar("T")
+TOKEN = "test-owner-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
+    """Settings with topics and a group of the test's own, so tests never see each other's records."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {f"topic_{kind.value}": f"t{tag}.signals.{kind.value}" for kind in SignalKind}
+    base: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka.bootstrap,
+        "kafka_idempotent_producer": kafka.idempotent_producer,
+        "database_url": database_url,
+        "consumer_group": f"g{tag}",
+        "topic_partitions": 3,
+        "topic_dlq": f"t{tag}.signals.dlq",
+        "api_tokens": {TOKEN: ApiToken(actor="tester", role="owner")},
+        **topics,
+    }
+    return Settings(**{**base, **overrides})
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as RECOVERY_* variables, for a service run as a process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        raw = settings.__dict__[name]
+        if hasattr(raw, "get_secret_value"):
+            value = raw.get_secret_value()
+        env[f"RECOVERY_{name.upper()}"] = value if isinstance(value, str) else _json(value)
+    return env
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def signal_event(
+    kind: SignalKind,
+    customer_id: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    signal_id: str | None = None,
+    source: str = "test-upstream",
+    at: datetime | None = None,
+    structured: bool = False,
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    encode = encode_structured if structured else encode_binary
+    return encode(
+        id=signal_id or uuid.uuid4().hex,
+        source=source,
+        type=f"recovery.signal.{kind.value}",
+        subject=customer_id,
+        time=at or datetime.now(UTC),
+        data={"customer_id": customer_id, **(data or {})},
+    )
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, key: str, event: tuple[list[tuple[str, bytes]], bytes]
+) -> None:
+    headers, body = event
+    await producer.send_and_wait(topic, body, key=key.encode(), headers=headers)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 90.0, what: str = "") -> T:
+    """Poll until check() returns something truthy, or fail after the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")

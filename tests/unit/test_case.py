@@ -1,0 +1,154 @@
+"""The case decider: open, attach, escalate, reopen; severity never drops, deadlines never extend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.domain.case import (
+    CaseEscalated,
+    CaseOpened,
+    CaseReopened,
+    CaseState,
+    CaseStatus,
+    SignalAttached,
+    case_id_for,
+    decide_signal,
+    evolve,
+    replay,
+)
+from service.domain.severity import Classification, Severity
+from service.domain.signals import Category, Channel, Signal, SignalKind
+from service.domain.sla import SlaPolicy
+
+T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night European clocks change: UTC arithmetic only
+SLA = SlaPolicy()
+
+
+def signal(n: int = 1, at: datetime = T0, channel: Channel | None = Channel.EMAIL) -> Signal:
+    return Signal(
+        source="crm",
+        id=f"s-{n}",
+        kind=SignalKind.COMPLAINT,
+        occurred_at=at,
+        received_at=at + timedelta(seconds=3),
+        customer_id="c-1",
+        channel=channel,
+    )
+
+
+def classified(severity: Severity | None) -> Classification:
+    return Classification(severity=severity, category=Category.OTHER, reasons=("test",), policy_version="t")
+
+
+def opened(severity: Severity = Severity.MINOR) -> CaseState:
+    events = decide_signal(None, signal(), classified(severity), SLA, T0)
+    state = replay(events)
+    assert state is not None
+    return state
+
+
+def test_a_first_failure_opens_a_case_with_clocks_from_the_failure_time() -> None:
+    [event] = decide_signal(None, signal(), classified(Severity.MAJOR), SLA, T0 + timedelta(minutes=5))
+    assert isinstance(event, CaseOpened)
+    assert event.opened_at == T0
+    assert event.resolution_deadline == T0 + timedelta(hours=24)
+    assert event.first_response_deadline == T0 + timedelta(hours=4)  # email
+    assert event.case_id == case_id_for("c-1", 1)
+
+
+def test_social_channel_first_response_is_fifteen_minutes() -> None:
+    [event] = decide_signal(None, signal(channel=Channel.SOCIAL), classified(Severity.MINOR), SLA, T0)
+    assert isinstance(event, CaseOpened)
+    assert event.first_response_deadline == T0 + timedelta(minutes=15)
+
+
+def test_not_a_failure_decides_nothing() -> None:
+    assert decide_signal(None, signal(), classified(None), SLA, T0) == []
+
+
+def test_a_signal_already_on_the_case_decides_nothing() -> None:
+    assert decide_signal(opened(), signal(), classified(Severity.CRITICAL), SLA, T0) == []
+
+
+def test_a_second_signal_attaches_and_a_higher_one_escalates_with_the_earlier_deadline() -> None:
+    later = T0 + timedelta(hours=70)
+    events = decide_signal(opened(), signal(2, at=later), classified(Severity.CRITICAL), SLA, later)
+    assert [type(e) for e in events] == [SignalAttached, CaseEscalated]
+    escalated = events[1]
+    assert isinstance(escalated, CaseEscalated)
+    assert escalated.resolution_deadline == T0 + timedelta(hours=72)  # not later + 4h: never extended
+
+
+def test_escalation_tightens_the_deadline_to_signal_time_plus_the_new_window() -> None:
+    soon = T0 + timedelta(hours=1)
+    events = decide_signal(opened(), signal(2, at=soon), classified(Severity.CRITICAL), SLA, soon)
+    state = replay_onto(opened(), events)
+    assert state.severity is Severity.CRITICAL
+    assert state.resolution_deadline == soon + timedelta(hours=4)
+
+
+def test_a_lower_signal_attaches_without_lowering_severity() -> None:
+    start = opened(Severity.MAJOR)
+    events = decide_signal(start, signal(2), classified(Severity.MINOR), SLA, T0)
+    assert [type(e) for e in events] == [SignalAttached]
+    assert replay_onto(start, events).severity is Severity.MAJOR
+
+
+def resolved(at: datetime, severity: Severity = Severity.MAJOR) -> CaseState:
+    return opened(severity).model_copy(update={"status": CaseStatus.RESOLVED, "resolved_at": at})
+
+
+def test_a_signal_within_the_reopen_window_reopens_and_restarts_the_clock_from_now() -> None:
+    done = T0 + timedelta(days=2)
+    now = done + timedelta(days=13)
+    [event] = decide_signal(resolved(done), signal(2, at=now), classified(Severity.MINOR), SLA, now)
+    assert isinstance(event, CaseReopened)
+    state = evolve(resolved(done), event)
+    assert state.status is CaseStatus.OPEN
+    assert state.severity is Severity.MAJOR
+    assert state.resolution_deadline == now + timedelta(hours=24)
+    assert state.resolution_deadline > now  # a reopen never breaches instantly
+    assert state.reopen_count == 1
+
+
+def test_a_signal_after_the_reopen_window_opens_the_customers_next_case() -> None:
+    done = T0 + timedelta(days=2)
+    late = done + timedelta(days=15)
+    [event] = decide_signal(resolved(done), signal(2, at=late), classified(Severity.MINOR), SLA, late)
+    assert isinstance(event, CaseOpened)
+    assert event.ordinal == 2
+    assert event.case_id == case_id_for("c-1", 2) != case_id_for("c-1", 1)
+
+
+def replay_onto(state: CaseState, events: list) -> CaseState:  # type: ignore[type-arg]
+    for e in events:
+        state = evolve(state, e)
+    return state
+
+
+severities = st.sampled_from([None, *Severity])
+steps = st.lists(st.tuples(severities, st.integers(min_value=0, max_value=96 * 60)), min_size=1, max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_severity_never_drops_and_deadline_never_extends_and_replay_equals_live_state(
+    stream: list[tuple[Severity | None, int]],
+) -> None:
+    state: CaseState | None = None
+    history = []
+    for n, (severity, minutes) in enumerate(stream):
+        at = T0 + timedelta(minutes=minutes)
+        events = decide_signal(state, signal(n, at=at), classified(severity), SLA, at)
+        before = state
+        for event in events:
+            state = evolve(state, event)
+        history.extend(events)
+        if before is not None and state is not None:
+            assert state.severity >= before.severity
+            assert state.resolution_deadline <= before.resolution_deadline
+            assert state.version == before.version + len(events)
+    assert replay(history) == state

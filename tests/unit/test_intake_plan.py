@@ -1,0 +1,74 @@
+"""Planning a batch: in-order decisions, history modifiers, outcomes and stream versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from service.adapters.sentiment import VaderSentiment
+from service.domain.case import case_id_for
+from service.domain.intake import Outcome, plan_intake
+from service.domain.severity import Severity, load_default_policy
+from service.domain.signals import Signal, SignalKind, Tier
+from service.domain.sla import SlaPolicy
+
+T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+POLICY = load_default_policy()
+WINDOW = timedelta(days=30)
+
+
+def nps(n: int, score: int, customer: str = "c-1", at: datetime = T0, tier: Tier = Tier.STANDARD) -> Signal:
+    return Signal(
+        source="survey",
+        id=f"n-{n}",
+        kind=SignalKind.NPS,
+        occurred_at=at,
+        received_at=at,
+        customer_id=customer,
+        score=score,
+        customer_tier=tier,
+    )
+
+
+def plan(signals: list[Signal], recent: dict[str, list[datetime]] | None = None):  # type: ignore[no-untyped-def]
+    scores = [VaderSentiment().compound(s.text) for s in signals]
+    return plan_intake(signals, scores, {}, recent or {}, POLICY, SlaPolicy(), WINDOW, T0)
+
+
+def test_one_batch_opens_then_attaches_then_escalates_in_order() -> None:
+    result = plan([nps(1, 6), nps(2, 6, at=T0 + timedelta(hours=1)), nps(3, 0, at=T0 + timedelta(hours=2))])
+    assert [a.outcome for a in result.applied] == [Outcome.OPENED, Outcome.ATTACHED, Outcome.ESCALATED]
+    assert [(e.stream_id, e.version) for e in result.events] == [
+        (case_id_for("c-1", 1), v) for v in (1, 2, 3, 4)
+    ]
+    assert result.cases[case_id_for("c-1", 1)].version == 4
+
+
+def test_not_a_failure_opens_nothing() -> None:
+    result = plan([nps(1, 9)])
+    assert [a.outcome for a in result.applied] == [Outcome.NOT_A_FAILURE]
+    assert result.events == [] and result.cases == {}
+
+
+def test_the_third_failure_in_thirty_days_is_raised_one_level() -> None:
+    earlier = {"c-1": [T0 - timedelta(days=10), T0 - timedelta(days=29)]}
+    result = plan([nps(1, 6)], recent=earlier)
+    assert result.applied[0].classification.severity is Severity.MODERATE
+
+
+def test_failures_older_than_the_window_do_not_count() -> None:
+    earlier = {"c-1": [T0 - timedelta(days=31), T0 - timedelta(days=40)]}
+    assert plan([nps(1, 6)], recent=earlier).applied[0].classification.severity is Severity.MINOR
+
+
+def test_failures_earlier_in_the_same_batch_count_toward_the_modifier() -> None:
+    result = plan([nps(1, 6), nps(2, 6), nps(3, 6)])
+    assert [a.classification.severity for a in result.applied] == [
+        Severity.MINOR,
+        Severity.MINOR,
+        Severity.MODERATE,
+    ]
+
+
+def test_customers_get_separate_cases() -> None:
+    result = plan([nps(1, 2, customer="a"), nps(2, 2, customer="b")])
+    assert set(result.cases) == {case_id_for("a", 1), case_id_for("b", 1)}
