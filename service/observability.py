@@ -31,6 +31,9 @@ DB_RETRIES = Counter(
     "recovery_database_retries_total", "Batches retried because the database was unreachable."
 )
 OPEN_CASES = Gauge("recovery_open_cases", "Open cases by severity.", ["severity"])
+ASSIGNED_PARTITIONS = Gauge(
+    "recovery_assigned_partitions", "Signal-topic partitions this instance consumes right now."
+)
 CONSUMER_LAG = Gauge(
     "recovery_consumer_lag_records",
     "Records behind the end of each consumed partition.",

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.kafka.cloudevents import encode_binary, encode_structured
@@ -95,3 +101,59 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")
+
+
+class ServiceProcess:
+    """`recovery serve` as a real process, as an operator would run it."""
+
+    def __init__(self, settings: Settings, log_dir: Path, name: str) -> None:
+        self.env = {**os.environ, **settings_env(settings), "RECOVERY_LOG_LEVEL": "INFO"}
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> ServiceProcess:
+        from service.entrypoints.embedded import free_port
+
+        self.port = free_port()
+        env = {**self.env, "RECOVERY_HTTP_PORT": str(self.port)}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.entrypoints.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def metric(self, name: str) -> float:
+        """Sum of a metric's samples as the process exports it now (0 when not reachable)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                text = (await client.get(f"{self.url}/metrics")).text
+        except httpx.HTTPError:
+            return 0.0
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(60)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

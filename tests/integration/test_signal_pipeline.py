@@ -22,7 +22,9 @@ async def test_a_binary_nps_signal_opens_a_case_readable_over_http(
     api: httpx.AsyncClient, producer: AIOKafkaProducer, settings: Settings
 ) -> None:
     at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    await publish(producer, settings.topic_nps, "cust-1", signal_event(SignalKind.NPS, "cust-1", {"score": 2}, at=at))
+    await publish(
+        producer, settings.topic_nps, "cust-1", signal_event(SignalKind.NPS, "cust-1", {"score": 2}, at=at)
+    )
     case = await eventually(lambda: case_of(api, "cust-1"), what="the case")
     assert case["severity"] == "major"
     assert case["status"] == "open"
@@ -39,7 +41,9 @@ async def test_structured_signals_attach_and_escalate_and_duplicates_change_noth
     first = signal_event(SignalKind.REVIEW, "cust-2", {"rating": 3}, signal_id="r-1", at=at, structured=True)
     await publish(producer, settings.topic_review, "cust-2", first)
     await publish(producer, settings.topic_review, "cust-2", first)  # redelivered
-    ticket = signal_event(SignalKind.TICKET, "cust-2", {"ticket_id": "T-9", "priority": "urgent"}, signal_id="t-1")
+    ticket = signal_event(
+        SignalKind.TICKET, "cust-2", {"ticket_id": "T-9", "priority": "urgent"}, signal_id="t-1"
+    )
     await publish(producer, settings.topic_ticket, "cust-2", ticket)
     await publish(producer, settings.topic_ticket, "cust-2", ticket)
 
@@ -57,7 +61,9 @@ async def test_structured_signals_attach_and_escalate_and_duplicates_change_noth
 async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(
     api: httpx.AsyncClient, producer: AIOKafkaProducer, settings: Settings, kafka: Kafka
 ) -> None:
-    await producer.send_and_wait(settings.topic_complaint, b"{not json", key=b"cust-3", headers=[("x-trace", b"7")])
+    await producer.send_and_wait(
+        settings.topic_complaint, b"{not json", key=b"cust-3", headers=[("x-trace", b"7")]
+    )
     bad_score = signal_event(SignalKind.NPS, "cust-3", {"score": 11})
     await publish(producer, settings.topic_nps, "cust-3", bad_score)
     wrong_topic = signal_event(SignalKind.NPS, "cust-3", {"score": 1})

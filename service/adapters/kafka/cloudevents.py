@@ -49,8 +49,8 @@ class _Mode:
     prefix: str
 
 
-BINARY = _Mode(missing="header ce_", prefix="ce_")
-STRUCTURED = _Mode(missing="attribute ", prefix="")
+_BINARY = _Mode(missing="header ce_", prefix="ce_")
+_STRUCTURED = _Mode(missing="attribute ", prefix="")
 
 
 def decode_signal(
@@ -64,9 +64,9 @@ def decode_signal(
     body = _body(value)
     if _is_structured(index):
         attributes, data = _read_structured(body)
-        return _to_signal(attributes, data, STRUCTURED, received_at, expected_kind)
+        return _to_signal(attributes, data, _STRUCTURED, received_at, expected_kind)
     attributes = _read_binary_attributes(index)
-    return _to_signal(attributes, _parse_json(body, "data"), BINARY, received_at, expected_kind)
+    return _to_signal(attributes, _parse_json(body, "data"), _BINARY, received_at, expected_kind)
 
 
 def encode_binary(

@@ -35,6 +35,7 @@ from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import Outcome
 from service.domain.signals import Signal, SignalKind
 from service.observability import (
+    ASSIGNED_PARTITIONS,
     BATCH_CONFLICTS,
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -59,11 +60,14 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        ASSIGNED_PARTITIONS.set(0)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         consumer = self.consumer()
-        if consumer is None or not assigned:
+        if consumer is None:
+            return
+        ASSIGNED_PARTITIONS.set(len(consumer.assignment()))
+        if not assigned:
             return
         keys = [(tp.topic, tp.partition) for tp in assigned]
         try:

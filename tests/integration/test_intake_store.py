@@ -1,0 +1,109 @@
+"""The intake transaction against the real PostgreSQL: races, redelivery, and offsets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from service.adapters.postgres.intake_store import PostgresIntakeStore, PostgresIntakeTransaction
+from service.adapters.postgres.migrate import migrate
+from service.adapters.sentiment import VaderSentiment
+from service.app.intake import apply_signals
+from service.app.ports import PartitionKey
+from service.bootstrap import SystemClock, intake_rules
+from service.config import Settings
+from service.domain.intake import IntakePlan, Outcome
+from service.domain.signals import Signal, SignalKind
+
+NOW = datetime.now(UTC)
+
+
+def nps(signal_id: str, customer: str, score: int = 2) -> Signal:
+    return Signal(
+        source="s",
+        id=signal_id,
+        kind=SignalKind.NPS,
+        occurred_at=NOW,
+        received_at=NOW,
+        customer_id=customer,
+        score=score,
+    )
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+class HeldStore(PostgresIntakeStore):
+    """Holds the first transaction after it decided, until the test lets it record."""
+
+    def __init__(self, pool: asyncpg.Pool, decided: asyncio.Event, proceed: asyncio.Event) -> None:
+        super().__init__(pool)
+        self.decided, self.proceed, self.held = decided, proceed, False
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
+        async with super().transaction() as tx:
+            if not self.held:
+                self.held = True
+                original = tx.record
+
+                async def record(plan: IntakePlan, group: str, offsets: Mapping[PartitionKey, int]) -> None:
+                    self.decided.set()
+                    await self.proceed.wait()
+                    await original(plan, group, offsets)
+
+                tx.record = record  # type: ignore[method-assign]
+            yield tx
+
+
+async def apply(store: PostgresIntakeStore, *signals: Signal, offsets: dict[PartitionKey, int] | None = None):  # type: ignore[no-untyped-def]
+    rules = intake_rules(Settings())
+    return await apply_signals(
+        list(signals), offsets or {}, "g", store, rules, VaderSentiment(), SystemClock()
+    )
+
+
+async def test_a_lost_race_is_decided_again_and_attaches_instead_of_opening_a_second_case(
+    pool: asyncpg.Pool,
+) -> None:
+    decided, proceed = asyncio.Event(), asyncio.Event()
+    slow = asyncio.create_task(apply(HeldStore(pool, decided, proceed), nps("complaint-1", "c-race")))
+    await decided.wait()  # the slow instance saw no case and decided to open one
+    fast = await apply(PostgresIntakeStore(pool), nps("nps-1", "c-race"))
+    proceed.set()
+    slow_result = await slow
+    assert [a.outcome for a in fast.applied] == [Outcome.OPENED]
+    assert slow_result.conflicts == 1
+    assert [a.outcome for a in slow_result.applied] == [Outcome.ATTACHED]
+    assert await pool.fetchval("SELECT count(*) FROM cases WHERE customer_id = 'c-race'") == 1
+
+
+async def test_a_redelivered_batch_changes_nothing_and_counts_duplicates(pool: asyncpg.Pool) -> None:
+    store = PostgresIntakeStore(pool)
+    batch = [nps("a", "c-1"), nps("b", "c-1"), nps("a", "c-1")]
+    first = await apply(store, *batch)
+    before = await pool.fetchval("SELECT count(*) FROM events")
+    again = await apply(store, *batch)
+    assert len(first.applied) == 2 and len(first.duplicates) == 1
+    assert again.applied == [] and len(again.duplicates) == 3
+    assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_offsets_move_with_the_batch_and_never_backwards(pool: asyncpg.Pool) -> None:
+    store = PostgresIntakeStore(pool)
+    await apply(store, nps("x", "c-2"), offsets={("t", 0): 10, ("t", 1): 4})
+    await apply(store, nps("y", "c-2"), offsets={("t", 0): 7})  # a late, stale writer
+    assert await store.next_offsets("g", [("t", 0), ("t", 1), ("t", 2)]) == {("t", 0): 10, ("t", 1): 4}
