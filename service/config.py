@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.severity import Severity
@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     reopen_window: timedelta = timedelta(days=14)
 
     log_level: str = "INFO"
+
+    @field_validator("sla_resolution", mode="after")
+    @classmethod
+    def _keep_unset_severities(cls, value: dict[Severity, timedelta]) -> dict[Severity, timedelta]:
+        return {**DEFAULT_RESOLUTION, **value}
+
+    @field_validator("sla_first_response", mode="after")
+    @classmethod
+    def _keep_unset_channels(cls, value: dict[Channel, timedelta]) -> dict[Channel, timedelta]:
+        return {**DEFAULT_FIRST_RESPONSE, **value}
 
     def signal_topics(self) -> dict[str, SignalKind]:
         return {

@@ -157,3 +157,55 @@ class ServiceProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class PostgresProxy:
+    """A TCP hop in front of the real PostgreSQL that the test can cut and restore (an outage)."""
+
+    def __init__(self, dsn: str) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(dsn)
+        socket_dir = parse_qs(parts.query).get("host", [None])[0]
+        self.upstream_unix = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}" if socket_dir else None
+        self.upstream_tcp = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.user = parts.username or "postgres"
+        self.password = parts.password or ""
+        self.database = parts.path.lstrip("/")
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    async def start(self) -> PostgresProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+        self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.upstream_unix:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.upstream_unix)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream_tcp)
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        writer.close()

@@ -102,3 +102,34 @@ async def test_requests_without_a_known_token_are_refused(api: httpx.AsyncClient
     wrong = await api.get("/v1/cases", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "unauthenticated"
+
+
+async def test_metrics_count_signals_by_kind_and_outcome_and_open_cases_by_severity(
+    api: httpx.AsyncClient, producer: AIOKafkaProducer, settings: Settings
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+
+    before = samples((await api.get("/metrics")).text)
+    promoter = signal_event(SignalKind.NPS, "cust-4", {"score": 10})
+    detractor = signal_event(SignalKind.NPS, "cust-4", {"score": 0, "customer_tier": "platinum"})
+    await publish(producer, settings.topic_nps, "cust-4", promoter)
+    await publish(producer, settings.topic_nps, "cust-4", detractor)
+    await eventually(lambda: case_of(api, "cust-4"), what="the detractor's case")
+    after = samples((await api.get("/metrics")).text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("recovery_signals_total", kind="nps", outcome="not_a_failure") == 1
+    assert grew("recovery_signals_total", kind="nps", outcome="opened") == 1
+    assert after[("recovery_open_cases", (("severity", "critical"),))] >= 1
+    assert grew("recovery_batch_seconds_count") >= 1
+    assert any(name == "recovery_consumer_lag_records" for name, _ in after)

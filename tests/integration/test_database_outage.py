@@ -1,0 +1,62 @@
+"""A database that is briefly unreachable makes the consumer wait and retry, never skip."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+from bench.signal_mix import publish_mix, signal_mix
+from service.adapters.postgres.migrate import migrate
+from service.bootstrap import Service
+from tests.infra import Kafka
+from tests.support import PostgresProxy, eventually, make_settings
+
+
+def retries() -> float:
+    return REGISTRY.get_sample_value("recovery_database_retries_total") or 0.0
+
+
+@pytest.fixture
+async def proxy(database_url: str) -> AsyncIterator[PostgresProxy]:
+    conn = await asyncpg.connect(database_url)
+    await migrate(conn)
+    await conn.close()
+    yield await PostgresProxy(database_url).start()
+
+
+async def test_the_consumer_waits_out_a_database_outage_and_then_applies_everything_once(
+    kafka: Kafka, database_url: str, proxy: PostgresProxy, producer: AIOKafkaProducer
+) -> None:
+    settings = make_settings(kafka, proxy.dsn, database_pool_size=3)
+    service = Service(settings)
+    await service.start()
+    direct = await asyncpg.connect(database_url)
+    try:
+        signals = list(signal_mix(600, customers=50, seed=3))
+        ends = await publish_mix(producer, settings.signal_topics(), signals[:300])
+
+        async def applied(n: int) -> bool:
+            return await direct.fetchval("SELECT count(*) FROM signal_log") == n
+
+        await eventually(lambda: applied(300), what="the first half applied")
+        before = retries()
+        await proxy.cut()
+        ends = {**ends, **await publish_mix(producer, settings.signal_topics(), signals[300:])}
+
+        async def waiting() -> bool:
+            return retries() > before and not (await service.ready())["database"]
+
+        await eventually(waiting, what="the consumer to hit the outage and retry")
+        assert await direct.fetchval("SELECT count(*) FROM signal_log") == 300
+        await proxy.start()
+        await eventually(lambda: applied(600), what="the second half applied after the outage")
+        assert (await service.ready())["database"]
+        stored = await direct.fetch("SELECT topic, partition, next_offset FROM consumer_offsets")
+        assert {(r["topic"], r["partition"]): r["next_offset"] for r in stored} == ends
+    finally:
+        await direct.close()
+        await service.stop()
