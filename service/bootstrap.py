@@ -53,6 +53,7 @@ class Service:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
+        self.consumer: SignalConsumer | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -78,7 +79,7 @@ class Service:
         self.broker = KafkaBroker(
             s.kafka_bootstrap_servers, security=faststream_security(s), logger=None, graceful_timeout=30.0
         )
-        SignalConsumer(
+        self.consumer = SignalConsumer(
             self.broker,
             self.producer,
             s.signal_topics(),
@@ -89,12 +90,15 @@ class Service:
             s.batch_max_records,
             s.batch_timeout_ms,
         )
+        self.consumer.start()
         await self.broker.start()
         log.info("service_started", kafka=s.kafka_bootstrap_servers, group=s.consumer_group)
 
     async def stop(self) -> None:
         if self.broker is not None:
-            await self.broker.stop()
+            await self.broker.stop()  # waits for the subscriber's current batch (graceful_timeout)
+        if self.consumer is not None:
+            await self.consumer.drain()
         if getattr(self, "producer", None) is not None:
             await self.producer.stop()
         if self.pool is not None:
@@ -117,6 +121,10 @@ class Service:
             kafka = bool(await self.broker.ping(timeout=2))
         return {"database": database, "kafka": kafka}
 
+    def alive(self) -> bool:
+        """False once the consumer has stopped on a batch it cannot apply: restart the process."""
+        return self.consumer is None or self.consumer.failed is None
+
 
 def build_app(settings: Settings) -> FastAPI:
     service = Service(settings)
@@ -129,4 +137,4 @@ def build_app(settings: Settings) -> FastAPI:
         finally:
             await service.stop()
 
-    return create_app(service.reads, settings.api_tokens, service.ready, lifespan)
+    return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive)

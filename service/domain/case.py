@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Channel, Signal, SignalKind, Tier
@@ -22,10 +23,11 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"
 
 
-class SignalRef(BaseModel):
+# Events and states are frozen dataclasses: built thousands of times a second on the hot path, and
+# pydantic's TypeAdapters below still give them JSON (de)serialisation and validation at the edges.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalRef:
     """What a case remembers of a signal: never its free text."""
-
-    model_config = ConfigDict(frozen=True)
 
     source: str
     id: str
@@ -37,13 +39,13 @@ class SignalRef(BaseModel):
     received_at: datetime
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Event:
     case_id: str
     at: datetime  # when the decision was taken
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CaseOpened(_Event):
     type: Literal["case.opened"] = "case.opened"
     customer_id: str
@@ -57,11 +59,13 @@ class CaseOpened(_Event):
     resolution_deadline: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalAttached(_Event):
     type: Literal["case.signal_attached"] = "case.signal_attached"
     signal: SignalRef
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CaseEscalated(_Event):
     type: Literal["case.escalated"] = "case.escalated"
     from_severity: Severity
@@ -71,6 +75,7 @@ class CaseEscalated(_Event):
     resolution_deadline: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CaseReopened(_Event):
     type: Literal["case.reopened"] = "case.reopened"
     reason: str
@@ -80,12 +85,11 @@ class CaseReopened(_Event):
 
 
 CaseEvent = Annotated[CaseOpened | SignalAttached | CaseEscalated | CaseReopened, Field(discriminator="type")]
-CASE_EVENT = TypeAdapter(CaseEvent)
+CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
 
 
-class CaseState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseState:
     case_id: str
     customer_id: str
     ordinal: int
@@ -99,13 +103,10 @@ class CaseState(BaseModel):
     resolution_deadline: datetime
     resolution_clock_started_at: datetime
     owner: str | None = None
-    signals: tuple[SignalRef, ...] = ()
+    signal_count: int = 0  # the signals themselves are in the events (and the signal log read model)
     reopen_count: int = 0
     resolved_at: datetime | None = None
     version: int = 0
-
-    def has_signal(self, source: str, signal_id: str) -> bool:
-        return any(s.source == source and s.id == signal_id for s in self.signals)
 
 
 def case_id_for(customer_id: str, ordinal: int) -> str:
@@ -140,9 +141,11 @@ def reopens(state: CaseState | None, signal: Signal, sla: SlaPolicy) -> bool:
 def decide_signal(
     state: CaseState | None, signal: Signal, classification: Classification, sla: SlaPolicy, now: datetime
 ) -> list[CaseEvent]:
-    """Open, attach, escalate or reopen; a non-failure or an already attached signal decides nothing."""
-    severity = classification.severity
-    if severity is None or (state is not None and state.has_signal(signal.source, signal.id)):
+    """Open, attach, escalate or reopen; a non-failure decides nothing.
+
+    Redelivered signals never get here: intake drops every (source, id) it has applied before.
+    """
+    if classification.severity is None:
         return []
     ref = signal_ref(signal, classification)
     if state is not None and state.status is CaseStatus.OPEN:
@@ -210,24 +213,24 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     if isinstance(event, CaseOpened):
         return _opened(event)
     assert state is not None, f"{event.type} before case.opened"
-    bumped = {"version": state.version + 1}
+    version = state.version + 1
     if isinstance(event, SignalAttached):
-        return state.model_copy(update={**bumped, "signals": (*state.signals, event.signal)})
+        return replace(state, version=version, signal_count=state.signal_count + 1)
     if isinstance(event, CaseEscalated):
-        update = {"severity": event.to_severity, "resolution_deadline": event.resolution_deadline}
-        return state.model_copy(update={**bumped, **update})
-    signals = state.signals if event.signal is None else (*state.signals, event.signal)
-    return state.model_copy(
-        update={
-            **bumped,
-            "status": CaseStatus.OPEN,
-            "severity": event.severity,
-            "signals": signals,
-            "reopen_count": state.reopen_count + 1,
-            "resolved_at": None,
-            "resolution_deadline": event.resolution_deadline,
-            "resolution_clock_started_at": event.at,
-        }
+        return replace(
+            state, version=version, severity=event.to_severity, resolution_deadline=event.resolution_deadline
+        )
+    signals = state.signal_count + (event.signal is not None)
+    return replace(
+        state,
+        version=version,
+        status=CaseStatus.OPEN,
+        severity=event.severity,
+        signal_count=signals,
+        reopen_count=state.reopen_count + 1,
+        resolved_at=None,
+        resolution_deadline=event.resolution_deadline,
+        resolution_clock_started_at=event.at,
     )
 
 
@@ -245,7 +248,7 @@ def _opened(event: CaseOpened) -> CaseState:
         first_response_deadline=event.first_response_deadline,
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.opened_at,
-        signals=(event.signal,),
+        signal_count=1,
         version=1,
     )
 
@@ -256,3 +259,6 @@ def replay(events: list[CaseEvent]) -> CaseState | None:
     for event in events:
         state = evolve(state, event)
     return state
+
+
+CASE_STATE: TypeAdapter[CaseState] = TypeAdapter(CaseState)

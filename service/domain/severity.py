@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -53,19 +54,21 @@ class Severity(StrEnum):
 _ORDER = [Severity.MINOR, Severity.MODERATE, Severity.MAJOR, Severity.CRITICAL]
 
 
-class CustomerHistory(BaseModel):
+@dataclass(frozen=True, slots=True)
+class CustomerHistory:
     """What the caller knows about the customer when the signal arrives."""
 
-    model_config = ConfigDict(frozen=True)
+    prior_failures_in_window: int = 0  # excluding this signal
+    reopen_count: int = 0  # counting a reopen this signal causes
 
-    prior_failures_in_window: int = Field(default=0, ge=0)  # excluding this signal
-    reopen_count: int = Field(default=0, ge=0)  # counting a reopen this signal causes
+    def __post_init__(self) -> None:
+        if self.prior_failures_in_window < 0 or self.reopen_count < 0:
+            raise ValueError("history counts cannot be negative")
 
 
-class Classification(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Classification:
     """The outcome of classifying one signal; severity None means it is not a failure."""
-
-    model_config = ConfigDict(frozen=True)
 
     severity: Severity | None
     category: Category
@@ -172,6 +175,14 @@ def _pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     phrases = sorted((r"\s+".join(map(re.escape, kw.split())) for kw in keywords), key=len, reverse=True)
     return re.compile(r"(?<!\w)(?:" + "|".join(phrases) + r")(?!\w)", re.IGNORECASE)
+
+
+def mentions_any(text: str | None, policy: Policy) -> bool:
+    """Whether the text holds any keyword of the policy at all: most texts hold none, and one search says so."""
+    keywords = (
+        tuple(kw for entry in policy.category_keywords for kw in entry.keywords) + policy.legal_keywords
+    )
+    return mentions(text, keywords)
 
 
 def mentions(text: str | None, keywords: tuple[str, ...]) -> bool:
@@ -299,6 +310,8 @@ def classify(
     signal: Signal, history: CustomerHistory, policy: Policy, sentiment: float | None
 ) -> Classification:
     """Critical rules beat everything, then not-a-failure, then the worst rule; modifiers raise failures."""
+    if signal.text is not None and not mentions_any(signal.text, policy):
+        signal = replace(signal, text=None)  # no keyword rule can fire: skip the per-category searches
     category = category_of(signal, policy)
     fired = _base_rules(signal, category, policy, sentiment)
     severity = _base_severity(fired)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-
-from pydantic import BaseModel, ConfigDict
 
 
 class SignalKind(StrEnum):
@@ -53,21 +52,20 @@ class TicketPriority(StrEnum):
     URGENT = "urgent"
 
 
-class Money(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, slots=True)
+class Money:
     amount: Decimal
     currency: str
 
 
-class Signal(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signal:
     """One customer failure signal; kind-specific fields are None where they do not apply.
 
     `text` is the customer's free text whatever the kind calls it (complaint text, NPS comment,
-    review text, ticket text, callback reason). It is never logged.
+    review text, ticket text, callback reason). It is never logged. A plain dataclass: the wire
+    layer validated every field before building one.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     source: str
     id: str

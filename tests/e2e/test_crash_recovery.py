@@ -39,11 +39,12 @@ async def test_sigkill_mid_backlog_loses_nothing_and_applies_nothing_twice(
 
     assert await applied() == len({(s.signal_id) for s in signals})
     failures = await db.fetchval("SELECT count(*) FROM signal_log WHERE severity IS NOT NULL")
-    refs = await db.fetchval("SELECT sum(jsonb_array_length(state->'signals')) FROM cases")
-    distinct_refs = await db.fetchval(
-        "SELECT count(DISTINCT s->>'id') FROM cases, jsonb_array_elements(state->'signals') s"
+    counted_on_cases = await db.fetchval("SELECT sum((state->>'signal_count')::int) FROM cases")
+    carried = await db.fetchval(
+        "SELECT count(DISTINCT (data->'signal'->>'source', data->'signal'->>'id')) FROM events"
+        " WHERE data->'signal' IS NOT NULL AND json_typeof(data->'signal') = 'object'"
     )
-    assert refs == distinct_refs == failures
+    assert counted_on_cases == carried == failures
     carrying_a_signal = await db.fetchval(
         "SELECT count(*) FROM events WHERE type IN ('case.opened', 'case.signal_attached', 'case.reopened')"
     )

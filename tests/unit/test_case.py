@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -69,10 +70,6 @@ def test_not_a_failure_decides_nothing() -> None:
     assert decide_signal(None, signal(), classified(None), SLA, T0) == []
 
 
-def test_a_signal_already_on_the_case_decides_nothing() -> None:
-    assert decide_signal(opened(), signal(), classified(Severity.CRITICAL), SLA, T0) == []
-
-
 def test_a_second_signal_attaches_and_a_higher_one_escalates_with_the_earlier_deadline() -> None:
     later = T0 + timedelta(hours=70)
     events = decide_signal(opened(), signal(2, at=later), classified(Severity.CRITICAL), SLA, later)
@@ -98,7 +95,7 @@ def test_a_lower_signal_attaches_without_lowering_severity() -> None:
 
 
 def resolved(at: datetime, severity: Severity = Severity.MAJOR) -> CaseState:
-    return opened(severity).model_copy(update={"status": CaseStatus.RESOLVED, "resolved_at": at})
+    return replace(opened(severity), status=CaseStatus.RESOLVED, resolved_at=at)
 
 
 def test_a_signal_within_the_reopen_window_reopens_and_restarts_the_clock_from_now() -> None:

@@ -49,6 +49,7 @@ def create_app(
     tokens: dict[str, ApiToken],
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    alive: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
     app = FastAPI(title="Recovery Loop", version="0.1.0", lifespan=lifespan)
     app.state.tokens = tokens
@@ -97,8 +98,12 @@ def create_app(
         return CaseDetail(**view, events=[EventView.of(e) for e in events])
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
+    async def healthz() -> JSONResponse:
+        if not alive():
+            return JSONResponse(
+                {"status": "failed", "detail": "the consumer stopped on a batch; see logs"}, 503
+            )
+        return JSONResponse({"status": "alive"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.adapters.postgres.case_reads import StoredEvent
-from service.domain.case import CaseState
+from service.adapters.postgres.case_reads import CaseRead, StoredEvent
+from service.domain.case import CASE_STATE
 
 
 class SignalView(BaseModel):
@@ -41,9 +42,9 @@ class CaseView(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, state: CaseState) -> CaseView:
-        data = state.model_dump(mode="json")
-        return cls.model_validate(data)
+    def of(cls, case: CaseRead) -> CaseView:
+        data = CASE_STATE.dump_python(case.state, mode="json")
+        return cls.model_validate({**data, "signals": [asdict(s) for s in case.signals]})
 
 
 class EventView(BaseModel):

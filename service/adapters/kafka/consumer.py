@@ -4,15 +4,21 @@ FastStream's batch `ack()` commits every position the consumer holds, so the sub
 AckPolicy.MANUAL: each partition's next offset is stored in PostgreSQL inside the transaction that
 applied the batch, the consumer seeks there on assignment, and explicit per-partition offsets are
 committed to Kafka afterwards so lag stays visible.
+
+Two stages overlap on the hot path: the subscriber decodes batch N+1 while the writer's transaction
+for batch N runs in PostgreSQL. The queue between them is short and is drained before partitions
+are given up in a rebalance and at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import structlog
 from aiokafka import (
@@ -45,41 +51,18 @@ from service.observability import (
 )
 
 log = structlog.get_logger()
-_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
 T = TypeVar("T")
-
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 ApplyBatch = Callable[[list[Signal], dict[PartitionKey, int]], Awaitable[IntakeResult]]
+_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
 
 
-class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On assignment, continue from the offsets stored with the effects, not from Kafka's commits."""
-
-    def __init__(self, store: IntakeStore, group: str) -> None:
-        self.store = store
-        self.group = group
-        self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        ASSIGNED_PARTITIONS.set(0)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        consumer = self.consumer()
-        if consumer is None:
-            return
-        ASSIGNED_PARTITIONS.set(len(consumer.assignment()))
-        if not assigned:
-            return
-        keys = [(tp.topic, tp.partition) for tp in assigned]
-        try:
-            stored = await _with_retry(lambda: self.store.next_offsets(self.group, keys), attempts=5)
-        except (
-            TRANSIENT
-        ) as e:  # Kafka's committed offsets lag ours; the (source, id) dedup absorbs the re-read
-            log.error("stored_offsets_unavailable", error=type(e).__name__)
-            return
-        for (topic, partition), offset in stored.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
-        log.info("partitions_assigned", partitions=len(keys), seeked=len(stored))
+@dataclass(frozen=True)
+class _Batch:
+    records: Sequence[Record]
+    signals: list[Signal]
+    rejected: list[tuple[Record, str]]
+    started: float
 
 
 class SignalConsumer:
@@ -99,7 +82,9 @@ class SignalConsumer:
         self.topics = topics
         self.dlq_topic = dlq_topic
         self.apply = apply
-        self.listener = SeekToStoredOffsets(store, group)
+        self.failed: BaseException | None = None
+        self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
+        self._writer: asyncio.Task[None] | None = None
         self.subscriber = broker.subscriber(
             *topics,
             batch=True,
@@ -108,33 +93,58 @@ class SignalConsumer:
             group_id=group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
-            listener=self.listener,
+            listener=_Rebalance(self, store, group),
             decoder=_undecoded,
         )
-        self.listener.consumer = lambda: self.subscriber.consumer
         self.subscriber(self.on_signals)
 
-    async def on_signals(self, message: KafkaMessage) -> None:
-        records = message.raw_message
-        await self.handle(list(records) if isinstance(records, tuple | list) else [records])
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="signal-writer")
 
-    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def drain(self) -> None:
+        """Finish every decoded batch (unless the writer has failed), then stop the writer."""
+        if self.failed is None:
+            await self._queue.join()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        return self.subscriber.consumer
+
+    async def on_signals(self, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: Sequence[Record] = raw if isinstance(raw, tuple | list) else [raw]
         started = time.perf_counter()
-        received_at = datetime.now(UTC)
-        signals, rejected = self._decode(records, received_at)
-        await self._dead_letter(rejected)
-        offsets = _next_offsets(records)
-        try:
-            result = await _with_retry(lambda: self.apply(signals, offsets))
-        except BaseException:
-            self._rewind(records)
-            raise
+        signals, rejected = self._decode(records, datetime.now(UTC))
+        await self._queue.put(_Batch(records, signals, rejected, started))
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._write(batch)
+            except Exception as e:
+                # A batch that fails for a reason other than the database or a lost race is a bug: stop
+                # taking work (nothing past it is applied or committed) and report unhealthy so the
+                # process is restarted and resumes from the offsets stored with the last applied batch.
+                self.failed = e
+                log.exception("batch_failed", records=len(batch.records))
+                raise
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, batch: _Batch) -> None:
+        await self._dead_letter(batch.rejected)
+        offsets = _next_offsets(batch.records)
+        result = await _with_retry(lambda: self.apply(batch.signals, offsets))
         await self._commit(offsets)
-        self._observe(records, result, started)
+        self._observe(batch, result)
 
     def _decode(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], received_at: datetime
-    ) -> tuple[list[Signal], list[tuple[ConsumerRecord[bytes, bytes], str]]]:
+        self, records: Sequence[Record], received_at: datetime
+    ) -> tuple[list[Signal], list[tuple[Record, str]]]:
         signals, rejected = [], []
         for r in records:
             try:
@@ -143,7 +153,7 @@ class SignalConsumer:
                 rejected.append((r, e.reason))
         return signals, rejected
 
-    async def _dead_letter(self, rejected: list[tuple[ConsumerRecord[bytes, bytes], str]]) -> None:
+    async def _dead_letter(self, rejected: list[tuple[Record, str]]) -> None:
         """Unchanged key, value and headers, plus where it came from and why it was refused."""
         sent = []
         for r, reason in rejected:
@@ -162,59 +172,74 @@ class SignalConsumer:
         await asyncio.gather(*sent)
 
     async def _commit(self, offsets: dict[PartitionKey, int]) -> None:
-        consumer = self.subscriber.consumer
-        if consumer is None:
+        if self.consumer is None:
             return
         try:
-            await consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+            await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
         except KafkaError as e:  # the offsets are safe in PostgreSQL; Kafka's copy is for lag only
             log.warning("kafka_commit_failed", error=type(e).__name__)
 
-    def _rewind(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Never move past records that were not applied: read them again."""
-        consumer = self.subscriber.consumer
-        if consumer is None:
-            return
-        first: dict[PartitionKey, int] = {}
-        for r in records:
-            first[(r.topic, r.partition)] = min(r.offset, first.get((r.topic, r.partition), r.offset))
-        for (topic, partition), offset in first.items():
-            try:
-                consumer.seek(TopicPartition(topic, partition), offset)
-            except Exception:  # noqa: BLE001 - partition no longer ours: its next owner re-reads it
-                log.warning("rewind_skipped", topic=topic, partition=partition)
-
-    def _observe(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], result: IntakeResult, started: float
-    ) -> None:
-        for a in result.applied:
-            SIGNALS.labels(a.signal.kind.value, a.outcome.value).inc()
-        for s in result.duplicates:
-            SIGNALS.labels(s.kind.value, Outcome.DUPLICATE.value).inc()
-        BATCH_SIZE.observe(len(records))
-        BATCH_SECONDS.observe(time.perf_counter() - started)
+    def _observe(self, batch: _Batch, result: IntakeResult) -> None:
+        outcomes = Counter((a.signal.kind.value, a.outcome.value) for a in result.applied)
+        outcomes.update((s.kind.value, Outcome.DUPLICATE.value) for s in result.duplicates)
+        for (kind, outcome), count in outcomes.items():
+            SIGNALS.labels(kind, outcome).inc(count)
+        seconds = time.perf_counter() - batch.started
+        BATCH_SIZE.observe(len(batch.records))
+        BATCH_SECONDS.observe(seconds)
         BATCH_CONFLICTS.inc(result.conflicts)
-        self._observe_lag(records)
+        self._observe_lag(batch.records)
         log.info(
             "batch_applied",
-            records=len(records),
+            records=len(batch.records),
             applied=len(result.applied),
             duplicates=len(result.duplicates),
+            dead_lettered=len(batch.rejected),
             events=result.events,
-            seconds=round(time.perf_counter() - started, 4),
+            seconds=round(seconds, 4),
         )
 
-    def _observe_lag(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        consumer = self.subscriber.consumer
-        if consumer is None:
+    def _observe_lag(self, records: Sequence[Record]) -> None:
+        if self.consumer is None:
             return
         last: dict[PartitionKey, int] = {}
         for r in records:
             last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
         for (topic, partition), offset in last.items():
-            highwater = consumer.highwater(TopicPartition(topic, partition))
+            highwater = self.consumer.highwater(TopicPartition(topic, partition))
             if highwater is not None:
                 CONSUMER_LAG.labels(topic, str(partition)).set(max(highwater - offset - 1, 0))
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Finish decoded work before partitions go; continue from the offsets stored with the effects."""
+
+    def __init__(self, signals: SignalConsumer, store: IntakeStore, group: str) -> None:
+        self.signals = signals
+        self.store = store
+        self.group = group
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.signals.failed is None:
+            await self.signals._queue.join()
+        ASSIGNED_PARTITIONS.set(0)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        consumer = self.signals.consumer
+        if consumer is None:
+            return
+        ASSIGNED_PARTITIONS.set(len(consumer.assignment()))
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+        if not keys:
+            return
+        try:
+            stored = await _with_retry(lambda: self.store.next_offsets(self.group, keys), attempts=5)
+        except TRANSIENT as e:  # Kafka's committed offsets lag ours; the (source, id) dedup absorbs a re-read
+            log.error("stored_offsets_unavailable", error=type(e).__name__)
+            return
+        for (topic, partition), offset in stored.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+        log.info("partitions_assigned", partitions=len(keys), seeked=len(stored))
 
 
 async def _undecoded(message: Any) -> None:
@@ -222,7 +247,7 @@ async def _undecoded(message: Any) -> None:
     return None
 
 
-def _next_offsets(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[PartitionKey, int]:
+def _next_offsets(records: Sequence[Record]) -> dict[PartitionKey, int]:
     offsets: dict[PartitionKey, int] = {}
     for r in records:
         offsets[(r.topic, r.partition)] = max(r.offset + 1, offsets.get((r.topic, r.partition), 0))

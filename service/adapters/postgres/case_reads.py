@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.case import CaseState
+from service.domain.case import CASE_STATE, CaseState
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,31 @@ class StoredEvent:
     type: str
     recorded_at: datetime
     data: str
+
+
+@dataclass(frozen=True)
+class CaseSignal:
+    source: str
+    id: str
+    type: str
+    severity: str
+    reasons: list[str]
+    category: str
+    occurred_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseRead:
+    state: CaseState
+    signals: list[CaseSignal]
+
+
+_SIGNALS = (
+    "SELECT case_id, source, signal_id AS id, kind AS type, severity, reasons, category, occurred_at,"
+    " received_at FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
+    " ORDER BY occurred_at, received_at, source, signal_id"
+)
 
 
 class InvalidCursor(ValueError):
@@ -53,7 +78,7 @@ class PostgresCaseReads:
 
     async def list_cases(
         self, where: CaseFilter, limit: int, cursor: str | None
-    ) -> tuple[list[CaseState], str | None]:
+    ) -> tuple[list[CaseRead], str | None]:
         """Cases soonest deadline first, keyset-paginated on (resolution_deadline, case_id)."""
         clauses, args = _where(where)
         if cursor:
@@ -66,13 +91,16 @@ class PostgresCaseReads:
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f" ORDER BY resolution_deadline, case_id LIMIT ${len(args)}"
         )
-        rows = await self._pool.fetch(sql, *args)
-        cases = [CaseState.model_validate_json(r["state"]) for r in rows[:limit]]
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await conn.fetch(sql, *args)
+            cases = [CASE_STATE.validate_json(r["state"]) for r in rows[:limit]]
+            signals = await _signals_of(conn, [c.case_id for c in cases])
         more = len(rows) > limit
-        return cases, encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
+        cursor_out = encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
+        return [CaseRead(c, signals.get(c.case_id, [])) for c in cases], cursor_out
 
-    async def get_case(self, case_id: str) -> tuple[CaseState, list[StoredEvent]] | None:
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+    async def get_case(self, case_id: str) -> tuple[CaseRead, list[StoredEvent]] | None:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             state = await conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
             if state is None:
                 return None
@@ -81,7 +109,9 @@ class PostgresCaseReads:
                 " WHERE stream_id = $1 ORDER BY version",
                 case_id,
             )
-        return CaseState.model_validate_json(state), [StoredEvent(**dict(r)) for r in rows]
+            signals = await _signals_of(conn, [case_id])
+        case = CaseRead(CASE_STATE.validate_json(state), signals.get(case_id, []))
+        return case, [StoredEvent(**dict(r)) for r in rows]
 
     async def open_cases_by_severity(self) -> dict[str, int]:
         rows = await self._pool.fetch(
@@ -91,6 +121,14 @@ class PostgresCaseReads:
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
+
+
+async def _signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSignal]]:
+    found: dict[str, list[CaseSignal]] = {}
+    for r in await conn.fetch(_SIGNALS, case_ids):
+        fields = dict(r)
+        found.setdefault(fields.pop("case_id"), []).append(CaseSignal(**fields))
+    return found
 
 
 def _where(where: CaseFilter) -> tuple[list[str], list[Any]]:

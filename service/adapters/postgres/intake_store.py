@@ -11,10 +11,11 @@ import asyncpg
 
 from service.adapters.postgres.errors import CONFLICTS
 from service.app.ports import PartitionKey, SignalKey
-from service.domain.case import CaseState, CaseStatus
+from service.domain.case import CASE_EVENT, CASE_STATE, CaseState, CaseStatus
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import IntakePlan
 
+_REASON_SEPARATOR = "\x1f"  # unnest() cannot take a text[][] of ragged rows: reasons travel joined
 _EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
 
 
@@ -42,21 +43,19 @@ class PostgresIntakeTransaction:
             " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, ordinal DESC",
             list(customer_ids),
         )
-        return {r["customer_id"]: CaseState.model_validate_json(r["state"]) for r in rows}
+        return {r["customer_id"]: CASE_STATE.validate_json(r["state"]) for r in rows}
 
     async def recent_failures(
         self, customer_ids: Sequence[str], since: datetime
     ) -> dict[str, list[datetime]]:
         rows = await self._conn.fetch(
-            "SELECT customer_id, occurred_at FROM signal_log WHERE customer_id = ANY($1::text[])"
-            " AND severity IS NOT NULL AND occurred_at >= $2",
+            "SELECT customer_id, array_agg(occurred_at) AS times FROM signal_log"
+            " WHERE customer_id = ANY($1::text[]) AND severity IS NOT NULL AND occurred_at >= $2"
+            " GROUP BY customer_id",
             list(customer_ids),
             since,
         )
-        found: dict[str, list[datetime]] = {}
-        for r in rows:
-            found.setdefault(r["customer_id"], []).append(r["occurred_at"])
-        return found
+        return {r["customer_id"]: r["times"] for r in rows}
 
     async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         """Write the whole batch; the event insert comes last, under the table lock, so positions commit in order."""
@@ -74,8 +73,10 @@ class PostgresIntakeTransaction:
             return
         await self._conn.execute(
             "INSERT INTO signal_log (source, signal_id, customer_id, kind, occurred_at, received_at,"
-            " severity, outcome, case_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-            " $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])",
+            " severity, reasons, category, outcome, case_id) SELECT s, i, c, k, o, r, sv,"
+            " string_to_array(rs, E'\\x1f'), cat, oc, ci FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[],"
+            " $10::text[], $11::text[]) AS u(s, i, c, k, o, r, sv, rs, cat, oc, ci)",
             [a.signal.source for a in applied],
             [a.signal.id for a in applied],
             [a.signal.customer_id for a in applied],
@@ -83,6 +84,8 @@ class PostgresIntakeTransaction:
             [a.signal.occurred_at for a in applied],
             [a.signal.received_at for a in applied],
             [a.classification.severity and a.classification.severity.value for a in applied],
+            [_REASON_SEPARATOR.join(a.classification.reasons) for a in applied],
+            [a.classification.category.value for a in applied],
             [a.outcome.value for a in applied],
             [a.case_id for a in applied],
         )
@@ -96,7 +99,7 @@ class PostgresIntakeTransaction:
             "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
             " first_response_deadline, resolution_deadline, version, state)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
-            " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::jsonb[])"
+            " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::json[])"
             " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
             " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
             " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
@@ -125,12 +128,12 @@ class PostgresIntakeTransaction:
         await self._conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
         await self._conn.execute(
             "INSERT INTO events (stream_id, version, event_id, type, data)"
-            " SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[])",
+            " SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::json[])",
             [e.stream_id for e in plan.events],
             [e.version for e in plan.events],
             [event_id(e.stream_id, e.version) for e in plan.events],
             [e.event.type for e in plan.events],
-            [e.event.model_dump_json() for e in plan.events],
+            [CASE_EVENT.dump_json(e.event).decode() for e in plan.events],
         )
 
 
@@ -146,7 +149,7 @@ def _case_columns(cases: Sequence[CaseState]) -> list[list[object]]:
         [c.first_response_deadline for c in cases],
         [c.resolution_deadline for c in cases],
         [c.version for c in cases],
-        [c.model_dump_json() for c in cases],
+        [CASE_STATE.dump_json(c).decode() for c in cases],
     ]
 
 

@@ -5,9 +5,9 @@ CREATE TABLE events (
     position     bigserial   PRIMARY KEY,
     stream_id    text        NOT NULL,
     version      integer     NOT NULL,
-    event_id     uuid        NOT NULL UNIQUE,
+    event_id     uuid        NOT NULL,  -- derived from (stream_id, version), so unique with it
     type         text        NOT NULL,
-    data         jsonb       NOT NULL,
+    data         json        NOT NULL,  -- json, not jsonb: written once, read whole; no parse on the hot path
     recorded_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT events_stream_version UNIQUE (stream_id, version)
 );
@@ -21,10 +21,13 @@ CREATE TABLE signal_log (
     occurred_at  timestamptz NOT NULL,
     received_at  timestamptz NOT NULL,
     severity     text,
+    reasons      text[]      NOT NULL,
+    category     text        NOT NULL,
     outcome      text        NOT NULL,
     case_id      text,
     PRIMARY KEY (source, signal_id)
 );
+CREATE INDEX signal_log_by_case ON signal_log (case_id) WHERE case_id IS NOT NULL;
 CREATE INDEX signal_log_failures_by_customer ON signal_log (customer_id, occurred_at)
     WHERE severity IS NOT NULL;
 
@@ -40,10 +43,10 @@ CREATE TABLE cases (
     first_response_deadline  timestamptz NOT NULL,
     resolution_deadline      timestamptz NOT NULL,
     version                  integer     NOT NULL,
-    state                    jsonb       NOT NULL,
+    state                    json        NOT NULL,  -- the decision snapshot, read and written whole
     updated_at               timestamptz NOT NULL DEFAULT now(),
     UNIQUE (customer_id, ordinal)
-);
+) WITH (fillfactor = 80);  -- room for HOT updates: most batches touch cases without moving a deadline
 CREATE UNIQUE INDEX cases_one_open_per_customer ON cases (customer_id) WHERE status = 'open';
 CREATE INDEX cases_by_deadline ON cases (resolution_deadline, case_id);
 CREATE INDEX cases_by_status_deadline ON cases (status, resolution_deadline, case_id);

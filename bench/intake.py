@@ -1,0 +1,269 @@
+"""`make bench`: the service's end-to-end intake rate beside the raw limits of this machine, in one run.
+
+Measured side by side on the embedded broker and database (shared, noisy machines: read the ratios):
+  (a) end to end: `recovery serve` as a process drains a backlog of N mixed signals; signals applied per
+      second from the first applied batch until the last signal is in the store; peak RSS of the process;
+  (b) raw limits: aiokafka reading the same records with no processing, and asyncpg COPY of N event rows;
+  (c) the per-signal baseline: the same service with batches of one record, on a smaller sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.signal_mix import publish_mix, signal_mix
+from service.adapters.postgres.migrate import migrate
+from service.config import Settings
+from service.domain.signals import SignalKind
+from service.entrypoints.embedded import free_port, start_postgres, start_tansu
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def topics_for(tag: str) -> dict[str, SignalKind]:
+    return {f"bench{tag}.signals.{kind.value}": kind for kind in SignalKind}
+
+
+async def fresh_database(server_dsn: str) -> str:
+    from tests.infra import with_database
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(server_dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    dsn = with_database(server_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    await migrate(conn)
+    await conn.close()
+    return dsn
+
+
+async def publish(bootstrap: str, topics: dict[str, SignalKind], count: int, customers: int) -> float:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    signals = list(signal_mix(count, customers, seed=42))
+    step = max(count // 5, 1)
+    for at in range(0, count, step):
+        await publish_mix(producer, topics, signals[at : at + step])
+        say(f"  published {min(at + step, count):>7,} / {count:,}")
+    await producer.stop()
+    return count / (time.perf_counter() - started)
+
+
+async def raw_consume(bootstrap: str, topics: dict[str, SignalKind], count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=5000
+    )
+    await consumer.start()
+    consumer.assign([TopicPartition(t, p) for t in topics for p in range(6)])
+    seen, started = 0, time.perf_counter()
+    while seen < count:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+        seen += sum(len(records) for records in batch.values())
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return count / elapsed
+
+
+async def raw_copy(dsn: str, count: int) -> float:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE copy_bench (LIKE events INCLUDING DEFAULTS)")
+    data = '{"case_id": "%s", "type": "case.signal_attached", "signal": {"source": "bench", "id": "sig-%d"}}'
+    rows = [
+        (f"case-{n % 10_000}", n // 10_000 + 1, uuid.uuid4(), "case.signal_attached", data % (n, n))
+        for n in range(count)
+    ]
+    started = time.perf_counter()
+    await conn.copy_records_to_table(
+        "copy_bench", records=rows, columns=["stream_id", "version", "event_id", "type", "data"]
+    )
+    elapsed = time.perf_counter() - started
+    await conn.close()
+    return count / elapsed
+
+
+def cpu_seconds(name: str) -> float:
+    """CPU time used so far by every process whose name starts with `name`."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        if (p.info["name"] or "").startswith(name) and p.info["cpu_times"]:
+            total += p.info["cpu_times"].user + p.info["cpu_times"].system
+    return total
+
+
+async def end_to_end(
+    bootstrap: str, dsn: str, topics: dict[str, SignalKind], count: int, batch: int
+) -> tuple[float, float, int]:
+    """Returns (signals/s from the first applied batch to the last, signals/s including start-up, peak RSS bytes)."""
+    env = {**os.environ, **service_env(bootstrap, dsn, topics, batch)}
+    cpu_before = {name: cpu_seconds(name) for name in ("postgres", "tansu")}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    if os.environ.get("BENCH_PYSPY"):
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-o",
+                os.environ["BENCH_PYSPY"],
+                "-f",
+                "speedscope",
+                "-d",
+                "30",
+                "-p",
+                str(process.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    conn = await asyncpg.connect(dsn)
+    first_at: float | None = None
+    first_count = 0
+    peak = 0
+    last_report = 0.0
+    try:
+        while True:
+            applied = await conn.fetchval("SELECT count(*) FROM signal_log")
+            now = time.perf_counter()
+            peak = max(peak, peak_rss(process.pid))
+            if applied and first_at is None:
+                first_at, first_count = now, applied
+            if now - last_report > 2:
+                say(f"  applied {applied:>7,} / {count:,}")
+                last_report = now
+            if applied >= count:
+                break
+            if process.poll() is not None:
+                raise RuntimeError("the service exited during the benchmark")
+            await asyncio.sleep(0.05)
+        done = time.perf_counter()
+        import psutil
+
+        times = psutil.Process(process.pid).cpu_times()
+        used = {name: cpu_seconds(name) - before for name, before in cpu_before.items()}
+        say(
+            f"  CPU seconds per 1,000 signals: service {1000 * (times.user + times.system) / count:.3f},"
+            f" postgres {1000 * used['postgres'] / count:.3f}, broker {1000 * used['tansu'] / count:.3f}"
+        )
+    finally:
+        await conn.close()
+        process.terminate()
+        process.wait(30)
+    assert first_at is not None
+    steady = (count - first_count) / max(done - first_at, 1e-9)
+    return steady, count / (done - started), peak
+
+
+def service_env(bootstrap: str, dsn: str, topics: dict[str, SignalKind], batch: int) -> dict[str, str]:
+    kinds = {kind: topic for topic, kind in topics.items()}
+    env = {
+        "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RECOVERY_KAFKA_IDEMPOTENT_PRODUCER": "false",
+        "RECOVERY_DATABASE_URL": dsn,
+        "RECOVERY_HTTP_PORT": str(free_port()),
+        "RECOVERY_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+        "RECOVERY_BATCH_MAX_RECORDS": str(batch),
+        "RECOVERY_TOPIC_DLQ": f"{next(iter(topics))}.dlq",
+        "RECOVERY_LOG_LEVEL": "WARNING",
+    }
+    for kind, topic in kinds.items():
+        env[f"RECOVERY_TOPIC_{kind.value.upper()}"] = topic
+    return env
+
+
+def peak_rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+async def main(count: int, customers: int, baseline: int) -> None:
+    Settings()  # fail early on a bad RECOVERY_* variable
+    folder = Path(tempfile.mkdtemp(prefix="recovery-bench-"))
+    broker, bootstrap = start_tansu()
+    try:
+        server_dsn = start_postgres(folder / "postgres")
+        say(
+            f"machine: {os.cpu_count()} cores; embedded Tansu broker and PostgreSQL; {count:,} signals for {customers:,} customers"
+        )
+        topics = topics_for(uuid.uuid4().hex[:6])
+        say("publishing the backlog")
+        publish_rate = await publish(bootstrap, topics, count, customers)
+        say("(b) raw limits")
+        consume_rate = await raw_consume(bootstrap, topics, count)
+        say(f"  aiokafka consume, no processing: {consume_rate:>10,.0f} records/s")
+        copy_rate = await raw_copy(await fresh_database(server_dsn), count)
+        say(f"  asyncpg COPY of event rows:      {copy_rate:>10,.0f} rows/s")
+        say("(a) end to end: recovery serve draining the backlog")
+        steady, overall, rss = await end_to_end(
+            bootstrap, await fresh_database(server_dsn), topics, count, 2000
+        )
+        base_rate = None
+        if baseline:
+            say(f"(c) baseline: batches of one record, {baseline:,} signals")
+            small = topics_for(uuid.uuid4().hex[:6])
+            await publish(bootstrap, small, baseline, max(baseline // 10, 1))
+            base_rate, _, _ = await end_to_end(
+                bootstrap, await fresh_database(server_dsn), small, baseline, 1
+            )
+        say("\nresults")
+        say(f"  publish (setup, not a target)       {publish_rate:>10,.0f} signals/s")
+        say(f"  end to end, steady                  {steady:>10,.0f} signals/s   (target >= 5,000)")
+        say(f"  end to end, with start-up           {overall:>10,.0f} signals/s")
+        say(f"  raw aiokafka consume                {consume_rate:>10,.0f} records/s")
+        say(f"  raw asyncpg COPY                    {copy_rate:>10,.0f} rows/s")
+        say(f"  ratio end to end / raw consume      {steady / consume_rate:>10.2f}")
+        say(f"  ratio end to end / raw COPY         {steady / copy_rate:>10.2f}")
+        if base_rate:
+            say(f"  per-signal baseline (batch of 1)    {base_rate:>10,.0f} signals/s")
+            say(f"  ratio batched / per-signal          {steady / base_rate:>10.1f}")
+        say(f"  peak RSS of the service             {rss / 2**20:>10,.0f} MiB")
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--signals", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument(
+        "--baseline", type=int, default=3_000, help="signals for the batch-of-one run (0: skip)"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.signals, args.customers, args.baseline))
