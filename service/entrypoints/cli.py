@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import secrets
@@ -56,7 +58,8 @@ def _serve(settings: Settings, announce: bool) -> int:
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
     )
-    uvicorn.Server(config).run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        uvicorn.Server(config).run()
     return 0
 
 
@@ -79,8 +82,11 @@ def _start_embedded(data_dir: Path, kafka_port: int) -> None:
     from service.entrypoints.embedded import start_postgres, start_tansu
 
     data_dir = data_dir.resolve()
-    dsn = start_postgres(data_dir / "postgres")
-    _broker, bootstrap = start_tansu(kafka_port)
+    postgres = start_postgres(data_dir / "postgres")
+    dsn = postgres.dsn
+    broker, bootstrap = start_tansu(kafka_port)
+    atexit.register(postgres.stop)
+    atexit.register(broker.terminate)
     os.environ["RECOVERY_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     os.environ["RECOVERY_DATABASE_URL"] = dsn
     os.environ["RECOVERY_KAFKA_IDEMPOTENT_PRODUCER"] = "false"
