@@ -79,7 +79,10 @@ async def _migrate(settings: Settings) -> int:
 
 def _start_embedded(data_dir: Path, kafka_port: int) -> None:
     """Point the settings at the embedded broker and database, and write where they are for `make demo`."""
-    from service.entrypoints.embedded import start_postgres, start_tansu
+    try:
+        from service.entrypoints.embedded import start_postgres, start_tansu
+    except ImportError as e:  # a production install has no embedded extras
+        sys.exit(f"recovery dev needs the embedded extras: pip install 'recovery-loop[embedded]' ({e})")
 
     data_dir = data_dir.resolve()
     postgres = start_postgres(data_dir / "postgres")
