@@ -41,7 +41,9 @@ async def apply_signals(
     clock: Clock,
 ) -> IntakeResult:
     """Classify and apply a batch; offsets move in the same transaction, a lost race decides again."""
-    unique = list({s.key: s for s in reversed(signals)}.values())[::-1]
+    # One copy of each signal, in the order the failures happened: a batch mixes partitions and topics,
+    # and a customer's case should read in failure order wherever one batch can make it so.
+    unique = sorted({s.key: s for s in reversed(signals)}.values(), key=lambda s: s.occurred_at)
     scores = [sentiment.compound(s.text) if s.kind is SignalKind.COMPLAINT else None for s in unique]
     for attempt in range(MAX_CONFLICT_RETRIES):
         try:

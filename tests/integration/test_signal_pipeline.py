@@ -41,6 +41,7 @@ async def test_structured_signals_attach_and_escalate_and_duplicates_change_noth
     first = signal_event(SignalKind.REVIEW, "cust-2", {"rating": 3}, signal_id="r-1", at=at, structured=True)
     await publish(producer, settings.topic_review, "cust-2", first)
     await publish(producer, settings.topic_review, "cust-2", first)  # redelivered
+    await eventually(lambda: case_of(api, "cust-2"), what="the review's case")
     ticket = signal_event(
         SignalKind.TICKET, "cust-2", {"ticket_id": "T-9", "priority": "urgent"}, signal_id="t-1"
     )
@@ -68,6 +69,13 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_consumer_k
     await publish(producer, settings.topic_nps, "cust-3", bad_score)
     wrong_topic = signal_event(SignalKind.NPS, "cust-3", {"score": 1})
     await publish(producer, settings.topic_complaint, "cust-3", wrong_topic)
+    odd_header = signal_event(SignalKind.NPS, "cust-3", {"score": 3})
+    await producer.send_and_wait(
+        settings.topic_nps, odd_header[1], key=b"cust-3", headers=[*odd_header[0], ("x-binary", b"\xff\xfe")]
+    )
+    bad_header = signal_event(SignalKind.NPS, "cust-3", {"score": 3})
+    headers = [(k, b"\xff\xfe" if k == "ce_source" else v) for k, v in bad_header[0]]
+    await producer.send_and_wait(settings.topic_nps, bad_header[1], key=b"cust-3", headers=headers)
     good = signal_event(SignalKind.COMPLAINT, "cust-3", {"text": "The technician never showed up."})
     await publish(producer, settings.topic_complaint, "cust-3", good)
     await eventually(lambda: case_of(api, "cust-3"), what="the good signal's case")
@@ -82,9 +90,9 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_consumer_k
         async def three() -> list | None:  # type: ignore[type-arg]
             batch = await dlq.getmany(timeout_ms=500)
             records.extend(r for rs in batch.values() for r in rs)
-            return records if len(records) >= 3 else None
+            return records if len(records) >= 4 else None
 
-        await eventually(three, what="three dead letters")
+        await eventually(three, what="four dead letters")
     finally:
         await dlq.stop()
     by_value = {r.value: dict(r.headers) for r in records}
@@ -95,6 +103,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_consumer_k
     reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in records)
     assert any("score" in reason for reason in reasons)
     assert any("not accepted on this topic" in reason for reason in reasons)
+    assert any("ce_source" in reason and "UTF-8" in reason for reason in reasons)
 
 
 async def test_requests_without_a_known_token_are_refused(api: httpx.AsyncClient) -> None:

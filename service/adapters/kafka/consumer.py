@@ -32,6 +32,8 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import FakeConsumer
+from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
 from service.adapters.postgres.errors import TRANSIENT
@@ -94,6 +96,7 @@ class SignalConsumer:
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             listener=_Rebalance(self, store, group),
+            parser=_records_as_they_are,
             decoder=_undecoded,
         )
         self.subscriber(self.on_signals)
@@ -240,6 +243,20 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         for (topic, partition), offset in stored.items():
             consumer.seek(TopicPartition(topic, partition), offset)
         log.info("partitions_assigned", partitions=len(keys), seeked=len(stored))
+
+
+async def _records_as_they_are(
+    records: tuple[Record, ...], _faststream_parser: Any
+) -> FastStreamKafkaMessage:
+    """FastStream's batch parser decodes every header as UTF-8, so one odd header fails the whole batch
+    before any handler runs; here the records pass as they are and the codec judges each one."""
+    first, last = records[0], records[-1]
+    return FastStreamKafkaMessage(
+        raw_message=records,
+        body=[],
+        message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
+        consumer=FakeConsumer(),  # never acked through FastStream: offsets are ours (see the module doc)
+    )
 
 
 async def _undecoded(message: Any) -> None:
