@@ -2,7 +2,9 @@
 
 Measured side by side on the embedded broker and database (shared, noisy machines: read the ratios):
   (a) end to end: `recovery serve` as a process drains a backlog of N mixed signals; signals applied per
-      second from the first applied batch until the last signal is in the store; peak RSS of the process;
+      second from the moment its consumer group has settled until the last signal is in the store, and
+      from process start; peak RSS; CPU seconds of the service, PostgreSQL and the broker; then the
+      same with two instances in one group on a fresh copy of the backlog;
   (b) raw limits: aiokafka reading the same records with no processing, and asyncpg COPY of N event rows;
   (c) the per-signal baseline: the same service with batches of one record, on a smaller sample.
 """
@@ -21,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.signal_mix import publish_mix, signal_mix
@@ -115,81 +119,94 @@ def cpu_seconds(name: str) -> float:
 
 
 async def end_to_end(
-    bootstrap: str, dsn: str, topics: dict[str, SignalKind], count: int, batch: int
+    bootstrap: str, dsn: str, topics: dict[str, SignalKind], count: int, batch: int, instances: int = 1
 ) -> tuple[float, float, int]:
-    """Returns (signals/s from the first applied batch to the last, signals/s including start-up, peak RSS bytes)."""
-    env = {**os.environ, **service_env(bootstrap, dsn, topics, batch)}
+    """(signals/s once the group has settled until the last is stored, signals/s from process start, peak RSS).
+
+    Each instance is a `recovery serve` process in the same consumer group.
+    """
     cpu_before = {name: cpu_seconds(name) for name in ("postgres", "tansu")}
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    ports = [free_port() for _ in range(instances)]
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    if os.environ.get("BENCH_PYSPY"):
+    processes = [
         subprocess.Popen(
-            [
-                "py-spy",
-                "record",
-                "-o",
-                os.environ["BENCH_PYSPY"],
-                "-f",
-                "speedscope",
-                "-d",
-                "30",
-                "-p",
-                str(process.pid),
-            ],
+            [sys.executable, "-m", "service.entrypoints.cli", "serve"],
+            env={**os.environ, **service_env(bootstrap, dsn, topics, batch, group, port)},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        for port in ports
+    ]
+    if os.environ.get("BENCH_PYSPY"):  # optional profile: BENCH_PYSPY=out.json make bench
+        pyspy = ["py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-f", "speedscope", "-d", "30"]
+        subprocess.Popen(
+            [*pyspy, "-p", str(processes[0].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
     conn = await asyncpg.connect(dsn)
-    first_at: float | None = None
-    first_count = 0
+    settled_at: float | None = None
+    settled_count = 0
     peak = 0
     last_report = 0.0
     try:
         while True:
             applied = await conn.fetchval("SELECT count(*) FROM signal_log")
             now = time.perf_counter()
-            peak = max(peak, peak_rss(process.pid))
-            if applied and first_at is None:
-                first_at, first_count = now, applied
+            peak = max([peak, *(peak_rss(p.pid) for p in processes)])
+            if settled_at is None and await assigned(ports) == 6 * len(topics):
+                settled_at, settled_count = now, applied
             if now - last_report > 2:
                 say(f"  applied {applied:>7,} / {count:,}")
                 last_report = now
             if applied >= count:
                 break
-            if process.poll() is not None:
-                raise RuntimeError("the service exited during the benchmark")
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError("a service process exited during the benchmark")
             await asyncio.sleep(0.05)
         done = time.perf_counter()
-        import psutil
-
-        times = psutil.Process(process.pid).cpu_times()
+        service_cpu = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
         used = {name: cpu_seconds(name) - before for name, before in cpu_before.items()}
         say(
-            f"  CPU seconds per 1,000 signals: service {1000 * (times.user + times.system) / count:.3f},"
+            f"  CPU seconds per 1,000 signals: service {1000 * service_cpu / count:.3f},"
             f" postgres {1000 * used['postgres'] / count:.3f}, broker {1000 * used['tansu'] / count:.3f}"
         )
     finally:
         await conn.close()
-        process.terminate()
-        process.wait(30)
-    assert first_at is not None
-    steady = (count - first_count) / max(done - first_at, 1e-9)
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(30)
+    assert settled_at is not None
+    steady = (count - settled_count) / max(done - settled_at, 1e-9)
     return steady, count / (done - started), peak
 
 
-def service_env(bootstrap: str, dsn: str, topics: dict[str, SignalKind], batch: int) -> dict[str, str]:
+async def assigned(ports: list[int]) -> float:
+    """Partitions the instances hold now, from their /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    async with httpx.AsyncClient(timeout=1) as client:
+        for port in ports:
+            try:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                return 0.0
+            for family in text_string_to_metric_families(text):
+                total += sum(s.value for s in family.samples if s.name == "recovery_assigned_partitions")
+    return total
+
+
+def service_env(
+    bootstrap: str, dsn: str, topics: dict[str, SignalKind], batch: int, group: str, port: int
+) -> dict[str, str]:
     kinds = {kind: topic for topic, kind in topics.items()}
     env = {
         "RECOVERY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "RECOVERY_KAFKA_IDEMPOTENT_PRODUCER": "false",
         "RECOVERY_DATABASE_URL": dsn,
-        "RECOVERY_HTTP_PORT": str(free_port()),
-        "RECOVERY_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+        "RECOVERY_HTTP_PORT": str(port),
+        "RECOVERY_CONSUMER_GROUP": group,
         "RECOVERY_BATCH_MAX_RECORDS": str(batch),
         "RECOVERY_TOPIC_DLQ": f"{next(iter(topics))}.dlq",
         "RECOVERY_LOG_LEVEL": "WARNING",
@@ -228,8 +245,15 @@ async def main(count: int, customers: int, baseline: int) -> None:
         copy_rate = await raw_copy(await fresh_database(server_dsn), count)
         say(f"  asyncpg COPY of event rows:      {copy_rate:>10,.0f} rows/s")
         say("(a) end to end: recovery serve draining the backlog")
+        batch = int(os.environ.get("BENCH_BATCH", "2000"))
         steady, overall, rss = await end_to_end(
-            bootstrap, await fresh_database(server_dsn), topics, count, 2000
+            bootstrap, await fresh_database(server_dsn), topics, count, batch
+        )
+        say("(a2) end to end with two instances in one consumer group (a fresh copy of the backlog)")
+        twin_topics = topics_for(uuid.uuid4().hex[:6])
+        await publish(bootstrap, twin_topics, count, customers)
+        twin, _, twin_rss = await end_to_end(
+            bootstrap, await fresh_database(server_dsn), twin_topics, count, batch, instances=2
         )
         base_rate = None
         if baseline:
@@ -243,6 +267,7 @@ async def main(count: int, customers: int, baseline: int) -> None:
         say(f"  publish (setup, not a target)       {publish_rate:>10,.0f} signals/s")
         say(f"  end to end, steady                  {steady:>10,.0f} signals/s   (target >= 5,000)")
         say(f"  end to end, with start-up           {overall:>10,.0f} signals/s")
+        say(f"  end to end, two instances, steady   {twin:>10,.0f} signals/s")
         say(f"  raw aiokafka consume                {consume_rate:>10,.0f} records/s")
         say(f"  raw asyncpg COPY                    {copy_rate:>10,.0f} rows/s")
         say(f"  ratio end to end / raw consume      {steady / consume_rate:>10.2f}")
@@ -250,7 +275,9 @@ async def main(count: int, customers: int, baseline: int) -> None:
         if base_rate:
             say(f"  per-signal baseline (batch of 1)    {base_rate:>10,.0f} signals/s")
             say(f"  ratio batched / per-signal          {steady / base_rate:>10.1f}")
-        say(f"  peak RSS of the service             {rss / 2**20:>10,.0f} MiB")
+        say(
+            f"  peak RSS of the service             {rss / 2**20:>10,.0f} MiB (two instances: {twin_rss / 2**20:,.0f} MiB each at most)"
+        )
     finally:
         broker.terminate()
         broker.wait(10)
