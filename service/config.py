@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     topic_callback: str = "recovery.signals.callback.v1"
     topic_ticket: str = "recovery.signals.ticket.v1"
     topic_dlq: str = "recovery.signals.dlq.v1"
+    topic_case_events: str = "recovery.case-events.v1"
+    topic_sla: str = "recovery.sla.v1"
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
     database_pool_size: int = Field(default=10, ge=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -11,6 +12,19 @@ from service.domain.case import CaseState
 from service.domain.intake import IntakePlan
 
 SignalKey = tuple[str, str]  # (source, id)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One row of the event log, as the outgoing relay reads it; `data` is the stored JSON text."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    data: str
+    recorded_at: datetime
 PartitionKey = tuple[str, int]  # (topic, partition)
 
 

@@ -6,12 +6,22 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import TypeAdapter
 
+from service.domain.events import (
+    CaseEscalated,
+    CaseEvent,
+    CaseOpened,
+    CaseReopened,
+    SignalAttached,
+    SignalRef,
+    SlaBreached,
+    SlaKind,
+    SlaWarned,
+)
 from service.domain.severity import Classification, Severity
-from service.domain.signals import Channel, Signal, SignalKind, Tier
+from service.domain.signals import Channel, Signal, Tier
 from service.domain.sla import SlaPolicy, tightened
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
@@ -21,71 +31,6 @@ class CaseStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
     CLOSED = "closed"
-
-
-# Events and states are frozen dataclasses: built thousands of times a second on the hot path, and
-# pydantic's TypeAdapters below still give them JSON (de)serialisation and validation at the edges.
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignalRef:
-    """What a case remembers of a signal: never its free text."""
-
-    source: str
-    id: str
-    type: SignalKind
-    severity: Severity
-    reasons: tuple[str, ...]
-    category: str
-    occurred_at: datetime
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Event:
-    case_id: str
-    at: datetime  # when the decision was taken
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseOpened(_Event):
-    type: Literal["case.opened"] = "case.opened"
-    customer_id: str
-    ordinal: int
-    customer_tier: Tier
-    channel: Channel | None
-    severity: Severity
-    signal: SignalRef
-    opened_at: datetime  # the failure's time: the clocks start here
-    first_response_deadline: datetime
-    resolution_deadline: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignalAttached(_Event):
-    type: Literal["case.signal_attached"] = "case.signal_attached"
-    signal: SignalRef
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseEscalated(_Event):
-    type: Literal["case.escalated"] = "case.escalated"
-    from_severity: Severity
-    to_severity: Severity
-    signal_id: str
-    reasons: tuple[str, ...]
-    resolution_deadline: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseReopened(_Event):
-    type: Literal["case.reopened"] = "case.reopened"
-    reason: str
-    signal: SignalRef | None
-    severity: Severity
-    resolution_deadline: datetime
-
-
-CaseEvent = Annotated[CaseOpened | SignalAttached | CaseEscalated | CaseReopened, Field(discriminator="type")]
-CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +51,14 @@ class CaseState:
     signal_count: int = 0  # the signals themselves are in the events (and the signal log read model)
     reopen_count: int = 0
     resolved_at: datetime | None = None
+    acknowledged_at: datetime | None = None  # the first recorded contact stops the first-response clock
+    sla_fired: tuple[str, ...] = ()  # timer keys already fired: a warning or breach fires once per deadline
     version: int = 0
+
+
+def sla_key(sla: SlaKind, what: str, deadline: datetime) -> str:
+    """A fired warning or breach is known by its SLA, what fired and the deadline it was for."""
+    return f"{sla}/{what}/{deadline.isoformat()}"
 
 
 def case_id_for(customer_id: str, ordinal: int) -> str:
@@ -216,6 +168,12 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     version = state.version + 1
     if isinstance(event, SignalAttached):
         return replace(state, version=version, signal_count=state.signal_count + 1)
+    if isinstance(event, SlaWarned | SlaBreached):
+        return replace(
+            state,
+            version=version,
+            sla_fired=(*state.sla_fired, sla_key(event.sla, event.timer, event.deadline)),
+        )
     if isinstance(event, CaseEscalated):
         return replace(
             state, version=version, severity=event.to_severity, resolution_deadline=event.resolution_deadline

@@ -7,16 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from service.domain.case import (
-    CaseEscalated,
-    CaseEvent,
-    CaseOpened,
-    CaseReopened,
-    CaseState,
-    decide_signal,
-    evolve,
-    reopens,
-)
+from service.domain.case import CaseState, decide_signal, evolve, reopens
+from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReopened
 from service.domain.severity import Classification, CustomerHistory, Policy, classify
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy

@@ -8,18 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.case import (
-    CaseEscalated,
-    CaseOpened,
-    CaseReopened,
-    CaseState,
-    CaseStatus,
-    SignalAttached,
-    case_id_for,
-    decide_signal,
-    evolve,
-    replay,
-)
+from service.domain.case import CaseState, CaseStatus, case_id_for, decide_signal, evolve, replay
+from service.domain.events import CaseEscalated, CaseOpened, CaseReopened, SignalAttached
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind
 from service.domain.sla import SlaPolicy

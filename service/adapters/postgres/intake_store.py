@@ -11,8 +11,9 @@ import asyncpg
 
 from service.adapters.postgres.errors import CONFLICTS
 from service.app.ports import PartitionKey, SignalKey
-from service.domain.case import CASE_EVENT, CASE_STATE, CaseState, CaseStatus
+from service.domain.case import CASE_STATE, CaseState, CaseStatus
 from service.domain.errors import ConcurrencyConflict
+from service.domain.events import CASE_EVENT
 from service.domain.intake import IntakePlan
 
 _REASON_SEPARATOR = "\x1f"  # unnest() cannot take a text[][] of ragged rows: reasons travel joined

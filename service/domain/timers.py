@@ -1,0 +1,77 @@
+"""SLA timers: which warnings and breaches an open case is waiting for, and what a due one decides."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from service.domain.case import CaseState, CaseStatus, sla_key
+from service.domain.events import CaseEvent, SlaBreached, SlaKind, SlaWarned
+from service.domain.sla import SlaPolicy
+
+_SLA_EVENT_NAMESPACE = uuid.UUID("4d2c6a8e-7b1f-4f0e-a3c5-9e8d7f6b5a41")
+
+
+class TimerKind(StrEnum):
+    WARNING = "warning"
+    BREACH = "breach"
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    case_id: str
+    sla: SlaKind
+    kind: TimerKind
+    deadline: datetime
+    due_at: datetime
+
+
+def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
+    """An open case waits for a warning and a breach of each running clock; a stopped clock has none."""
+    if state is None or state.status is not CaseStatus.OPEN:
+        return []
+    clocks = [(SlaKind.RESOLUTION, state.resolution_clock_started_at, state.resolution_deadline)]
+    if state.acknowledged_at is None:
+        clocks.append((SlaKind.FIRST_RESPONSE, state.opened_at, state.first_response_deadline))
+    return [
+        timer
+        for kind, start, deadline in clocks
+        for timer in (
+            Timer(state.case_id, kind, TimerKind.WARNING, deadline, sla.warning_at(start, deadline)),
+            Timer(state.case_id, kind, TimerKind.BREACH, deadline, deadline),
+        )
+    ]
+
+
+def decide_timer(state: CaseState, timer: Timer, now: datetime) -> list[CaseEvent]:
+    """A due timer fires once for its deadline; a stopped clock or a moved deadline decides nothing."""
+    current = {(t.sla, t.kind): t.deadline for t in timers_for(state, _ANY_POLICY)}
+    fired_type = _EVENT[timer.kind]
+    if current.get((timer.sla, timer.kind)) != timer.deadline:
+        return []
+    if sla_key(timer.sla, timer.kind, timer.deadline) in state.sla_fired:
+        return []
+    return [
+        fired_type(
+            case_id=state.case_id,
+            at=now,
+            customer_id=state.customer_id,
+            severity=state.severity,
+            sla=timer.sla,
+            deadline=timer.deadline,
+        )
+    ]
+
+
+def sla_event_id(case_id: str, sla: SlaKind, kind: TimerKind, deadline: datetime) -> str:
+    """One id per case, SLA, kind and deadline: consumers drop anything that repeats it."""
+    return str(uuid.uuid5(_SLA_EVENT_NAMESPACE, f"{case_id}/{sla}/{kind}/{deadline.isoformat()}"))
+
+
+_EVENT: dict[TimerKind, type[SlaWarned] | type[SlaBreached]] = {
+    TimerKind.WARNING: SlaWarned,
+    TimerKind.BREACH: SlaBreached,
+}
+_ANY_POLICY = SlaPolicy()  # deadlines come from the state; the policy only places warnings, unused here
