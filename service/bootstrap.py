@@ -15,10 +15,14 @@ from faststream.kafka import KafkaBroker
 from service.adapters.http.api import create_app
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
+from service.adapters.kafka.outgoing import OutgoingTopics
+from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
+from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.sentiment import VaderSentiment
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import PartitionKey
@@ -26,6 +30,7 @@ from service.config import Settings
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
+from service.workers import fire_timers_forever
 
 log = structlog.get_logger()
 
@@ -54,6 +59,7 @@ class Service:
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.consumer: SignalConsumer | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         s = self.settings
@@ -64,7 +70,7 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
-        created = await ensure_topics(s, [*s.signal_topics(), s.topic_dlq])
+        created = await ensure_topics(s, [*s.signal_topics(), s.topic_dlq, s.topic_case_events, s.topic_sla])
         if created:  # a topic made just now has no records: offsets stored for an earlier one are void
             await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", created)
         log.info("topics_ready", created=created)
@@ -92,9 +98,19 @@ class Service:
         )
         self.consumer.start()
         await self.broker.start()
+        relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+        self.tasks = [
+            asyncio.create_task(fire_timers_forever(PostgresTimerStore(self.pool)), name="sla-timers"),
+            asyncio.create_task(relay.run(), name="relay"),
+        ]
+        for task in self.tasks:
+            task.add_done_callback(self._task_ended)
         log.info("service_started", kafka=s.kafka_bootstrap_servers, group=s.consumer_group)
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()  # waits for the subscriber's current batch (graceful_timeout)
         if self.consumer is not None:
@@ -122,8 +138,13 @@ class Service:
         return {"database": database, "kafka": kafka}
 
     def alive(self) -> bool:
-        """False once the consumer has stopped on a batch it cannot apply: restart the process."""
-        return self.consumer is None or self.consumer.failed is None
+        """False once the consumer or a background loop has stopped on an error: restart the process."""
+        consumer_ok = self.consumer is None or self.consumer.failed is None
+        return consumer_ok and not any(t.done() and not t.cancelled() for t in self.tasks)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_task_failed", task=task.get_name(), error=repr(task.exception()))
 
 
 def build_app(settings: Settings) -> FastAPI:

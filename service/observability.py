@@ -41,6 +41,20 @@ CONSUMER_LAG = Gauge(
 )
 
 
+SLA_WARNINGS = Counter("recovery_sla_warnings_total", "Pre-breach SLA warnings fired.", ["severity", "sla"])
+SLA_BREACHES = Counter("recovery_sla_breaches_total", "SLA breaches fired.", ["severity", "sla"])
+TIMER_LAG = Histogram(
+    "recovery_timer_lag_seconds",
+    "From a timer's due time to its firing, on the database clock.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+RELAY_LAG = Gauge("recovery_relay_lag_events", "Events in the log not yet published by the relay.")
+RELAY_LEADER = Gauge("recovery_relay_leader", "1 while this instance holds the relay lease and publishes.")
+EVENTS_PUBLISHED = Counter(
+    "recovery_events_published_total", "Events published to Kafka, by topic.", ["topic"]
+)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """One JSON object per line on stdout; customer free text is never passed to a logger."""
     shared: list[structlog.typing.Processor] = [

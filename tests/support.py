@@ -38,6 +38,8 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "consumer_group": f"g{tag}",
         "topic_partitions": 3,
         "topic_dlq": f"t{tag}.signals.dlq",
+        "topic_case_events": f"t{tag}.case-events",
+        "topic_sla": f"t{tag}.sla",
         "api_tokens": {TOKEN: ApiToken(actor="tester", role="owner")},
         **topics,
     }

@@ -25,6 +25,8 @@ class LoggedEvent:
     type: str
     data: str
     recorded_at: datetime
+
+
 PartitionKey = tuple[str, int]  # (topic, partition)
 
 

@@ -12,6 +12,7 @@ from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReop
 from service.domain.severity import Classification, CustomerHistory, Policy, classify
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
+from service.domain.timers import Timer, timers_for
 
 
 class Outcome(StrEnum):
@@ -44,6 +45,7 @@ class IntakePlan:
     events: list[NewEvent] = field(default_factory=list)
     cases: dict[str, CaseState] = field(default_factory=dict)  # changed cases by case id
     applied: list[Applied] = field(default_factory=list)
+    timers: dict[str, list[Timer]] = field(default_factory=dict)  # every timer of a case whose timers changed
 
 
 def plan_intake(
@@ -78,7 +80,21 @@ def plan_intake(
                 signal, classification, _outcome(classification, events), state.case_id if state else None
             )
         )
+    plan.timers = changed_timers(latest_cases, plan.cases, sla)
     return plan
+
+
+def changed_timers(
+    before: Mapping[str, CaseState], after: Mapping[str, CaseState], sla: SlaPolicy
+) -> dict[str, list[Timer]]:
+    """Timers of the cases whose timers moved: a new case, a tighter deadline, a stopped or restarted clock."""
+    previous = {state.case_id: state for state in before.values()}
+    changed = {}
+    for case_id, state in after.items():
+        timers = timers_for(state, sla)
+        if timers != timers_for(previous.get(case_id), sla):
+            changed[case_id] = timers
+    return changed
 
 
 def _history(

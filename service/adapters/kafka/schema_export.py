@@ -1,4 +1,4 @@
-"""Generate schemas/ (JSON Schemas and the AsyncAPI document) from the wire models.
+"""Generate schemas/ (JSON Schemas and the AsyncAPI document) from the wire models and the domain events.
 
 python -m service.adapters.kafka.schema_export           # write the files
 python -m service.adapters.kafka.schema_export --check   # exit 1 if schemas/ differs from the code
@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
+from service.adapters.kafka.outgoing import (
+    CASE_EVENT_CLASSES,
+    SLA_TYPES,
+    SOURCE,
+    UTC_TIME_PATTERN,
+    OutgoingTopics,
+    SlaEventData,
+    outgoing_case_type,
+)
 from service.adapters.kafka.wire import (
     DATA_MODELS,
     EVENT_MODELS,
@@ -37,6 +46,8 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 ENVELOPE_PATH = "cloudevent.schema.json"
 ASYNCAPI_PATH = "asyncapi.json"
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+OUTGOING_REQUIRED_HEADERS = (*REQUIRED_HEADERS, "ce_subject", "content-type")
+SLA_DATA_PATH = "outgoing/sla.data.schema.json"
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,11 @@ def event_schema_path(kind: SignalKind) -> str:
     return f"signals/{kind}.event.schema.json"
 
 
+def case_data_schema_path(stored_type: str) -> str:
+    """Path under schemas/ of an outgoing case event's data schema, by its stored type (case.opened)."""
+    return f"outgoing/{stored_type}.data.schema.json"
+
+
 def default_topics() -> tuple[dict[SignalKind, str], str]:
     """The default signal topics by kind and the dead-letter topic, from the settings' declared defaults."""
     defaults = Settings.model_construct()  # declared defaults only, no environment
@@ -84,7 +100,10 @@ def default_topics() -> tuple[dict[SignalKind, str], str]:
 
 
 def _document(model: type[BaseModel], path: str, **overrides: Any) -> dict[str, Any]:
-    schema = model.model_json_schema()
+    return _schema_document(model.model_json_schema(), path, **overrides)
+
+
+def _schema_document(schema: dict[str, Any], path: str, **overrides: Any) -> dict[str, Any]:
     schema.update(overrides)
     return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE_URI + path, **schema}
 
@@ -108,12 +127,38 @@ def event_schema(kind: SignalKind) -> dict[str, Any]:
     return schema
 
 
+def case_data_schema(stored_type: str) -> dict[str, Any]:
+    """The data of an outgoing case event: the stored domain event as JSON, `type` always present."""
+    type_ = outgoing_case_type(stored_type)
+    schema = TypeAdapter(CASE_EVENT_CLASSES[stored_type]).json_schema(mode="serialization")
+    required = set(schema.get("required", [])) | {"type"}
+    schema["required"] = [name for name in schema["properties"] if name in required]
+    return _schema_document(
+        schema,
+        case_data_schema_path(stored_type),
+        title=f"{type_} data",
+        description=(
+            f"Data of a {type_} CloudEvent: the stored {stored_type} event (never customer free text)."
+            " Later versions may add fields; consumers ignore those they do not know."
+        ),
+    )
+
+
+def sla_data_schema() -> dict[str, Any]:
+    """The data of an outgoing SLA warning or breach."""
+    schema = SlaEventData.model_json_schema(mode="serialization")
+    return _schema_document(schema, SLA_DATA_PATH)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every JSON Schema document by its path under schemas/."""
     documents = {ENVELOPE_PATH: envelope_schema()}
     for kind in DATA_MODELS:
         documents[data_schema_path(kind)] = data_schema(kind)
         documents[event_schema_path(kind)] = event_schema(kind)
+    for stored_type in CASE_EVENT_CLASSES:
+        documents[case_data_schema_path(stored_type)] = case_data_schema(stored_type)
+    documents[SLA_DATA_PATH] = sla_data_schema()
     return documents
 
 
@@ -214,10 +259,120 @@ def dlq_channel(topic: str) -> ChannelSpec:
     )
 
 
+def outgoing_headers(type_: str, id_description: str, time_description: str) -> dict[str, Any]:
+    """Schema of the Kafka headers of an outgoing binary-mode CloudEvent of the given type."""
+    properties = {
+        "ce_specversion": {
+            "type": "string",
+            "const": "1.0",
+            "description": "The CloudEvents specification version, always 1.0.",
+        },
+        "ce_id": {"type": "string", "minLength": 1, "description": id_description},
+        "ce_source": {
+            "type": "string",
+            "minLength": 1,
+            "description": f"This service: {SOURCE} unless configured otherwise.",
+        },
+        "ce_type": {"type": "string", "const": type_, "description": "The event type."},
+        "ce_time": {
+            "type": "string",
+            "format": "date-time",
+            "pattern": UTC_TIME_PATTERN,
+            "description": time_description,
+        },
+        "ce_subject": {"type": "string", "minLength": 1, "description": "The case id."},
+        "content-type": {
+            "type": "string",
+            "const": JSON_CONTENT_TYPE,
+            "description": "data is the record value, as JSON.",
+        },
+    }
+    return {"type": "object", "required": list(OUTGOING_REQUIRED_HEADERS), "properties": properties}
+
+
+def _case_key() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "description": "The case id (equals ce_subject and data.case_id).",
+    }
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def case_events_channel(topic: str) -> ChannelSpec:
+    """The outgoing channel of every case domain event, one message per type that exists now."""
+    messages = []
+    for stored_type in CASE_EVENT_CLASSES:
+        type_ = outgoing_case_type(stored_type)
+        messages.append(
+            MessageSpec(
+                id=f"case{_camel(stored_type.removeprefix('case.'))}",
+                title=f"{type_} (binary mode)",
+                summary=f"A {type_} CloudEvent: attributes in ce_* headers, the record value is data.",
+                content_type=JSON_CONTENT_TYPE,
+                headers=outgoing_headers(
+                    type_,
+                    "The event's id in the event log; a re-publish repeats it, so consumers drop repeats.",
+                    "When the service decided the event (data.at), RFC 3339 in UTC.",
+                ),
+                payload={"$ref": f"./{case_data_schema_path(stored_type)}"},
+                key=_case_key(),
+            )
+        )
+    return ChannelSpec(
+        id="caseEvents",
+        address=topic,
+        action="send",
+        operation_id="sendCaseEvent",
+        description=(
+            "Every case domain event as a recovery.case.* CloudEvent (binary mode), in order per case."
+            " Later versions add types; consumers ignore the types they do not know."
+        ),
+        messages=messages,
+    )
+
+
+def sla_channel(topic: str) -> ChannelSpec:
+    """The outgoing channel of SLA warnings and breaches."""
+    messages = [
+        MessageSpec(
+            id=f"sla{_camel(type_.removeprefix('recovery.sla.'))}",
+            title=f"{type_} (binary mode)",
+            summary=f"A {type_} CloudEvent: attributes in ce_* headers, the record value is data.",
+            content_type=JSON_CONTENT_TYPE,
+            headers=outgoing_headers(
+                type_,
+                "One id per case, SLA, kind and deadline; a repeat is the same warning or breach.",
+                "When the service decided the warning or breach (data.fired_at), RFC 3339 in UTC.",
+            ),
+            payload={"$ref": f"./{SLA_DATA_PATH}"},
+            key=_case_key(),
+        )
+        for type_, _ in SLA_TYPES.values()
+    ]
+    return ChannelSpec(
+        id="sla",
+        address=topic,
+        action="send",
+        operation_id="sendSlaEvent",
+        description="SLA warnings and breaches of open cases as recovery.sla.* CloudEvents (binary mode).",
+        messages=messages,
+    )
+
+
 def channel_specs() -> list[ChannelSpec]:
-    """Every channel in the AsyncAPI document; outgoing topics are added here."""
+    """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out."""
     signal_topics, dlq_topic = default_topics()
-    return [*(signal_channel(kind, topic) for kind, topic in signal_topics.items()), dlq_channel(dlq_topic)]
+    outgoing = OutgoingTopics.from_settings(Settings.model_construct())  # declared defaults only
+    return [
+        *(signal_channel(kind, topic) for kind, topic in signal_topics.items()),
+        dlq_channel(dlq_topic),
+        case_events_channel(outgoing.case_events),
+        sla_channel(outgoing.sla),
+    ]
 
 
 def _message(spec: MessageSpec) -> dict[str, Any]:
@@ -258,7 +413,10 @@ def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
         "info": {
             "title": "Recovery Loop",
             "version": API_VERSION,
-            "description": "Customer failure signals in as CloudEvents 1.0 (binary or structured mode).",
+            "description": (
+                "Customer failure signals in as CloudEvents 1.0 (binary or structured mode);"
+                " case and SLA events out as CloudEvents 1.0 in binary mode."
+            ),
         },
         "defaultContentType": JSON_CONTENT_TYPE,
         "servers": {

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
 
+from service.adapters.postgres.case_writes import append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
 from service.app.ports import PartitionKey, SignalKey
-from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
-from service.domain.events import CASE_EVENT
 from service.domain.intake import IntakePlan
 
 _REASON_SEPARATOR = "\x1f"  # unnest() cannot take a text[][] of ragged rows: reasons travel joined
-_EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
-
-
-def event_id(stream_id: str, version: int) -> uuid.UUID:
-    """An event's id follows from its place in its stream: a re-run can never mint a second one."""
-    return uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}/{version}")
 
 
 class PostgresIntakeTransaction:
@@ -62,9 +55,10 @@ class PostgresIntakeTransaction:
         """Write the whole batch; the event insert comes last, under the table lock, so positions commit in order."""
         try:
             await self._log_signals(plan)
-            await self._save_cases(plan)
+            await save_timers(self._conn, plan.timers)
+            await save_cases(self._conn, plan.cases.values())
             await self._save_offsets(group, next_offsets)
-            await self._append_events(plan)
+            await append_events(self._conn, plan.events)
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
 
@@ -91,23 +85,6 @@ class PostgresIntakeTransaction:
             [a.case_id for a in applied],
         )
 
-    async def _save_cases(self, plan: IntakePlan) -> None:
-        # Cases leaving "open" go first, so the one-open-case index never sees two at once.
-        cases = sorted(plan.cases.values(), key=lambda c: (c.status is CaseStatus.OPEN, c.case_id))
-        if not cases:
-            return
-        await self._conn.execute(
-            "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
-            " first_response_deadline, resolution_deadline, version, state)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
-            " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::json[])"
-            " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
-            " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
-            " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
-            " state = EXCLUDED.state, updated_at = now()",
-            *_case_columns(cases),
-        )
-
     async def _save_offsets(self, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         if not next_offsets:
             return
@@ -122,36 +99,6 @@ class PostgresIntakeTransaction:
             [k[1] for k in keys],
             [next_offsets[k] for k in keys],
         )
-
-    async def _append_events(self, plan: IntakePlan) -> None:
-        if not plan.events:
-            return
-        await self._conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-        await self._conn.execute(
-            "INSERT INTO events (stream_id, version, event_id, type, data)"
-            " SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::json[])",
-            [e.stream_id for e in plan.events],
-            [e.version for e in plan.events],
-            [event_id(e.stream_id, e.version) for e in plan.events],
-            [e.event.type for e in plan.events],
-            [CASE_EVENT.dump_json(e.event).decode() for e in plan.events],
-        )
-
-
-def _case_columns(cases: Sequence[CaseState]) -> list[list[object]]:
-    return [
-        [c.case_id for c in cases],
-        [c.customer_id for c in cases],
-        [c.ordinal for c in cases],
-        [c.status.value for c in cases],
-        [c.severity.value for c in cases],
-        [c.owner for c in cases],
-        [c.opened_at for c in cases],
-        [c.first_response_deadline for c in cases],
-        [c.resolution_deadline for c in cases],
-        [c.version for c in cases],
-        [CASE_STATE.dump_json(c).decode() for c in cases],
-    ]
 
 
 class PostgresIntakeStore:

@@ -1,0 +1,190 @@
+"""Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
+
+Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
+log's event id as id. SLA warnings and breaches go only to the SLA topic as recovery.sla.warning/breached,
+with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
+and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final, NoReturn
+
+from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
+
+from service.adapters.kafka.cloudevents import encode_binary, format_time
+from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
+from service.app.ports import LoggedEvent
+from service.config import Settings
+from service.domain.events import CaseEscalated, CaseOpened, CaseReopened, SignalAttached, SlaKind
+from service.domain.severity import Severity
+from service.domain.timers import TimerKind, sla_event_id
+
+SOURCE: Final = "urn:recovery-loop"
+STORED_CASE_PREFIX: Final = "case."
+CASE_TYPE_PREFIX: Final = "recovery.case."
+SLA_TYPES: Final[dict[str, tuple[str, TimerKind]]] = {
+    "case.sla_warning": ("recovery.sla.warning", TimerKind.WARNING),
+    "case.sla_breached": ("recovery.sla.breached", TimerKind.BREACH),
+}
+"""Stored SLA event type -> (outgoing CloudEvent type, timer kind); these go only to the SLA topic."""
+
+UTC_TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
+UtcTime = Annotated[
+    datetime,
+    PlainValidator(parse_rfc3339),
+    PlainSerializer(format_time, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": UTC_TIME_PATTERN}),
+]
+"""An instant: read from RFC 3339 with any offset, written as RFC 3339 in UTC with a Z suffix."""
+
+
+def _stored_type(event_class: type[Any]) -> str:
+    default = next(f.default for f in dataclasses.fields(event_class) if f.name == "type")
+    assert isinstance(default, str)
+    return default
+
+
+CASE_EVENT_CLASSES: Final[dict[str, type[Any]]] = {
+    _stored_type(cls): cls for cls in (CaseOpened, SignalAttached, CaseEscalated, CaseReopened)
+}
+"""The case event types that exist now (stored type -> domain dataclass), each with a data schema.
+
+Any other stored case.X that is not an SLA event is still published, as recovery.case.X (forward compatible).
+"""
+
+
+def outgoing_case_type(stored_type: str) -> str:
+    """The CloudEvent type of a stored case event on the case-events topic: case.X -> recovery.case.X."""
+    return CASE_TYPE_PREFIX + stored_type.removeprefix(STORED_CASE_PREFIX)
+
+
+class SlaEventData(WireModel):
+    """Data of a recovery.sla.warning or recovery.sla.breached CloudEvent: an SLA clock warned or breached."""
+
+    case_id: NonEmptyStr = Field(
+        description="The case whose SLA clock fired; the Kafka record key and subject."
+    )
+    customer_id: NonEmptyStr = Field(description="The customer the case is about.")
+    severity: Severity = Field(description="The case's severity when the timer fired.")
+    sla: SlaKind = Field(
+        description="Which clock: first_response (acknowledge the customer) or resolution (resolve the case)."
+    )
+    deadline: UtcTime = Field(description="The deadline the warning or breach is for, RFC 3339 in UTC.")
+    fired_at: UtcTime = Field(description="When the service decided the warning or breach, RFC 3339 in UTC.")
+
+
+_SLA_FIELDS: Final = ("case_id", "customer_id", "severity", "sla", "deadline")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingTopics:
+    """Where outgoing events go."""
+
+    case_events: str
+    sla: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OutgoingTopics:
+        return cls(case_events=settings.topic_case_events, sla=settings.topic_sla)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One Kafka record to publish: a binary-mode CloudEvent; `event_id` is its ce_id."""
+
+    topic: str
+    key: bytes
+    headers: list[tuple[str, bytes]]
+    value: bytes
+    event_id: str
+
+
+def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE) -> list[OutgoingMessage]:
+    """The records to publish for one stored event (today exactly one); ValueError if its shape is wrong."""
+    if not event.type.startswith(STORED_CASE_PREFIX) or event.type == STORED_CASE_PREFIX:
+        _invalid(event, "not a case event type")
+    data = _parse(event)
+    sla = SLA_TYPES.get(event.type)
+    if sla is not None:
+        return [_sla_message(event, data, topics.sla, source, *sla)]
+    return [_case_message(event, data, topics.case_events, source)]
+
+
+def _case_message(event: LoggedEvent, data: dict[str, Any], topic: str, source: str) -> OutgoingMessage:
+    case_id = data["case_id"]
+    at = _time(event, data.get("at"), "at")
+    headers, value = encode_binary(
+        id=event.event_id,
+        source=source,
+        type=outgoing_case_type(event.type),
+        subject=case_id,
+        time=at,
+        data=data,
+    )
+    return OutgoingMessage(topic, case_id.encode(), headers, value, event.event_id)
+
+
+def _sla_message(
+    event: LoggedEvent, data: dict[str, Any], topic: str, source: str, type_: str, kind: TimerKind
+) -> OutgoingMessage:
+    fields: dict[str, Any] = {name: data[name] for name in _SLA_FIELDS if name in data}
+    if "at" in data:
+        fields["fired_at"] = data["at"]
+    try:
+        sla = SlaEventData.model_validate(fields)
+    except ValidationError as error:
+        _invalid(event, _reason(error))
+    id_ = sla_event_id(sla.case_id, sla.sla, kind, sla.deadline)
+    headers, value = encode_binary(
+        id=id_,
+        source=source,
+        type=type_,
+        subject=sla.case_id,
+        time=sla.fired_at,
+        data=sla.model_dump(mode="json"),
+    )
+    return OutgoingMessage(topic, sla.case_id.encode(), headers, value, id_)
+
+
+def _parse(event: LoggedEvent) -> dict[str, Any]:
+    """The stored JSON as an object whose type and case id agree with the log row."""
+    try:
+        data = json.loads(event.data)
+    except (TypeError, ValueError, RecursionError):
+        _invalid(event, "data is not valid JSON")
+    if not isinstance(data, dict):
+        _invalid(event, "data is not a JSON object")
+    if data.get("type") != event.type:
+        _invalid(event, "data.type does not match the stored type")
+    case_id = data.get("case_id")
+    if not isinstance(case_id, str) or not case_id:
+        _invalid(event, "data.case_id is missing or not a non-empty string")
+    if case_id != event.stream_id:
+        _invalid(event, "data.case_id does not match the stream id")
+    return data
+
+
+def _time(event: LoggedEvent, value: object, name: str) -> datetime:
+    try:
+        return parse_rfc3339(value)
+    except ValueError as error:
+        _invalid(event, f"data.{name} {error}")
+
+
+def _reason(error: ValidationError) -> str:
+    """Where and why validation failed, without the input values."""
+    return "; ".join(
+        f"data.{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+        for detail in error.errors(include_url=False, include_input=False, include_context=False)
+    )
+
+
+def _invalid(event: LoggedEvent, reason: str) -> NoReturn:
+    raise ValueError(
+        f"cannot publish the stored event at position {event.position} (type {event.type!r}): {reason}"
+    )

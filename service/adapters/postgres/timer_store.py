@@ -1,0 +1,72 @@
+"""Due SLA timers, claimed by any number of instances at once (FOR UPDATE SKIP LOCKED, the database clock)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import asyncpg
+
+from service.adapters.postgres.case_writes import Connection, append_events, save_cases
+from service.adapters.postgres.errors import CONFLICTS
+from service.domain.case import CASE_STATE, CaseState
+from service.domain.errors import ConcurrencyConflict
+from service.domain.events import SlaKind
+from service.domain.intake import NewEvent
+from service.domain.timers import Timer, TimerKind
+
+
+class PostgresTimerTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def claim_due(self, limit: int) -> tuple[list[Timer], datetime]:
+        """Up to `limit` unfired timers due by the database's clock, locked; others skip them."""
+        rows = await self._conn.fetch(
+            "SELECT case_id, sla, kind, deadline, due_at FROM sla_timers WHERE fired_at IS NULL"
+            " AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
+        )
+        now: datetime = await self._conn.fetchval("SELECT now()")
+        timers = [
+            Timer(r["case_id"], SlaKind(r["sla"]), TimerKind(r["kind"]), r["deadline"], r["due_at"])
+            for r in rows
+        ]
+        return timers, now
+
+    async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]:
+        rows = await self._conn.fetch(
+            "SELECT state FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
+        )
+        states = [CASE_STATE.validate_json(r["state"]) for r in rows]
+        return {s.case_id: s for s in states}
+
+    async def record(
+        self, fired: Sequence[Timer], events: Sequence[NewEvent], cases: Mapping[str, CaseState]
+    ) -> None:
+        try:
+            await self._conn.execute(
+                "UPDATE sla_timers t SET fired_at = now() FROM unnest($1::text[], $2::text[], $3::text[])"
+                " AS f(case_id, sla, kind) WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
+                [t.case_id for t in fired],
+                [t.sla.value for t in fired],
+                [t.kind.value for t in fired],
+            )
+            await save_cases(self._conn, cases.values())
+            await append_events(self._conn, events)
+        except CONFLICTS as e:
+            raise ConcurrencyConflict(type(e).__name__) from e
+
+
+class PostgresTimerStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTimerTransaction]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                yield PostgresTimerTransaction(conn)
+            except CONFLICTS as e:
+                raise ConcurrencyConflict(type(e).__name__) from e

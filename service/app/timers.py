@@ -1,0 +1,70 @@
+"""Use case: fire the SLA timers that are due, as case events appended with optimistic concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from service.domain.case import CaseState, evolve
+from service.domain.errors import ConcurrencyConflict
+from service.domain.events import SlaBreached, SlaWarned
+from service.domain.intake import NewEvent
+from service.domain.timers import Timer, decide_timer
+
+MAX_CONFLICT_RETRIES = 20
+
+
+class TimerTransaction(Protocol):
+    async def claim_due(self, limit: int) -> tuple[list[Timer], datetime]: ...
+
+    async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]: ...
+
+    async def record(
+        self, fired: Sequence[Timer], events: Sequence[NewEvent], cases: Mapping[str, CaseState]
+    ) -> None: ...
+
+
+class TimerStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[TimerTransaction]: ...
+
+
+@dataclass(frozen=True)
+class Fired:
+    timer: Timer
+    event: SlaWarned | SlaBreached | None  # None: the clock stopped or the deadline moved
+    lag_seconds: float  # from due time to firing, on the database's clock
+
+
+async def fire_due_timers(store: TimerStore, limit: int) -> list[Fired]:
+    """Claim due timers and decide each against its case; two instances never fire the same timer twice."""
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        try:
+            return await _fire_once(store, limit)
+        except ConcurrencyConflict:
+            if attempt == MAX_CONFLICT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _fire_once(store: TimerStore, limit: int) -> list[Fired]:
+    async with store.transaction() as tx:
+        due, now = await tx.claim_due(limit)
+        if not due:
+            return []
+        states = await tx.cases(sorted({t.case_id for t in due}))
+        changed: dict[str, CaseState] = {}
+        events: list[NewEvent] = []
+        fired: list[Fired] = []
+        for timer in due:
+            state = changed.get(timer.case_id) or states.get(timer.case_id)
+            decided = decide_timer(state, timer, now) if state is not None else []
+            for new in decided:
+                state = changed[timer.case_id] = evolve(state, new)
+                events.append(NewEvent(state.case_id, state.version, new))
+            sla_event = decided[0] if decided and isinstance(decided[0], SlaWarned | SlaBreached) else None
+            fired.append(Fired(timer, sla_event, (now - timer.due_at).total_seconds()))
+        await tx.record(due, events, changed)
+    return fired

@@ -1,0 +1,47 @@
+"""Background loops every instance runs besides the consumer: firing due SLA timers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from service.adapters.postgres.errors import TRANSIENT
+from service.app.timers import Fired, TimerStore, fire_due_timers
+from service.domain.errors import ConcurrencyConflict
+from service.domain.events import SlaBreached
+from service.observability import SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
+
+log = structlog.get_logger()
+_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
+
+
+async def fire_timers_forever(store: TimerStore, limit: int = 1000, idle_seconds: float = 0.1) -> None:
+    """Poll for due timers (an index range scan on unfired rows); a full claim polls again at once."""
+    while True:
+        try:
+            fired = await fire_due_timers(store, limit)
+        except _RETRYABLE as e:
+            log.warning("timers_retry", error=type(e).__name__)
+            await asyncio.sleep(1.0)
+            continue
+        _observe(fired)
+        if len(fired) < limit:
+            await asyncio.sleep(idle_seconds)
+
+
+def _observe(fired: list[Fired]) -> None:
+    for f in fired:
+        TIMER_LAG.observe(max(f.lag_seconds, 0.0))
+        if f.event is None:
+            continue
+        counter = SLA_BREACHES if isinstance(f.event, SlaBreached) else SLA_WARNINGS
+        counter.labels(f.event.severity.value, f.event.sla.value).inc()
+        log.info(
+            "sla_fired",
+            case_id=f.event.case_id,
+            customer_id=f.event.customer_id,
+            type=f.event.type,
+            sla=f.event.sla.value,
+            lag_seconds=round(f.lag_seconds, 3),
+        )

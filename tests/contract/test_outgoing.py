@@ -1,0 +1,351 @@
+"""Stored case events map to binary-mode CloudEvents that match schemas/outgoing and the AsyncAPI document."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from service.adapters.kafka.outgoing import (
+    CASE_EVENT_CLASSES,
+    SOURCE,
+    OutgoingMessage,
+    OutgoingTopics,
+    to_messages,
+)
+from service.adapters.kafka.schema_export import SCHEMAS_DIR, SLA_DATA_PATH, case_data_schema_path
+from service.app.ports import LoggedEvent
+from service.config import Settings
+from service.domain.case import CaseState, CaseStatus, decide_signal, evolve, replay
+from service.domain.events import (
+    CASE_EVENT,
+    CaseEscalated,
+    CaseEvent,
+    CaseOpened,
+    CaseReopened,
+    SignalAttached,
+    SlaBreached,
+    SlaKind,
+    SlaWarned,
+)
+from service.domain.severity import Classification, Severity
+from service.domain.signals import Category, Channel, Signal, SignalKind
+from service.domain.sla import SlaPolicy
+from service.domain.timers import TimerKind, decide_timer, sla_event_id, timers_for
+
+T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+SLA = SlaPolicy()
+TOPICS = OutgoingTopics(case_events="recovery.case-events.v1", sla="recovery.sla.v1")
+EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
+CE_HEADERS = {"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type"}
+
+
+# --- building real stored events ---------------------------------------------------------------------------
+
+
+def signal(n: int, at: datetime) -> Signal:
+    return Signal(
+        source="crm",
+        id=f"s-{n}",
+        kind=SignalKind.COMPLAINT,
+        occurred_at=at,
+        received_at=at + timedelta(seconds=3),
+        customer_id="c-1",
+        channel=Channel.EMAIL,
+        text="Nobody came and nobody called.",
+    )
+
+
+def classified(severity: Severity) -> Classification:
+    return Classification(
+        severity=severity, category=Category.MISSED_APPOINTMENT, reasons=("test",), policy_version="t"
+    )
+
+
+def opened() -> tuple[CaseOpened, CaseState]:
+    [event] = decide_signal(None, signal(1, T0), classified(Severity.MINOR), SLA, T0 + timedelta(seconds=5))
+    assert isinstance(event, CaseOpened)
+    return event, evolve(None, event)
+
+
+def attached_and_escalated() -> tuple[SignalAttached, CaseEscalated, CaseState]:
+    _, state = opened()
+    later = T0 + timedelta(hours=1)
+    attached, escalated = decide_signal(state, signal(2, later), classified(Severity.CRITICAL), SLA, later)
+    assert isinstance(attached, SignalAttached)
+    assert isinstance(escalated, CaseEscalated)
+    after = replay([opened()[0], attached, escalated])
+    assert after is not None
+    return attached, escalated, after
+
+
+def reopened() -> CaseReopened:
+    _, state = opened()
+    resolved = replace(state, status=CaseStatus.RESOLVED, resolved_at=T0 + timedelta(hours=2))
+    later = T0 + timedelta(days=1)
+    [event] = decide_signal(resolved, signal(3, later), classified(Severity.MAJOR), SLA, later)
+    assert isinstance(event, CaseReopened)
+    return event
+
+
+def fired(state: CaseState, sla: SlaKind, kind: TimerKind) -> SlaWarned | SlaBreached:
+    [timer] = [t for t in timers_for(state, SLA) if t.sla is sla and t.kind is kind]
+    [event] = decide_timer(state, timer, timer.due_at + timedelta(seconds=1))
+    assert isinstance(event, SlaWarned | SlaBreached)
+    return event
+
+
+def logged(event: CaseEvent, position: int = 1, version: int = 1) -> LoggedEvent:
+    """The row the store writes: the event's JSON as CASE_EVENT.dump_json produces it."""
+    return LoggedEvent(
+        position=position,
+        stream_id=event.case_id,
+        version=version,
+        event_id=str(uuid.uuid5(EVENT_NAMESPACE, f"{event.case_id}/{version}")),
+        type=event.type,
+        data=CASE_EVENT.dump_json(event).decode(),
+        recorded_at=event.at + timedelta(milliseconds=20),
+    )
+
+
+def one(event: LoggedEvent) -> OutgoingMessage:
+    [message] = to_messages(event, TOPICS)
+    return message
+
+
+def headers(message: OutgoingMessage) -> dict[str, str]:
+    names = [name for name, _ in message.headers]
+    assert len(names) == len(set(names)), "no header repeats"
+    return {name: value.decode() for name, value in message.headers}
+
+
+def load(path: str) -> Any:
+    return json.loads((SCHEMAS_DIR / path).read_text(encoding="utf-8"))
+
+
+def assert_valid(schema_path: str, body: bytes) -> Any:
+    data = json.loads(body)
+    validator = Draft202012Validator(load(schema_path), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = [error.message for error in validator.iter_errors(data)]
+    assert errors == []
+    return data
+
+
+def case_events() -> list[CaseEvent]:
+    event, _ = opened()
+    attached, escalated, _ = attached_and_escalated()
+    return [event, attached, escalated, reopened()]
+
+
+def sla_events() -> list[SlaWarned | SlaBreached]:
+    _, state = opened()
+    return [fired(state, sla, kind) for sla in SlaKind for kind in TimerKind]
+
+
+# --- case events ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", case_events(), ids=lambda e: e.type)
+def test_a_case_event_is_a_binary_cloudevent_on_the_case_events_topic(event: CaseEvent) -> None:
+    row = logged(event, position=7, version=3)
+    message = one(row)
+    assert message.topic == "recovery.case-events.v1"
+    assert message.key == event.case_id.encode()
+    assert message.event_id == row.event_id
+    attributes = headers(message)
+    assert set(attributes) == CE_HEADERS
+    assert attributes["ce_specversion"] == "1.0"
+    assert attributes["ce_id"] == row.event_id
+    assert attributes["ce_source"] == "urn:recovery-loop"
+    assert attributes["ce_type"] == "recovery." + event.type
+    assert attributes["ce_subject"] == event.case_id
+    assert attributes["content-type"] == "application/json"
+    assert datetime.fromisoformat(attributes["ce_time"]) == event.at
+    assert attributes["ce_time"].endswith("Z")
+
+
+@pytest.mark.parametrize("event", case_events(), ids=lambda e: e.type)
+def test_a_case_event_body_is_the_stored_json_and_matches_its_schema(event: CaseEvent) -> None:
+    row = logged(event)
+    data = assert_valid(case_data_schema_path(event.type), one(row).value)
+    assert data == json.loads(row.data)
+    assert CASE_EVENT.validate_python(data) == event
+
+
+def test_the_customer_free_text_of_a_signal_is_never_published() -> None:
+    for event in case_events():
+        assert b"Nobody came" not in one(logged(event)).value
+
+
+def test_every_case_event_type_that_exists_has_a_data_schema() -> None:
+    assert {event.type for event in case_events()} == set(CASE_EVENT_CLASSES)
+    for stored_type in CASE_EVENT_CLASSES:
+        Draft202012Validator.check_schema(load(case_data_schema_path(stored_type)))
+
+
+def test_the_same_stored_event_maps_to_the_same_messages_every_time() -> None:
+    row = logged(opened()[0])
+    assert to_messages(row, TOPICS) == to_messages(row, TOPICS)
+    assert one(row).event_id == row.event_id
+
+
+def test_a_future_case_event_type_goes_to_the_case_events_topic_unchanged() -> None:
+    data = {"type": "case.assigned", "case_id": "case-9", "at": "2026-03-29T01:00:00Z", "owner": "agent-7"}
+    row = LoggedEvent(9, "case-9", 4, "e-9", "case.assigned", json.dumps(data), T0)
+    message = one(row)
+    assert message.topic == "recovery.case-events.v1"
+    assert headers(message)["ce_type"] == "recovery.case.assigned"
+    assert headers(message)["ce_time"] == "2026-03-29T01:00:00Z"
+    assert message.key == b"case-9"
+    assert json.loads(message.value) == data
+
+
+def test_the_source_is_a_parameter_and_the_topics_come_from_the_settings() -> None:
+    topics = OutgoingTopics.from_settings(Settings(topic_case_events="cases", topic_sla="slas"))
+    assert topics == OutgoingTopics(case_events="cases", sla="slas")
+    assert SOURCE == "urn:recovery-loop"
+    _, state = opened()
+    [case_message] = to_messages(logged(opened()[0]), topics, source="/other")
+    [sla_message] = to_messages(logged(fired(state, SlaKind.RESOLUTION, TimerKind.WARNING)), topics, "/other")
+    assert (case_message.topic, sla_message.topic) == ("cases", "slas")
+    assert headers(case_message)["ce_source"] == headers(sla_message)["ce_source"] == "/other"
+
+
+# --- SLA events -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", sla_events(), ids=lambda e: f"{e.type}-{e.sla}")
+def test_an_sla_event_goes_only_to_the_sla_topic_with_its_sla_data(event: SlaWarned | SlaBreached) -> None:
+    messages = to_messages(logged(event, position=11, version=2), TOPICS)
+    assert [m.topic for m in messages] == ["recovery.sla.v1"]
+    [message] = messages
+    assert message.key == event.case_id.encode()
+    attributes = headers(message)
+    assert set(attributes) == CE_HEADERS
+    expected_type = {"case.sla_warning": "recovery.sla.warning", "case.sla_breached": "recovery.sla.breached"}
+    assert attributes["ce_type"] == expected_type[event.type]
+    assert attributes["ce_subject"] == event.case_id
+    assert attributes["ce_specversion"] == "1.0"
+    assert attributes["content-type"] == "application/json"
+    assert datetime.fromisoformat(attributes["ce_time"]) == event.at
+    data = assert_valid(SLA_DATA_PATH, message.value)
+    assert data == {
+        "case_id": event.case_id,
+        "customer_id": "c-1",
+        "severity": "minor",
+        "sla": event.sla.value,
+        "deadline": event.deadline.isoformat().replace("+00:00", "Z"),
+        "fired_at": event.at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_an_sla_event_id_is_the_id_of_its_case_sla_kind_and_deadline() -> None:
+    _, state = opened()
+    for sla in SlaKind:
+        for kind in TimerKind:
+            event = fired(state, sla, kind)
+            expected = sla_event_id(event.case_id, sla, kind, event.deadline)
+            message = one(logged(event))
+            assert message.event_id == headers(message)["ce_id"] == expected
+
+
+def test_the_same_sla_event_stored_twice_keeps_one_id() -> None:
+    _, state = opened()
+    first = fired(state, SlaKind.RESOLUTION, TimerKind.BREACH)
+    again = replace(first, at=first.at + timedelta(minutes=3))  # decided again after a crash
+    ids = {
+        one(logged(first, position=5, version=2)).event_id,
+        one(logged(again, position=8, version=3)).event_id,
+    }
+    assert len(ids) == 1
+
+
+def test_a_warning_and_a_breach_of_the_same_deadline_have_different_ids() -> None:
+    _, state = opened()
+    warning = fired(state, SlaKind.RESOLUTION, TimerKind.WARNING)
+    breach = fired(state, SlaKind.RESOLUTION, TimerKind.BREACH)
+    assert warning.deadline == breach.deadline
+    assert one(logged(warning)).event_id != one(logged(breach)).event_id
+
+
+def test_a_moved_deadline_gets_a_new_sla_id() -> None:
+    _, state = opened()
+    _, _, escalated = attached_and_escalated()
+    before = fired(state, SlaKind.RESOLUTION, TimerKind.WARNING)
+    after = fired(escalated, SlaKind.RESOLUTION, TimerKind.WARNING)
+    assert before.deadline != after.deadline
+    assert one(logged(before)).event_id != one(logged(after)).event_id
+
+
+# --- AsyncAPI agrees with the messages --------------------------------------------------------------------
+
+
+def asyncapi_message(topic: str, ce_type: str) -> dict[str, Any]:
+    document = load("asyncapi.json")
+    [(name, channel)] = [(n, c) for n, c in document["channels"].items() if c["address"] == topic]
+    [operation] = [
+        op for op in document["operations"].values() if op["channel"]["$ref"] == f"#/channels/{name}"
+    ]
+    assert operation["action"] == "send"
+    messages = [
+        document["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]
+        for ref in channel["messages"].values()
+    ]
+    [message] = [m for m in messages if m["headers"]["properties"]["ce_type"]["const"] == ce_type]
+    return message
+
+
+@pytest.mark.parametrize("event", [*case_events(), *sla_events()], ids=lambda e: f"{e.type}")
+def test_every_message_matches_its_asyncapi_headers_key_and_payload(event: CaseEvent) -> None:
+    message = one(logged(event))
+    spec = asyncapi_message(message.topic, headers(message)["ce_type"])
+    assert spec["contentType"] == "application/json"
+    assert Draft202012Validator(spec["headers"]).is_valid(headers(message))
+    assert Draft202012Validator(spec["bindings"]["kafka"]["key"]).is_valid(message.key.decode())
+    assert (SCHEMAS_DIR / spec["payload"]["$ref"]).is_file()
+    assert_valid(spec["payload"]["$ref"].removeprefix("./"), message.value)
+
+
+# --- stored data of an unexpected shape stops the relay ---------------------------------------------------
+
+
+def broken(type_: str, data: str, stream_id: str = "case-1") -> LoggedEvent:
+    return LoggedEvent(42, stream_id, 1, "e-42", type_, data, T0)
+
+
+def sla_data(**changes: Any) -> str:
+    _, state = opened()
+    data = json.loads(CASE_EVENT.dump_json(fired(state, SlaKind.RESOLUTION, TimerKind.WARNING)))
+    data.update(case_id="case-1", **changes)
+    return json.dumps({k: v for k, v in data.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("type_", "data"),
+    [
+        ("case.opened", "{not json"),
+        ("case.opened", "[1, 2]"),
+        ("case.opened", '{"type": "case.opened", "at": "2026-03-29T00:30:00Z"}'),
+        ("case.opened", '{"type": "case.opened", "case_id": "case-2", "at": "2026-03-29T00:30:00Z"}'),
+        ("case.opened", '{"type": "case.escalated", "case_id": "case-1", "at": "2026-03-29T00:30:00Z"}'),
+        ("case.opened", '{"type": "case.opened", "case_id": "case-1"}'),
+        ("case.opened", '{"type": "case.opened", "case_id": "case-1", "at": "2026-03-29T00:30:00"}'),
+        ("case.assigned", '{"type": "case.assigned", "case_id": "case-1", "at": 5}'),
+        ("case.sla_warning", sla_data(deadline=None)),
+        ("case.sla_warning", sla_data(sla="lunch")),
+        ("case.sla_warning", sla_data(at="soon")),
+        ("case.sla_warning", sla_data(type="case.sla_breached")),
+        ("signal.received", '{"type": "signal.received", "case_id": "case-1"}'),
+        ("case.", '{"type": "case.", "case_id": "case-1", "at": "2026-03-29T00:30:00Z"}'),
+    ],
+)
+def test_stored_data_of_an_unexpected_shape_raises_a_value_error_naming_position_and_type(
+    type_: str, data: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"position 42 \(type '{type_}'\)"):
+        to_messages(broken(type_, data), TOPICS)
