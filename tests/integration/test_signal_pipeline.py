@@ -31,7 +31,10 @@ async def test_a_binary_nps_signal_opens_a_case_readable_over_http(
     assert case["resolution_deadline"] == "2026-11-21T09:00:00Z"
     assert case["signals"][0]["reasons"] == ["nps:0-3"]
     detail = (await api.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
-    assert [e["type"] for e in detail["events"]] == ["case.opened"]
+    types = [e["type"] for e in detail["events"]]
+    assert types[0] == "case.opened"
+    # the failure happened two days ago: its deadlines have passed, so only SLA events may follow
+    assert set(types[1:]) <= {"case.sla_warning", "case.sla_breached"}
 
 
 async def test_structured_signals_attach_and_escalate_and_duplicates_change_nothing(
