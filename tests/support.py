@@ -143,6 +143,14 @@ class ServiceProcess:
             return 0.0
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
+    async def url_ready(self) -> bool:
+        """The process answers /readyz with Kafka and the database reachable."""
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"{self.url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
