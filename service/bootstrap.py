@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from service.adapters.http.api import create_app
+from service.adapters.http.commands import command_router
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -125,6 +127,10 @@ class Service:
         assert self.pool is not None, "the service has not started"
         return PostgresCaseReads(self.pool)
 
+    def commands(self) -> PostgresCommandStore:
+        assert self.pool is not None, "the service has not started"
+        return PostgresCommandStore(self.pool)
+
     async def ready(self) -> dict[str, bool]:
         database = kafka = False
         if self.pool is not None:
@@ -158,4 +164,14 @@ def build_app(settings: Settings) -> FastAPI:
         finally:
             await service.stop()
 
-    return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive)
+    return http_app(service, settings, lifespan)
+
+
+def http_app(
+    service: Service,
+    settings: Settings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The HTTP API over a service's stores."""
+    commands = command_router(service.commands, intake_rules(settings).sla, settings.root_causes)
+    return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive, [commands])

@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     followup_after: timedelta = timedelta(hours=48)
     reopen_window: timedelta = timedelta(days=14)
 
+    root_causes: list[str] = Field(
+        default_factory=lambda: [
+            "scheduling",
+            "technician_skill",
+            "parts_quality",
+            "product_design",
+            "communication_gap",
+            "billing_process",
+            "process_gap",
+            "third_party",
+            "customer_expectation",
+            "other",
+        ],
+        min_length=1,
+    )
     log_level: str = "INFO"
 
     @field_validator("sla_resolution", mode="after")

@@ -25,6 +25,8 @@ from tests.infra import Kafka
 T = TypeVar("T")
 TOKEN = "test-owner-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AGENT = {"Authorization": "Bearer test-agent-token"}
+MANAGER = {"Authorization": "Bearer test-manager-token"}
 
 
 def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
@@ -40,7 +42,11 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_dlq": f"t{tag}.signals.dlq",
         "topic_case_events": f"t{tag}.case-events",
         "topic_sla": f"t{tag}.sla",
-        "api_tokens": {TOKEN: ApiToken(actor="tester", role="owner")},
+        "api_tokens": {
+            TOKEN: ApiToken(actor="tester", role="owner"),
+            "test-agent-token": ApiToken(actor="ana", role="agent"),
+            "test-manager-token": ApiToken(actor="mia", role="manager"),
+        },
         **topics,
     }
     return Settings(**{**base, **overrides})

@@ -10,15 +10,24 @@ from enum import StrEnum
 from pydantic import TypeAdapter
 
 from service.domain.events import (
+    CaseAcknowledged,
+    CaseAssigned,
+    CaseClosed,
     CaseEscalated,
     CaseEvent,
     CaseOpened,
     CaseReopened,
+    CaseResolved,
+    ResolutionType,
     SignalAttached,
     SignalRef,
     SlaBreached,
     SlaKind,
     SlaWarned,
+    StepAdded,
+    StepKind,
+    StepOutcome,
+    StepRecorded,
 )
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Channel, Signal, Tier
@@ -31,6 +40,31 @@ class CaseStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    step_id: str
+    kind: StepKind
+    added_by: str
+    added_at: datetime
+    outcome: StepOutcome | None = None
+    notes: str | None = None
+    recorded_by: str | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolution:
+    resolution_type: ResolutionType
+    root_cause: str
+    prevention_action: str
+    resolved_by: str
+    resolved_at: datetime
+
+
+# A completed contact with the customer is the first response: it stops that clock.
+CONTACT_STEPS = frozenset({StepKind.CALL_CUSTOMER, StepKind.EMAIL_CUSTOMER})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +87,8 @@ class CaseState:
     resolved_at: datetime | None = None
     acknowledged_at: datetime | None = None  # the first recorded contact stops the first-response clock
     sla_fired: tuple[str, ...] = ()  # timer keys already fired: a warning or breach fires once per deadline
+    steps: tuple[Step, ...] = ()
+    resolution: Resolution | None = None
     version: int = 0
 
 
@@ -178,6 +214,8 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         return replace(
             state, version=version, severity=event.to_severity, resolution_deadline=event.resolution_deadline
         )
+    if not isinstance(event, CaseReopened):
+        return _worked(replace(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)
     return replace(
         state,
@@ -187,9 +225,48 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         signal_count=signals,
         reopen_count=state.reopen_count + 1,
         resolved_at=None,
+        resolution=None,
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.at,
     )
+
+
+def _worked(state: CaseState, event: CaseEvent) -> CaseState:
+    """What staff do to a case: assign, acknowledge, steps, resolution, follow-up, closing."""
+    if isinstance(event, CaseAssigned):
+        return replace(state, owner=event.owner)
+    if isinstance(event, CaseAcknowledged):
+        return replace(state, acknowledged_at=state.acknowledged_at or event.at)
+    if isinstance(event, StepAdded):
+        step = Step(step_id=event.step_id, kind=event.kind, added_by=event.actor, added_at=event.at)
+        return replace(state, steps=(*state.steps, step))
+    if isinstance(event, StepRecorded):
+        return _step_recorded(state, event)
+    if isinstance(event, CaseResolved):
+        resolution = Resolution(
+            resolution_type=event.resolution_type,
+            root_cause=event.root_cause,
+            prevention_action=event.prevention_action,
+            resolved_by=event.actor,
+            resolved_at=event.at,
+        )
+        return replace(state, status=CaseStatus.RESOLVED, resolved_at=event.at, resolution=resolution)
+    if isinstance(event, CaseClosed):
+        return replace(state, status=CaseStatus.CLOSED)
+    return state  # FollowUpRecorded: the closing or reopening event that follows it carries the change
+
+
+def _step_recorded(state: CaseState, event: StepRecorded) -> CaseState:
+    steps = tuple(
+        replace(s, outcome=event.outcome, notes=event.notes, recorded_by=event.actor, recorded_at=event.at)
+        if s.step_id == event.step_id
+        else s
+        for s in state.steps
+    )
+    kind = next(s.kind for s in state.steps if s.step_id == event.step_id)
+    contact = event.outcome is StepOutcome.COMPLETED and kind in CONTACT_STEPS
+    acknowledged = state.acknowledged_at or (event.at if contact else None)
+    return replace(state, steps=steps, acknowledged_at=acknowledged)
 
 
 def _opened(event: CaseOpened) -> CaseState:

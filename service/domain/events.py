@@ -68,10 +68,93 @@ class CaseEscalated(_Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseReopened(_Event):
     type: Literal["case.reopened"] = "case.reopened"
+    actor: str | None = None  # None when a signal reopened it
     reason: str
     signal: SignalRef | None
     severity: Severity
     resolution_deadline: datetime
+
+
+class StepKind(StrEnum):
+    CALL_CUSTOMER = "call_customer"
+    EMAIL_CUSTOMER = "email_customer"
+    SCHEDULE_VISIT = "schedule_visit"
+    ISSUE_REFUND = "issue_refund"
+    ISSUE_CREDIT = "issue_credit"
+    ESCALATE_TO_MANAGER = "escalate_to_manager"
+    WRITE_APOLOGY_LETTER = "write_apology_letter"
+    PHOTOS_OF_CORRECTION = "photos_of_correction"
+    INTERNAL_TRAINING_NOTE = "internal_training_note"
+    ROOT_CAUSE_ANALYSIS = "root_cause_analysis"
+
+
+class StepOutcome(StrEnum):
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class ResolutionType(StrEnum):
+    APOLOGY_ONLY = "apology_only"
+    MAKE_GOOD_SERVICE = "make_good_service"
+    PARTIAL_REFUND = "partial_refund"
+    FULL_REFUND = "full_refund"
+    COMPED_SERVICE = "comped_service"
+    SERVICE_CREDIT = "service_credit"
+    WRITTEN_LETTER = "written_letter"
+    COMBINED = "combined"
+    CUSTOMER_DECLINED_ALL = "customer_declined_all"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Command(_Event):
+    actor: str  # who did it: recorded on every event a person causes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseAssigned(_Command):
+    type: Literal["case.assigned"] = "case.assigned"
+    owner: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseAcknowledged(_Command):
+    type: Literal["case.acknowledged"] = "case.acknowledged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepAdded(_Command):
+    type: Literal["case.step_added"] = "case.step_added"
+    step_id: str
+    kind: StepKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRecorded(_Command):
+    type: Literal["case.step_recorded"] = "case.step_recorded"
+    step_id: str
+    outcome: StepOutcome
+    notes: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseResolved(_Command):
+    type: Literal["case.resolved"] = "case.resolved"
+    resolution_type: ResolutionType
+    root_cause: str
+    prevention_action: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FollowUpRecorded(_Command):
+    type: Literal["case.follow_up_recorded"] = "case.follow_up_recorded"
+    satisfied: bool
+    notes: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseClosed(_Command):
+    type: Literal["case.closed"] = "case.closed"
 
 
 class SlaKind(StrEnum):
@@ -100,7 +183,19 @@ class SlaBreached(_SlaFired):
 
 
 CaseEvent = Annotated[
-    CaseOpened | SignalAttached | CaseEscalated | CaseReopened | SlaWarned | SlaBreached,
+    CaseOpened
+    | SignalAttached
+    | CaseEscalated
+    | CaseReopened
+    | SlaWarned
+    | SlaBreached
+    | CaseAssigned
+    | CaseAcknowledged
+    | StepAdded
+    | StepRecorded
+    | CaseResolved
+    | FollowUpRecorded
+    | CaseClosed,
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

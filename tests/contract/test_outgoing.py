@@ -139,7 +139,41 @@ def assert_valid(schema_path: str, body: bytes) -> Any:
 def case_events() -> list[CaseEvent]:
     event, _ = opened()
     attached, escalated, _ = attached_and_escalated()
-    return [event, attached, escalated, reopened()]
+    return [event, attached, escalated, reopened(), *worked()]
+
+
+def worked() -> list[CaseEvent]:
+    """A case worked from start to close through the workflow decisions, as staff would."""
+    from service.domain.events import ResolutionType, StepKind, StepOutcome
+    from service.domain.workflow import (
+        Actor,
+        decide_acknowledge,
+        decide_add_step,
+        decide_assign,
+        decide_follow_up,
+        decide_record_step,
+        decide_resolve,
+    )
+
+    _, state = opened()
+    manager = Actor("mia", "manager")
+    now = state.opened_at + timedelta(minutes=5)
+    decisions = [
+        lambda s: decide_assign(s, "ana", manager, now),
+        lambda s: decide_acknowledge(s, manager, now),
+        lambda s: decide_add_step(s, StepKind.CALL_CUSTOMER, manager, now),
+        lambda s: decide_record_step(s, "step-1", StepOutcome.COMPLETED, "called back", manager, now),
+        lambda s: decide_resolve(
+            s, ResolutionType.APOLOGY_ONLY, "scheduling", "double-book check", manager, {"scheduling"}, now
+        ),
+        lambda s: decide_follow_up(s, True, "happy", manager, SlaPolicy(), now),
+    ]
+    events: list[CaseEvent] = []
+    for decide in decisions:
+        for event in decide(state):
+            state = evolve(state, event)
+            events.append(event)
+    return events
 
 
 def sla_events() -> list[SlaWarned | SlaBreached]:

@@ -6,8 +6,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from service.adapters.http.api import create_app
-from service.bootstrap import Service
+from service.bootstrap import Service, http_app
 from service.config import Settings
 from tests.infra import Kafka
 from tests.support import make_settings
@@ -30,7 +29,7 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
 
 @pytest.fixture
 async def api(service: Service, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(service.reads, settings.api_tokens, service.ready)
+    app = http_app(service, settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         yield client
 

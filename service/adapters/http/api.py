@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,9 +27,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str) -> None:
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+        self.status, self.error, self.detail, self.field = status, error, detail, field
 
 
 def authenticated(request: Request) -> ApiToken:
@@ -50,19 +50,25 @@ def create_app(
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     alive: Callable[[], bool] = lambda: True,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     app = FastAPI(title="Recovery Loop", version="0.1.0", lifespan=lifespan)
     app.state.tokens = tokens
+    for router in routers:
+        app.include_router(router)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-        return JSONResponse({"error": e.error, "detail": e.detail}, e.status, headers=headers)
+        body = {"error": e.error, "detail": e.detail, **({"field": e.field} if e.field else {})}
+        return JSONResponse(body, e.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, e: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        return JSONResponse({"error": "invalid_request", "detail": detail}, 422)
+        errors = e.errors()
+        detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in errors)
+        field = ".".join(map(str, errors[0]["loc"][1:])) if errors else None
+        return JSONResponse({"error": "invalid_request", "detail": detail, "field": field}, 422)
 
     @app.get("/v1/cases", response_model=CasePage, responses={**ERRORS, 400: {"model": ErrorBody}})
     async def list_cases(

@@ -34,6 +34,8 @@ class CaseView(BaseModel):
     first_response_deadline: datetime
     resolution_deadline: datetime
     owner: str | None
+    acknowledged_at: datetime | None = Field(description="The first response: it stopped that clock.")
+    resolved_at: datetime | None
     reopen_count: int
     signals: list[SignalView]
     steps: list[dict[str, Any]] = Field(default_factory=list)
@@ -77,5 +79,6 @@ class CasePage(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="Machine-readable reason, e.g. not_found, unauthenticated.")
+    error: str = Field(description="Machine-readable reason, e.g. not_found, unauthenticated, missing_field.")
     detail: str
+    field: str | None = Field(default=None, description="The request field at fault, when there is one.")

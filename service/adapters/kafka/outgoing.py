@@ -20,7 +20,20 @@ from service.adapters.kafka.cloudevents import encode_binary, format_time
 from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
-from service.domain.events import CaseEscalated, CaseOpened, CaseReopened, SignalAttached, SlaKind
+from service.domain.events import (
+    CaseAcknowledged,
+    CaseAssigned,
+    CaseClosed,
+    CaseEscalated,
+    CaseOpened,
+    CaseReopened,
+    CaseResolved,
+    FollowUpRecorded,
+    SignalAttached,
+    SlaKind,
+    StepAdded,
+    StepRecorded,
+)
 from service.domain.severity import Severity
 from service.domain.timers import TimerKind, sla_event_id
 
@@ -50,7 +63,20 @@ def _stored_type(event_class: type[Any]) -> str:
 
 
 CASE_EVENT_CLASSES: Final[dict[str, type[Any]]] = {
-    _stored_type(cls): cls for cls in (CaseOpened, SignalAttached, CaseEscalated, CaseReopened)
+    _stored_type(cls): cls
+    for cls in (
+        CaseOpened,
+        SignalAttached,
+        CaseEscalated,
+        CaseReopened,
+        CaseAssigned,
+        CaseAcknowledged,
+        StepAdded,
+        StepRecorded,
+        CaseResolved,
+        FollowUpRecorded,
+        CaseClosed,
+    )
 }
 """The case event types that exist now (stored type -> domain dataclass), each with a data schema.
 

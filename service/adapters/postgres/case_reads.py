@@ -94,7 +94,7 @@ class PostgresCaseReads:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(sql, *args)
             cases = [CASE_STATE.validate_json(r["state"]) for r in rows[:limit]]
-            signals = await _signals_of(conn, [c.case_id for c in cases])
+            signals = await signals_of(conn, [c.case_id for c in cases])
         more = len(rows) > limit
         cursor_out = encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
         return [CaseRead(c, signals.get(c.case_id, [])) for c in cases], cursor_out
@@ -109,7 +109,7 @@ class PostgresCaseReads:
                 " WHERE stream_id = $1 ORDER BY version",
                 case_id,
             )
-            signals = await _signals_of(conn, [case_id])
+            signals = await signals_of(conn, [case_id])
         case = CaseRead(CASE_STATE.validate_json(state), signals.get(case_id, []))
         return case, [StoredEvent(**dict(r)) for r in rows]
 
@@ -123,7 +123,7 @@ class PostgresCaseReads:
         await self._pool.fetchval("SELECT 1")
 
 
-async def _signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSignal]]:
+async def signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSignal]]:
     found: dict[str, list[CaseSignal]] = {}
     for r in await conn.fetch(_SIGNALS, case_ids):
         fields = dict(r)

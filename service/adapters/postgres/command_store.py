@@ -1,0 +1,77 @@
+"""PostgreSQL side of staff commands: the case snapshot, the append, and remembered answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from service.adapters.postgres.case_reads import signals_of
+from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
+from service.adapters.postgres.errors import CONFLICTS
+from service.app.commands import Answer
+from service.domain.case import CASE_STATE, CaseState
+from service.domain.errors import ConcurrencyConflict
+from service.domain.intake import NewEvent
+from service.domain.timers import Timer
+
+
+class PostgresCommandTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def prior_answer(self, actor: str, key: str) -> tuple[str, Answer] | None:
+        row = await self._conn.fetchrow(
+            "SELECT command, status, body FROM command_answers WHERE actor = $1 AND key = $2", actor, key
+        )
+        return None if row is None else (row["command"], Answer(row["status"], json.loads(row["body"])))
+
+    async def case(self, case_id: str) -> CaseState | None:
+        state = await self._conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
+        return None if state is None else CASE_STATE.validate_json(state)
+
+    async def now(self) -> datetime:
+        return await self._conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
+
+    async def signals(self, case_id: str) -> list[Any]:
+        return (await signals_of(self._conn, [case_id])).get(case_id, [])
+
+    async def record(
+        self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
+    ) -> None:
+        try:
+            await save_timers(self._conn, timers)
+            await save_cases(self._conn, [case])
+            await append_events(self._conn, events)
+        except CONFLICTS as e:
+            raise ConcurrencyConflict(type(e).__name__) from e
+
+    async def remember(self, actor: str, key: str, command: str, answer: Answer) -> None:
+        try:
+            await self._conn.execute(
+                "INSERT INTO command_answers (actor, key, command, status, body) VALUES ($1, $2, $3, $4, $5)",
+                actor,
+                key,
+                command,
+                answer.status,
+                json.dumps(answer.body, default=str),
+            )
+        except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
+            raise ConcurrencyConflict(type(e).__name__) from e
+
+
+class PostgresCommandStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresCommandTransaction]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                yield PostgresCommandTransaction(conn)
+            except CONFLICTS as e:
+                raise ConcurrencyConflict(type(e).__name__) from e

@@ -1,0 +1,104 @@
+"""Use case: one staff command on one case, decided in the domain and appended with optimistic concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from service.domain.case import CaseState, evolve
+from service.domain.errors import ConcurrencyConflict, InvalidValue
+from service.domain.events import CaseEvent
+from service.domain.intake import NewEvent, changed_timers
+from service.domain.sla import SlaPolicy
+from service.domain.timers import Timer
+
+MAX_CONFLICT_RETRIES = 20
+Decide = Callable[[CaseState, datetime], list[CaseEvent]]
+Render = Callable[[CaseState, list[Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+class CommandTransaction(Protocol):
+    async def prior_answer(self, actor: str, key: str) -> tuple[str, Answer] | None: ...
+
+    async def case(self, case_id: str) -> CaseState | None: ...
+
+    async def now(self) -> datetime: ...
+
+    async def signals(self, case_id: str) -> list[Any]: ...
+
+    async def record(
+        self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
+    ) -> None: ...
+
+    async def remember(self, actor: str, key: str, command: str, answer: Answer) -> None: ...
+
+
+class CommandStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[CommandTransaction]: ...
+
+
+@dataclass(frozen=True)
+class Command:
+    case_id: str
+    name: str  # e.g. "resolve": a reused Idempotency-Key must name the same command
+    actor: str
+    idempotency_key: str | None
+    decide: Decide
+
+
+async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
+    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again."""
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        try:
+            return await _run_once(command, store, sla, render)
+        except ConcurrencyConflict:
+            if attempt == MAX_CONFLICT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
+    async with store.transaction() as tx:
+        if command.idempotency_key is not None:
+            prior = await tx.prior_answer(command.actor, command.idempotency_key)
+            if prior is not None:
+                return _same_command(prior, command)
+        state = await tx.case(command.case_id)
+        if state is None:
+            raise CaseNotFound(command.case_id)
+        before = state
+        events = command.decide(state, await tx.now())
+        new_events = []
+        for event in events:
+            state = evolve(state, event)
+            new_events.append(NewEvent(state.case_id, state.version, event))
+        if new_events:
+            await tx.record(
+                new_events, state, changed_timers({state.case_id: before}, {state.case_id: state}, sla)
+            )
+        answer = Answer(200, render(state, await tx.signals(state.case_id)))
+        if command.idempotency_key is not None:
+            await tx.remember(command.actor, command.idempotency_key, command.name, answer)
+    return answer
+
+
+def _same_command(prior: tuple[str, Answer], command: Command) -> Answer:
+    name, answer = prior
+    if name != command.name:
+        raise InvalidValue(
+            f"Idempotency-Key was first used for {name!r}, not {command.name!r}", "Idempotency-Key"
+        )
+    return answer

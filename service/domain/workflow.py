@@ -1,0 +1,154 @@
+"""Working a case: the decisions behind the staff's commands. Rules live here, not in the HTTP layer."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.domain.case import CaseState, CaseStatus
+from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
+from service.domain.events import (
+    CaseAcknowledged,
+    CaseAssigned,
+    CaseClosed,
+    CaseEvent,
+    CaseReopened,
+    CaseResolved,
+    FollowUpRecorded,
+    ResolutionType,
+    StepAdded,
+    StepKind,
+    StepOutcome,
+    StepRecorded,
+)
+from service.domain.sla import SlaPolicy
+
+RESOLVERS = frozenset({"manager", "owner"})
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    name: str
+    role: str  # agent, manager or owner
+
+
+def decide_assign(state: CaseState, owner: str, actor: Actor, now: datetime) -> list[CaseEvent]:
+    """Any open case can be given an owner; assigning the current owner again changes nothing."""
+    _open(state)
+    if not owner.strip():
+        raise MissingField("owner is required", "owner")
+    if owner == state.owner:
+        return []
+    return [CaseAssigned(case_id=state.case_id, at=now, actor=actor.name, owner=owner)]
+
+
+def decide_acknowledge(state: CaseState, actor: Actor, now: datetime) -> list[CaseEvent]:
+    """An explicit acknowledge stops the first-response clock; only the first one counts."""
+    _open(state)
+    if state.acknowledged_at is not None:
+        return []
+    return [CaseAcknowledged(case_id=state.case_id, at=now, actor=actor.name)]
+
+
+def decide_add_step(state: CaseState, kind: StepKind, actor: Actor, now: datetime) -> list[CaseEvent]:
+    """Recovery steps are planned on open cases; each gets the next number of the case."""
+    _open(state)
+    step_id = f"step-{len(state.steps) + 1}"
+    return [StepAdded(case_id=state.case_id, at=now, actor=actor.name, step_id=step_id, kind=kind)]
+
+
+def decide_record_step(
+    state: CaseState, step_id: str, outcome: StepOutcome, notes: str, actor: Actor, now: datetime
+) -> list[CaseEvent]:
+    """A step ends completed, skipped or failed, once; recording the same outcome again changes nothing."""
+    step = next((s for s in state.steps if s.step_id == step_id), None)
+    if step is None:
+        raise InvalidValue(f"case {state.case_id} has no step {step_id}", "step_id")
+    if step.outcome is not None:
+        if step.outcome is outcome:
+            return []
+        raise WrongState(f"step {step_id} already ended {step.outcome}")
+    _open(state)
+    return [
+        StepRecorded(
+            case_id=state.case_id, at=now, actor=actor.name, step_id=step_id, outcome=outcome, notes=notes
+        )
+    ]
+
+
+def decide_resolve(
+    state: CaseState,
+    resolution_type: ResolutionType | None,
+    root_cause: str | None,
+    prevention_action: str | None,
+    actor: Actor,
+    root_causes: Collection[str],
+    now: datetime,
+) -> list[CaseEvent]:
+    """Only a manager or owner resolves, and only with a resolution type, a known root cause and a prevention."""
+    if actor.role not in RESOLVERS:
+        raise NotAllowed(f"role {actor.role} may not resolve a case (manager or owner may)")
+    _open(state)
+    if resolution_type is None:
+        raise MissingField("resolution_type is required", "resolution_type")
+    if not root_cause or not root_cause.strip():
+        raise MissingField("root_cause is required: a tag from the root-cause taxonomy", "root_cause")
+    if root_cause not in root_causes:
+        raise InvalidValue(
+            f"root_cause {root_cause!r} is not in the taxonomy: {sorted(root_causes)}", "root_cause"
+        )
+    if not prevention_action or not prevention_action.strip():
+        raise MissingField("prevention_action is required", "prevention_action")
+    return [
+        CaseResolved(
+            case_id=state.case_id,
+            at=now,
+            actor=actor.name,
+            resolution_type=resolution_type,
+            root_cause=root_cause,
+            prevention_action=prevention_action,
+        )
+    ]
+
+
+def decide_follow_up(
+    state: CaseState, satisfied: bool, notes: str, actor: Actor, sla: SlaPolicy, now: datetime
+) -> list[CaseEvent]:
+    """The follow-up of a resolved case closes it when the customer is satisfied and reopens it when not."""
+    if state.status is not CaseStatus.RESOLVED:
+        raise WrongState(f"a follow-up needs a resolved case; this one is {state.status}")
+    recorded = FollowUpRecorded(
+        case_id=state.case_id, at=now, actor=actor.name, satisfied=satisfied, notes=notes
+    )
+    if satisfied:
+        return [recorded, CaseClosed(case_id=state.case_id, at=now, actor=actor.name)]
+    return [recorded, _reopened(state, "follow-up: customer not satisfied", actor, sla, now)]
+
+
+def decide_reopen(
+    state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime
+) -> list[CaseEvent]:
+    """A resolved or closed case reopens with a reason; the resolution clock restarts now."""
+    if state.status is CaseStatus.OPEN:
+        raise WrongState("the case is already open")
+    if not reason.strip():
+        raise MissingField("reason is required", "reason")
+    return [_reopened(state, reason, actor, sla, now)]
+
+
+def _reopened(state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime) -> CaseReopened:
+    return CaseReopened(
+        case_id=state.case_id,
+        at=now,
+        actor=actor.name,
+        reason=reason,
+        signal=None,
+        severity=state.severity,
+        resolution_deadline=sla.resolution_deadline(state.severity, now),
+    )
+
+
+def _open(state: CaseState) -> None:
+    if state.status is not CaseStatus.OPEN:
+        raise WrongState(f"the case is {state.status}, not open")
