@@ -18,6 +18,7 @@ from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
+from service.adapters.kafka.results import CompensationResult, ResultsConsumer
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
@@ -26,12 +27,15 @@ from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.sentiment import VaderSentiment
+from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import PartitionKey
 from service.config import Settings
+from service.domain.compensation import CompensationLimits
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
+from service.observability import COMPENSATION_RESULTS
 from service.workers import fire_timers_forever
 
 log = structlog.get_logger()
@@ -53,6 +57,10 @@ def intake_rules(settings: Settings) -> IntakeRules:
     return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
 
 
+def compensation_limits(settings: Settings) -> CompensationLimits:
+    return CompensationLimits(settings.compensation_limits, settings.compensation_stake_factor)
+
+
 class Service:
     """Everything the process runs, created in start() and closed in stop(), never at import."""
 
@@ -72,7 +80,17 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
-        created = await ensure_topics(s, [*s.signal_topics(), s.topic_dlq, s.topic_case_events, s.topic_sla])
+        created = await ensure_topics(
+            s,
+            [
+                *s.signal_topics(),
+                s.topic_dlq,
+                s.topic_case_events,
+                s.topic_sla,
+                s.topic_compensation_requests,
+                s.topic_compensation_results,
+            ],
+        )
         if created:  # a topic made just now has no records: offsets stored for an earlier one are void
             await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", created)
         log.info("topics_ready", created=created)
@@ -97,6 +115,22 @@ class Service:
             store,
             s.batch_max_records,
             s.batch_timeout_ms,
+        )
+        commands = PostgresCommandStore(self.pool)
+
+        async def land(result: CompensationResult) -> None:
+            await land_compensation_result(
+                result.request_id, result.settled, result.detail, commands, commands, rules.sla
+            )
+            COMPENSATION_RESULTS.labels("settled" if result.settled else "failed").inc()
+
+        ResultsConsumer(
+            self.broker,
+            self.producer,
+            s.topic_compensation_results,
+            f"{s.consumer_group}-billing",
+            s.topic_dlq,
+            land,
         )
         self.consumer.start()
         await self.broker.start()
@@ -173,5 +207,7 @@ def http_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """The HTTP API over a service's stores."""
-    commands = command_router(service.commands, intake_rules(settings).sla, settings.root_causes)
+    commands = command_router(
+        service.commands, intake_rules(settings).sla, settings.root_causes, compensation_limits(settings)
+    )
     return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive, [commands])

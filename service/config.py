@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
     topic_dlq: str = "recovery.signals.dlq.v1"
     topic_case_events: str = "recovery.case-events.v1"
     topic_sla: str = "recovery.sla.v1"
+    topic_compensation_requests: str = "recovery.compensation.requests.v1"
+    topic_compensation_results: str = "recovery.compensation.results.v1"
+    compensation_limits: dict[str, Decimal | None] = Field(
+        default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None}
+    )
+    compensation_stake_factor: Decimal = Field(default=Decimal("1.5"), gt=0)
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
     database_pool_size: int = Field(default=10, ge=2)

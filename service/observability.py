@@ -55,6 +55,18 @@ EVENTS_PUBLISHED = Counter(
 )
 
 
+COMPENSATIONS_REQUESTED = Counter(
+    "recovery_compensations_requested_total",
+    "Compensation requests published to billing.",
+    ["kind", "currency"],
+)
+COMPENSATION_RESULTS = Counter(
+    "recovery_compensation_results_total",
+    "Billing's answers landed on cases, by outcome (settled, failed).",
+    ["outcome"],
+)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """One JSON object per line on stdout; customer free text is never passed to a logger."""
     shared: list[structlog.typing.Processor] = [

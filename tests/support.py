@@ -42,6 +42,8 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_dlq": f"t{tag}.signals.dlq",
         "topic_case_events": f"t{tag}.case-events",
         "topic_sla": f"t{tag}.sla",
+        "topic_compensation_requests": f"t{tag}.compensation.requests",
+        "topic_compensation_results": f"t{tag}.compensation.results",
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),
             "test-agent-token": ApiToken(actor="ana", role="agent"),

@@ -102,3 +102,30 @@ def _same_command(prior: tuple[str, Answer], command: Command) -> Answer:
             f"Idempotency-Key was first used for {name!r}, not {command.name!r}", "Idempotency-Key"
         )
     return answer
+
+
+class CompensationLookup(Protocol):
+    async def case_for_request(self, request_id: str) -> str | None: ...
+
+
+async def land_compensation_result(
+    request_id: str,
+    settled: bool,
+    detail: str,
+    lookup: CompensationLookup,
+    store: CommandStore,
+    sla: SlaPolicy,
+) -> None:
+    """Billing's answer lands on the case that asked; an answer for no known request is refused."""
+    from service.domain.compensation import decide_compensation_result
+
+    case_id = await lookup.case_for_request(request_id)
+    if case_id is None:
+        raise InvalidValue(f"no compensation request {request_id}", "request_id")
+
+    def decide(state: CaseState, now: datetime) -> list[CaseEvent]:
+        return decide_compensation_result(state, request_id, settled, detail, now)
+
+    await run_command(
+        Command(case_id, "compensation_result", "billing", None, decide), store, sla, lambda s, _: {}
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import TypeAdapter
@@ -18,6 +19,11 @@ from service.domain.events import (
     CaseOpened,
     CaseReopened,
     CaseResolved,
+    CompensationApproved,
+    CompensationFailed,
+    CompensationKind,
+    CompensationRequested,
+    CompensationSettled,
     ResolutionType,
     SignalAttached,
     SignalRef,
@@ -30,7 +36,7 @@ from service.domain.events import (
     StepRecorded,
 )
 from service.domain.severity import Classification, Severity
-from service.domain.signals import Channel, Signal, Tier
+from service.domain.signals import Channel, Money, Signal, Tier
 from service.domain.sla import SlaPolicy, tightened
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
@@ -52,6 +58,29 @@ class Step:
     notes: str | None = None
     recorded_by: str | None = None
     recorded_at: datetime | None = None
+
+
+class CompensationStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    REQUESTED = "requested"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compensation:
+    request_id: str
+    kind: CompensationKind
+    amount: Decimal
+    currency: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    status: CompensationStatus
+    needs_approval: tuple[str, ...] = ()
+    approved_by: str | None = None
+    reference: str | None = None
+    failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +118,8 @@ class CaseState:
     sla_fired: tuple[str, ...] = ()  # timer keys already fired: a warning or breach fires once per deadline
     steps: tuple[Step, ...] = ()
     resolution: Resolution | None = None
+    amount_at_stake: Money | None = None  # the largest value at stake any signal named, in one currency
+    compensations: tuple[Compensation, ...] = ()
     version: int = 0
 
 
@@ -113,6 +144,7 @@ def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
         category=classification.category.value,
         occurred_at=signal.occurred_at,
         received_at=signal.received_at,
+        amount_at_stake=signal.amount_at_stake,
     )
 
 
@@ -203,7 +235,8 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     assert state is not None, f"{event.type} before case.opened"
     version = state.version + 1
     if isinstance(event, SignalAttached):
-        return replace(state, version=version, signal_count=state.signal_count + 1)
+        stake = larger_stake(state.amount_at_stake, event.signal.amount_at_stake)
+        return replace(state, version=version, signal_count=state.signal_count + 1, amount_at_stake=stake)
     if isinstance(event, SlaWarned | SlaBreached):
         return replace(
             state,
@@ -253,6 +286,10 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
         return replace(state, status=CaseStatus.RESOLVED, resolved_at=event.at, resolution=resolution)
     if isinstance(event, CaseClosed):
         return replace(state, status=CaseStatus.CLOSED)
+    if isinstance(
+        event, CompensationRequested | CompensationApproved | CompensationSettled | CompensationFailed
+    ):
+        return replace(state, compensations=compensations_after(state.compensations, event))
     return state  # FollowUpRecorded: the closing or reopening event that follows it carries the change
 
 
@@ -267,6 +304,46 @@ def _step_recorded(state: CaseState, event: StepRecorded) -> CaseState:
     contact = event.outcome is StepOutcome.COMPLETED and kind in CONTACT_STEPS
     acknowledged = state.acknowledged_at or (event.at if contact else None)
     return replace(state, steps=steps, acknowledged_at=acknowledged)
+
+
+def larger_stake(current: Money | None, new: Money | None) -> Money | None:
+    """The case keeps the largest amount at stake; one in another currency does not replace it."""
+    if current is None:
+        return new
+    if new is None or new.currency != current.currency or new.amount <= current.amount:
+        return current
+    return new
+
+
+def compensations_after(
+    current: tuple[Compensation, ...],
+    event: CompensationRequested | CompensationApproved | CompensationSettled | CompensationFailed,
+) -> tuple[Compensation, ...]:
+    if isinstance(event, CompensationRequested):
+        status = (
+            CompensationStatus.AWAITING_APPROVAL if event.needs_approval else CompensationStatus.REQUESTED
+        )
+        added = Compensation(
+            request_id=event.request_id,
+            kind=event.kind,
+            amount=event.amount,
+            currency=event.currency,
+            reason=event.reason,
+            requested_by=event.actor,
+            requested_at=event.at,
+            status=status,
+            needs_approval=event.needs_approval,
+            approved_by=None if event.needs_approval else event.actor,
+        )
+        return (*current, added)
+    changes: dict[str, object]
+    if isinstance(event, CompensationApproved):
+        changes = {"status": CompensationStatus.REQUESTED, "approved_by": event.actor}
+    elif isinstance(event, CompensationSettled):
+        changes = {"status": CompensationStatus.SETTLED, "reference": event.reference}
+    else:
+        changes = {"status": CompensationStatus.FAILED, "failure": event.reason}
+    return tuple(replace(c, **changes) if c.request_id == event.request_id else c for c in current)  # type: ignore[arg-type]
 
 
 def _opened(event: CaseOpened) -> CaseState:
@@ -284,6 +361,7 @@ def _opened(event: CaseOpened) -> CaseState:
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.opened_at,
         signal_count=1,
+        amount_at_stake=event.signal.amount_at_stake,
         version=1,
     )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter
 
 from service.domain.severity import Severity
-from service.domain.signals import Channel, SignalKind, Tier
+from service.domain.signals import Channel, Money, SignalKind, Tier
 
 
 # Events and states are frozen dataclasses: built thousands of times a second on the hot path, and
@@ -27,6 +28,7 @@ class SignalRef:
     category: str
     occurred_at: datetime
     received_at: datetime
+    amount_at_stake: Money | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +159,51 @@ class CaseClosed(_Command):
     type: Literal["case.closed"] = "case.closed"
 
 
+class CompensationKind(StrEnum):
+    REFUND = "refund"
+    CREDIT = "credit"
+    COMPED_SERVICE = "comped_service"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CompensationRequest(_Command):
+    request_id: str  # billing's idempotency key
+    customer_id: str
+    kind: CompensationKind
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationRequested(_CompensationRequest):
+    """Asked for by staff; goes to billing at once, or after approval when `needs_approval` names why."""
+
+    type: Literal["case.compensation_requested"] = "case.compensation_requested"
+    needs_approval: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationApproved(_CompensationRequest):
+    """A manager or owner approved a waiting request: now it goes to billing (the request repeated in full)."""
+
+    type: Literal["case.compensation_approved"] = "case.compensation_approved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationSettled(_Event):
+    type: Literal["case.compensation_settled"] = "case.compensation_settled"
+    request_id: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationFailed(_Event):
+    type: Literal["case.compensation_failed"] = "case.compensation_failed"
+    request_id: str
+    reason: str
+
+
 class SlaKind(StrEnum):
     FIRST_RESPONSE = "first_response"
     RESOLUTION = "resolution"
@@ -195,7 +242,11 @@ CaseEvent = Annotated[
     | StepRecorded
     | CaseResolved
     | FollowUpRecorded
-    | CaseClosed,
+    | CaseClosed
+    | CompensationRequested
+    | CompensationApproved
+    | CompensationSettled
+    | CompensationFailed,
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

@@ -114,8 +114,32 @@ def logged(event: CaseEvent, position: int = 1, version: int = 1) -> LoggedEvent
 
 
 def one(event: LoggedEvent) -> OutgoingMessage:
-    [message] = to_messages(event, TOPICS)
+    """The message on the case-events or SLA topic (a compensation may add one for billing)."""
+    [message] = [m for m in to_messages(event, TOPICS) if m.topic != TOPICS.compensation]
     return message
+
+
+def for_billing(event: CaseEvent) -> list[OutgoingMessage]:
+    return [m for m in to_messages(logged(event), TOPICS) if m.topic == TOPICS.compensation]
+
+
+def test_compensation_goes_to_billing_once_within_limits_and_after_approval_otherwise() -> None:
+    from service.adapters.kafka.outgoing import compensation_event_id
+    from service.adapters.kafka.schema_export import COMPENSATION_DATA_PATH
+
+    events = {getattr(e, "request_id", None): e for e in worked() if e.type == "case.compensation_requested"}
+    approved = next(e for e in worked() if e.type == "case.compensation_approved")
+    [within] = for_billing(events["r-1"])
+    assert for_billing(events["r-2"]) == []  # waits: above the agent's limit
+    [after_approval] = for_billing(approved)
+    validator = Draft202012Validator(load(COMPENSATION_DATA_PATH))
+    for message, request_id, approver in ((within, "r-1", "ana"), (after_approval, "r-2", "olu")):
+        data = json.loads(message.value)
+        validator.validate(data)
+        assert data["request_id"] == request_id and data["approved_by"] == approver
+        assert headers(message)["ce_type"] == "recovery.compensation.requested"
+        assert message.event_id == headers(message)["ce_id"] == compensation_event_id(request_id)
+        assert message.key == data["case_id"].encode()
 
 
 def headers(message: OutgoingMessage) -> dict[str, str]:
@@ -158,7 +182,27 @@ def worked() -> list[CaseEvent]:
     _, state = opened()
     manager = Actor("mia", "manager")
     now = state.opened_at + timedelta(minutes=5)
+    from decimal import Decimal
+
+    from service.domain.compensation import (
+        CompensationLimits,
+        decide_approve_compensation,
+        decide_compensation_result,
+        decide_request_compensation,
+    )
+    from service.domain.events import CompensationKind
+
+    agent, owner, limits = Actor("ana", "agent"), Actor("olu", "owner"), CompensationLimits()
     decisions = [
+        lambda s: decide_request_compensation(
+            s, "r-1", CompensationKind.CREDIT, Decimal(20), "EUR", "sorry", agent, limits, now
+        ),
+        lambda s: decide_request_compensation(
+            s, "r-2", CompensationKind.REFUND, Decimal(900), "EUR", "broke it", agent, limits, now
+        ),
+        lambda s: decide_approve_compensation(s, "r-2", owner, limits, now),
+        lambda s: decide_compensation_result(s, "r-1", True, "PAY-1", now),
+        lambda s: decide_compensation_result(s, "r-2", False, "card expired", now),
         lambda s: decide_assign(s, "ana", manager, now),
         lambda s: decide_acknowledge(s, manager, now),
         lambda s: decide_add_step(s, StepKind.CALL_CUSTOMER, manager, now),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
@@ -15,8 +16,13 @@ from service.adapters.http.models import CaseView, ErrorBody
 from service.adapters.postgres.case_reads import CaseRead
 from service.app.commands import CaseNotFound, Command, CommandStore, run_command
 from service.domain.case import CaseState
+from service.domain.compensation import (
+    CompensationLimits,
+    decide_approve_compensation,
+    decide_request_compensation,
+)
 from service.domain.errors import DomainError, NotAllowed, WrongState
-from service.domain.events import CaseEvent, ResolutionType, StepKind, StepOutcome
+from service.domain.events import CaseEvent, CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.sla import SlaPolicy
 from service.domain.workflow import (
     Actor as DomainActor,
@@ -66,6 +72,13 @@ class ResolveBody(BaseModel):
     )
 
 
+class CompensationBody(BaseModel):
+    kind: CompensationKind
+    amount: Decimal = Field(gt=0, description="In the case's currency, e.g. 120.00.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    reason: str = Field(min_length=1, description="Why, for billing and the case history.")
+
+
 class FollowUpBody(BaseModel):
     satisfied: bool
     notes: str = ""
@@ -76,7 +89,10 @@ class ReopenBody(BaseModel):
 
 
 def command_router(
-    store_of: Callable[[], CommandStore], sla: SlaPolicy, root_causes: Collection[str]
+    store_of: Callable[[], CommandStore],
+    sla: SlaPolicy,
+    root_causes: Collection[str],
+    limits: CompensationLimits,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/cases/{case_id}", responses=COMMAND_ERRORS)
 
@@ -141,6 +157,35 @@ def command_router(
             )
 
         return await run(case_id, "resolve", actor, key, decide)
+
+    @router.post("/compensations", response_model=CaseView)
+    async def request_compensation(
+        case_id: str, body: CompensationBody, actor: Actor, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        """Request a refund, credit or comped service. The Idempotency-Key becomes billing's request_id.
+
+        Within the actor's limit (and 1.5x the amount at stake) it goes to billing at once; otherwise it waits
+        for a manager's or owner's approval.
+        """
+
+        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+            request_id = key or f"{s.case_id}/compensation-{len(s.compensations) + 1}"
+            return decide_request_compensation(
+                s, request_id, body.kind, body.amount, body.currency, body.reason, who(actor), limits, now
+            )
+
+        return await run(case_id, "request_compensation", actor, key, decide)
+
+    @router.post("/compensations/{request_id}/approve", response_model=CaseView)
+    async def approve_compensation(
+        case_id: str, request_id: str, actor: Actor, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        """Approve a waiting compensation (manager within their limit, or owner): then it goes to billing."""
+
+        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_approve_compensation(s, request_id, who(actor), limits, now)
+
+        return await run(case_id, f"approve:{request_id}", actor, key, decide)
 
     @router.post("/follow-up", response_model=CaseView)
     async def follow_up(

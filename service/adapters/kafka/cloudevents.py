@@ -69,6 +69,26 @@ def decode_signal(
     return _to_signal(attributes, _parse_json(body, "data"), _BINARY, received_at, expected_kind)
 
 
+def decode_event(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> tuple[CloudEventAttributes, Any]:
+    """Any CloudEvent in either mode: its validated attributes and its data as parsed JSON."""
+    index = _index_headers(headers)
+    body = _body(value)
+    if _is_structured(index):
+        attributes, data = _read_structured(body)
+        return _validate_attributes(attributes, _STRUCTURED), data
+    attributes = _read_binary_attributes(index)
+    return _validate_attributes(attributes, _BINARY), _parse_json(body, "data")
+
+
+def validate_data(model: type[ModelT], data: Any) -> ModelT:
+    """Data checked against its wire model; InvalidMessage names the field, never the input."""
+    if not isinstance(data, dict):
+        _fail("data is not a JSON object")
+    return _validate(model, data, "data.")
+
+
 def encode_binary(
     *, id: str, source: str, type: str, subject: str, time: datetime, data: Mapping[str, Any]
 ) -> tuple[list[tuple[str, bytes]], bytes]:

@@ -141,7 +141,7 @@ class SignalConsumer:
     async def _write(self, batch: _Batch) -> None:
         await self._dead_letter(batch.rejected)
         offsets = _next_offsets(batch.records)
-        result = await _with_retry(lambda: self.apply(batch.signals, offsets))
+        result = await with_retry(lambda: self.apply(batch.signals, offsets))
         await self._commit(offsets)
         self._observe(batch, result)
 
@@ -158,21 +158,11 @@ class SignalConsumer:
 
     async def _dead_letter(self, rejected: list[tuple[Record, str]]) -> None:
         """Unchanged key, value and headers, plus where it came from and why it was refused."""
-        sent = []
-        for r, reason in rejected:
-            headers = [
-                *r.headers,
-                ("dlq_reason", reason.encode()),
-                ("dlq_topic", r.topic.encode()),
-                ("dlq_partition", str(r.partition).encode()),
-                ("dlq_offset", str(r.offset).encode()),
-            ]
-            sent.append(await self.producer.send(self.dlq_topic, r.value, key=r.key, headers=headers))
+        for r, _ in rejected:
             SIGNALS.labels(self.topics[r.topic].value, Outcome.DEAD_LETTERED.value).inc()
-            log.warning(
-                "signal_dead_lettered", topic=r.topic, partition=r.partition, offset=r.offset, reason=reason
-            )
-        await asyncio.gather(*sent)
+        await asyncio.gather(
+            *[await send_dead_letter(self.producer, self.dlq_topic, r, why) for r, why in rejected]
+        )
 
     async def _commit(self, offsets: dict[PartitionKey, int]) -> None:
         if self.consumer is None:
@@ -236,7 +226,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if not keys:
             return
         try:
-            stored = await _with_retry(lambda: self.store.next_offsets(self.group, keys), attempts=5)
+            stored = await with_retry(lambda: self.store.next_offsets(self.group, keys), attempts=5)
         except TRANSIENT as e:  # Kafka's committed offsets lag ours; the (source, id) dedup absorbs a re-read
             log.error("stored_offsets_unavailable", error=type(e).__name__)
             return
@@ -259,6 +249,26 @@ async def _records_as_they_are(
     )
 
 
+async def send_dead_letter(producer: AIOKafkaProducer, topic: str, record: Record, reason: str) -> Any:
+    """Queue the record for the dead-letter topic, unchanged but for where it came from and why."""
+    headers = [
+        *record.headers,
+        ("dlq_reason", reason.encode()),
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+    ]
+    log.warning(
+        "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason
+    )
+    return await producer.send(topic, record.value, key=record.key, headers=headers)
+
+
+async def dead_letter(producer: AIOKafkaProducer, topic: str, record: Record, reason: str) -> None:
+    """Send one record to the dead-letter topic and wait for the broker's acknowledgement."""
+    await (await send_dead_letter(producer, topic, record, reason))
+
+
 async def _undecoded(message: Any) -> None:
     """Bodies are decoded by the CloudEvents codec, record by record, so a bad one cannot stop the batch."""
     return None
@@ -271,7 +281,7 @@ def _next_offsets(records: Sequence[Record]) -> dict[PartitionKey, int]:
     return offsets
 
 
-async def _with_retry(work: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
+async def with_retry(work: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
     """Wait out an unreachable database or a run of lost races, with backoff; never skip the work."""
     delay, tried = 0.2, 0
     while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, NoReturn
@@ -28,6 +29,11 @@ from service.domain.events import (
     CaseOpened,
     CaseReopened,
     CaseResolved,
+    CompensationApproved,
+    CompensationFailed,
+    CompensationKind,
+    CompensationRequested,
+    CompensationSettled,
     FollowUpRecorded,
     SignalAttached,
     SlaKind,
@@ -76,6 +82,10 @@ CASE_EVENT_CLASSES: Final[dict[str, type[Any]]] = {
         CaseResolved,
         FollowUpRecorded,
         CaseClosed,
+        CompensationRequested,
+        CompensationApproved,
+        CompensationSettled,
+        CompensationFailed,
     )
 }
 """The case event types that exist now (stored type -> domain dataclass), each with a data schema.
@@ -107,16 +117,41 @@ class SlaEventData(WireModel):
 _SLA_FIELDS: Final = ("case_id", "customer_id", "severity", "sla", "deadline")
 
 
+class CompensationRequestData(WireModel):
+    """Data of a recovery.compensation.requested CloudEvent: billing is asked to refund, credit or comp."""
+
+    request_id: NonEmptyStr = Field(description="Billing's idempotency key: one request, one payment, ever.")
+    case_id: NonEmptyStr = Field(description="The recovery case; the Kafka record key and subject.")
+    customer_id: NonEmptyStr = Field(description="The customer to compensate.")
+    kind: CompensationKind = Field(description="refund, credit or comped_service.")
+    amount: str = Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$", description="Decimal string, e.g. 120.00.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    reason: str = Field(description="Why, in the staff's words.")
+    approved_by: NonEmptyStr = Field(
+        description="Who approved it: the requester when it was within their limit."
+    )
+
+
+COMPENSATION_REQUESTED: Final = "recovery.compensation.requested"
+_COMPENSATION_NAMESPACE: Final = uuid.UUID("a7f3c2d1-5e4b-4c8a-9f0e-1d2c3b4a5968")
+
+
+def compensation_event_id(request_id: str) -> str:
+    """One CloudEvent id per request id: billing drops any repeat."""
+    return str(uuid.uuid5(_COMPENSATION_NAMESPACE, request_id))
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingTopics:
     """Where outgoing events go."""
 
     case_events: str
     sla: str
+    compensation: str = "recovery.compensation.requests.v1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutgoingTopics:
-        return cls(case_events=settings.topic_case_events, sla=settings.topic_sla)
+        return cls(settings.topic_case_events, settings.topic_sla, settings.topic_compensation_requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +173,42 @@ def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE
     sla = SLA_TYPES.get(event.type)
     if sla is not None:
         return [_sla_message(event, data, topics.sla, source, *sla)]
-    return [_case_message(event, data, topics.case_events, source)]
+    messages = [_case_message(event, data, topics.case_events, source)]
+    if _goes_to_billing(event.type, data):
+        messages.append(_compensation_message(event, data, topics.compensation, source))
+    return messages
+
+
+def _goes_to_billing(stored_type: str, data: dict[str, Any]) -> bool:
+    """A request within limits goes at once; one that waited goes when it is approved."""
+    if stored_type == "case.compensation_requested":
+        return not data.get("needs_approval")
+    return stored_type == "case.compensation_approved"
+
+
+def _compensation_message(
+    event: LoggedEvent, data: dict[str, Any], topic: str, source: str
+) -> OutgoingMessage:
+    fields = {
+        name: data.get(name)
+        for name in ("request_id", "case_id", "customer_id", "kind", "currency", "reason")
+    }
+    try:
+        request = CompensationRequestData.model_validate(
+            {**fields, "amount": str(data.get("amount")), "approved_by": data.get("actor")}
+        )
+    except ValidationError as error:
+        _invalid(event, _reason(error))
+    id_ = compensation_event_id(request.request_id)
+    headers, value = encode_binary(
+        id=id_,
+        source=source,
+        type=COMPENSATION_REQUESTED,
+        subject=request.case_id,
+        time=_time(event, data.get("at"), "at"),
+        data=request.model_dump(mode="json"),
+    )
+    return OutgoingMessage(topic, request.case_id.encode(), headers, value, id_)
 
 
 def _case_message(event: LoggedEvent, data: dict[str, Any], topic: str, source: str) -> OutgoingMessage:

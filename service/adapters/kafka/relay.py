@@ -8,6 +8,7 @@ it never skips one.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -16,7 +17,7 @@ from aiokafka.errors import KafkaError
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
 from service.adapters.postgres.errors import TRANSIENT
 from service.adapters.postgres.event_feed import PostgresEventFeed, RelayLease
-from service.observability import EVENTS_PUBLISHED, RELAY_LAG, RELAY_LEADER
+from service.observability import COMPENSATIONS_REQUESTED, EVENTS_PUBLISHED, RELAY_LAG, RELAY_LEADER
 
 log = structlog.get_logger()
 _RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, KafkaError)
@@ -72,3 +73,6 @@ class EventRelay:
         await asyncio.gather(*sent)
         for m in messages:
             EVENTS_PUBLISHED.labels(m.topic).inc()
+            if m.topic == self.topics.compensation:
+                data = json.loads(m.value)
+                COMPENSATIONS_REQUESTED.labels(data["kind"], data["currency"]).inc()

@@ -18,13 +18,16 @@ from pydantic import BaseModel, TypeAdapter
 
 from service.adapters.kafka.outgoing import (
     CASE_EVENT_CLASSES,
+    COMPENSATION_REQUESTED,
     SLA_TYPES,
     SOURCE,
     UTC_TIME_PATTERN,
+    CompensationRequestData,
     OutgoingTopics,
     SlaEventData,
     outgoing_case_type,
 )
+from service.adapters.kafka.results import RESULT_TYPES, CompensationResultData
 from service.adapters.kafka.wire import (
     DATA_MODELS,
     EVENT_MODELS,
@@ -48,6 +51,8 @@ ASYNCAPI_PATH = "asyncapi.json"
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
 OUTGOING_REQUIRED_HEADERS = (*REQUIRED_HEADERS, "ce_subject", "content-type")
 SLA_DATA_PATH = "outgoing/sla.data.schema.json"
+COMPENSATION_DATA_PATH = "outgoing/compensation.requested.data.schema.json"
+RESULT_DATA_PATH = "inbound/compensation.result.data.schema.json"
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,12 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     for stored_type in CASE_EVENT_CLASSES:
         documents[case_data_schema_path(stored_type)] = case_data_schema(stored_type)
     documents[SLA_DATA_PATH] = sla_data_schema()
+    documents[COMPENSATION_DATA_PATH] = _schema_document(
+        CompensationRequestData.model_json_schema(mode="serialization"), COMPENSATION_DATA_PATH
+    )
+    documents[RESULT_DATA_PATH] = _schema_document(
+        CompensationResultData.model_json_schema(mode="validation"), RESULT_DATA_PATH
+    )
     return documents
 
 
@@ -363,6 +374,55 @@ def sla_channel(topic: str) -> ChannelSpec:
     )
 
 
+def compensation_channel(topic: str) -> ChannelSpec:
+    """Requests to billing: one recovery.compensation.requested per request id, ever."""
+    message = MessageSpec(
+        id="compensationRequested",
+        title=f"{COMPENSATION_REQUESTED} (binary mode)",
+        summary="Billing is asked to refund, credit or comp; request_id is its idempotency key.",
+        content_type=JSON_CONTENT_TYPE,
+        headers=outgoing_headers(
+            COMPENSATION_REQUESTED,
+            "Derived from request_id: a repeat of the same request has the same id.",
+            "When the request went out (requested within limits, or approved).",
+        ),
+        payload={"$ref": f"./{COMPENSATION_DATA_PATH}"},
+        key=_case_key(),
+    )
+    return ChannelSpec(
+        id="compensationRequests",
+        address=topic,
+        action="send",
+        operation_id="sendCompensationRequest",
+        description="Compensation requests for billing and credit services (binary mode).",
+        messages=[message],
+    )
+
+
+def compensation_results_channel(topic: str) -> ChannelSpec:
+    """Billing's answers: settled or failed, naming the request id."""
+    messages = [
+        MessageSpec(
+            id=f"compensation{_camel(type_.removeprefix('recovery.compensation.'))}",
+            title=f"{type_} (binary or structured mode)",
+            summary=f"Billing's {type_.rsplit('.', 1)[-1]} answer to a compensation request.",
+            content_type=JSON_CONTENT_TYPE,
+            headers=outgoing_headers(type_, "Billing's own event id.", "When billing decided."),
+            payload={"$ref": f"./{RESULT_DATA_PATH}"},
+            key=_case_key(),
+        )
+        for type_ in RESULT_TYPES
+    ]
+    return ChannelSpec(
+        id="compensationResults",
+        address=topic,
+        action="receive",
+        operation_id="receiveCompensationResult",
+        description="Settled or failed answers from billing; they land on the case that asked.",
+        messages=messages,
+    )
+
+
 def channel_specs() -> list[ChannelSpec]:
     """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out."""
     signal_topics, dlq_topic = default_topics()
@@ -372,6 +432,8 @@ def channel_specs() -> list[ChannelSpec]:
         dlq_channel(dlq_topic),
         case_events_channel(outgoing.case_events),
         sla_channel(outgoing.sla),
+        compensation_channel(outgoing.compensation),
+        compensation_results_channel(Settings.model_construct().topic_compensation_results),
     ]
 
 

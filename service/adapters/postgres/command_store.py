@@ -68,6 +68,14 @@ class PostgresCommandStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def case_for_request(self, request_id: str) -> str | None:
+        """The case that asked for this compensation."""
+        return await self._pool.fetchval(  # type: ignore[no-any-return]
+            "SELECT stream_id FROM events WHERE type = 'case.compensation_requested'"
+            " AND data->>'request_id' = $1 LIMIT 1",
+            request_id,
+        )
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresCommandTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():

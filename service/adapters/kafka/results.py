@@ -1,0 +1,104 @@
+"""Billing's answers on recovery.compensation.results.v1: decoded, then landed on the case that asked."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import FakeConsumer
+from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
+from pydantic import Field
+
+from service.adapters.kafka.cloudevents import InvalidMessage, decode_event, validate_data
+from service.adapters.kafka.consumer import dead_letter, with_retry
+from service.adapters.kafka.wire import NonEmptyStr, WireModel
+from service.app.commands import CaseNotFound
+from service.domain.errors import DomainError
+
+SETTLED: Final = "recovery.compensation.settled"
+FAILED: Final = "recovery.compensation.failed"
+RESULT_TYPES: Final = (SETTLED, FAILED)
+
+
+class CompensationResultData(WireModel):
+    """Data of billing's recovery.compensation.settled / .failed CloudEvents."""
+
+    request_id: NonEmptyStr = Field(
+        description="The request_id of the recovery.compensation.requested answered."
+    )
+    reference: str | None = Field(default=None, description="Billing's reference for a settled payment.")
+    reason: str | None = Field(default=None, description="Why it failed.")
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationResult:
+    source: str
+    id: str
+    request_id: str
+    settled: bool
+    detail: str
+
+
+def decode_result(value: bytes | None, headers: list[tuple[str, bytes]]) -> CompensationResult:
+    """A settled or failed answer; anything else raises InvalidMessage (and goes to the dead-letter topic)."""
+    attributes, data = decode_event(value, headers)
+    if attributes.type not in RESULT_TYPES:
+        raise InvalidMessage(f"type {attributes.type[:80]!r} is not accepted on this topic")
+    result = validate_data(CompensationResultData, data)
+    settled = attributes.type == SETTLED
+    detail = (result.reference if settled else result.reason) or ""
+    return CompensationResult(attributes.source, attributes.id, result.request_id, settled, detail)
+
+
+class ResultsConsumer:
+    """One record at a time (billing's answers are few); effects are idempotent, so the offset follows them."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        producer: AIOKafkaProducer,
+        topic: str,
+        group: str,
+        dlq_topic: str,
+        land: Callable[[CompensationResult], Awaitable[None]],
+    ) -> None:
+        self.producer, self.dlq_topic, self.land = producer, dlq_topic, land
+        self.subscriber = broker.subscriber(
+            topic,
+            group_id=group,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            parser=_record_as_it_is,
+            decoder=_undecoded,
+        )
+        self.subscriber(self.on_result)
+
+    async def on_result(self, message: KafkaMessage) -> None:
+        record: Any = message.raw_message
+        try:
+            result = decode_result(record.value, list(record.headers))
+            await with_retry(lambda: self.land(result))
+        except (InvalidMessage, DomainError, CaseNotFound) as e:
+            reason = e.reason if isinstance(e, InvalidMessage) else str(e)
+            await dead_letter(self.producer, self.dlq_topic, record, reason)
+        consumer = self.subscriber.consumer
+        if consumer is not None:
+            await consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+
+
+async def _record_as_it_is(record: Any, _faststream_parser: Any) -> FastStreamKafkaMessage:
+    return FastStreamKafkaMessage(
+        raw_message=record,
+        body=b"",
+        message_id=f"{record.topic}-{record.partition}-{record.offset}",
+        consumer=FakeConsumer(),
+    )
+
+
+async def _undecoded(message: Any) -> None:
+    return None
