@@ -35,6 +35,7 @@ from service.domain.compensation import CompensationLimits
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
+from service.domain.trends import TrendPolicy
 from service.observability import COMPENSATION_RESULTS
 from service.workers import fire_timers_forever
 
@@ -89,6 +90,7 @@ class Service:
                 s.topic_sla,
                 s.topic_compensation_requests,
                 s.topic_compensation_results,
+                s.topic_trends,
             ],
         )
         if created:  # a topic made just now has no records: offsets stored for an earlier one are void
@@ -207,7 +209,12 @@ def http_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """The HTTP API over a service's stores."""
+    trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
     commands = command_router(
-        service.commands, intake_rules(settings).sla, settings.root_causes, compensation_limits(settings)
+        service.commands,
+        intake_rules(settings).sla,
+        settings.root_causes,
+        compensation_limits(settings),
+        trends,
     )
     return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive, [commands])

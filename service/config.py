@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     topic_sla: str = "recovery.sla.v1"
     topic_compensation_requests: str = "recovery.compensation.requests.v1"
     topic_compensation_results: str = "recovery.compensation.results.v1"
+    topic_trends: str = "recovery.trends.v1"
+    trend_threshold: int = Field(default=6, ge=1)
+    trend_window: timedelta = timedelta(days=90)
     compensation_limits: dict[str, Decimal | None] = Field(
         default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None}
     )

@@ -44,6 +44,7 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_sla": f"t{tag}.sla",
         "topic_compensation_requests": f"t{tag}.compensation.requests",
         "topic_compensation_results": f"t{tag}.compensation.results",
+        "topic_trends": f"t{tag}.trends",
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),
             "test-agent-token": ApiToken(actor="ana", role="agent"),

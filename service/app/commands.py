@@ -10,10 +10,11 @@ from typing import Any, Protocol
 
 from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict, InvalidValue
-from service.domain.events import CaseEvent
+from service.domain.events import CaseEvent, CaseResolved
 from service.domain.intake import NewEvent, changed_timers
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer
+from service.domain.trends import TrendPolicy, decide_trend, trend_stream
 
 MAX_CONFLICT_RETRIES = 20
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
@@ -45,6 +46,12 @@ class CommandTransaction(Protocol):
 
     async def remember(self, actor: str, key: str, command: str, answer: Answer) -> None: ...
 
+    async def resolved_with(self, root_cause: str, since: datetime) -> list[str]: ...
+
+    async def trend(self, tag: str) -> tuple[bool, int]: ...
+
+    async def record_trend(self, tag: str, event: NewEvent | None, active: bool) -> None: ...
+
 
 class CommandStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[CommandTransaction]: ...
@@ -57,6 +64,18 @@ class Command:
     actor: str
     idempotency_key: str | None
     decide: Decide
+    trends: TrendPolicy = TrendPolicy()
+
+
+async def _watch_trend(tx: CommandTransaction, tag: str, policy: TrendPolicy) -> None:
+    """After a resolution: does its root cause now cross the trend threshold?"""
+    now = await tx.now()
+    active, crossings = await tx.trend(tag)
+    event, still_above = decide_trend(
+        tag, await tx.resolved_with(tag, now - policy.window), active, policy, now
+    )
+    new = NewEvent(trend_stream(tag), crossings + 1, event) if event else None
+    await tx.record_trend(tag, new, still_above)
 
 
 async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
@@ -89,6 +108,8 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
             await tx.record(
                 new_events, state, changed_timers({state.case_id: before}, {state.case_id: state}, sla)
             )
+            for tag in {e.root_cause for e in events if isinstance(e, CaseResolved)}:
+                await _watch_trend(tx, tag, command.trends)
         answer = Answer(200, render(state, await tx.signals(state.case_id)))
         if command.idempotency_key is not None:
             await tx.remember(command.actor, command.idempotency_key, command.name, answer)

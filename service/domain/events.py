@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, SignalKind, Tier
+from service.domain.trends import TrendDetected
 
 
 # Events and states are frozen dataclasses: built thousands of times a second on the hot path, and
@@ -250,3 +251,5 @@ CaseEvent = Annotated[
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
+# Everything the event log holds: the cases' events and the trend events about many cases.
+STORED_EVENT: TypeAdapter[CaseEvent | TrendDetected] = TypeAdapter(CaseEvent | TrendDetected)

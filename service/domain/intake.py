@@ -13,6 +13,7 @@ from service.domain.severity import Classification, CustomerHistory, Policy, cla
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, timers_for
+from service.domain.trends import TrendDetected
 
 
 class Outcome(StrEnum):
@@ -29,7 +30,7 @@ class Outcome(StrEnum):
 class NewEvent:
     stream_id: str
     version: int
-    event: CaseEvent
+    event: CaseEvent | TrendDetected
 
 
 @dataclass(frozen=True)

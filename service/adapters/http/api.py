@@ -12,7 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.adapters.http.models import CaseDetail, CasePage, CaseView, ErrorBody, EventView
+from service.adapters.http.models import (
+    CaseDetail,
+    CasePage,
+    CaseView,
+    ErrorBody,
+    EventView,
+    RootCauseCount,
+    RootCauseTrends,
+)
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
@@ -102,6 +110,17 @@ def create_app(
         state, events = found
         view = CaseView.of(state).model_dump()
         return CaseDetail(**view, events=[EventView.of(e) for e in events])
+
+    @app.get("/v1/trends/root-causes", response_model=RootCauseTrends, responses=ERRORS)
+    async def root_cause_trends(
+        _: Actor, window_days: Annotated[int, Query(ge=1, le=3650)] = 90
+    ) -> RootCauseTrends:
+        """Resolved cases per root-cause tag in the trailing window; `trend` marks tags above the threshold."""
+        rows = await reads_of().root_causes(window_days)
+        return RootCauseTrends(
+            window_days=window_days,
+            tags=[RootCauseCount(tag=t, count=n, trend=trend) for t, n, trend in rows],
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

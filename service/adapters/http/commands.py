@@ -24,6 +24,7 @@ from service.domain.compensation import (
 from service.domain.errors import DomainError, NotAllowed, WrongState
 from service.domain.events import CaseEvent, CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.sla import SlaPolicy
+from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
     Actor as DomainActor,
 )
@@ -93,11 +94,12 @@ def command_router(
     sla: SlaPolicy,
     root_causes: Collection[str],
     limits: CompensationLimits,
+    trends: TrendPolicy,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/cases/{case_id}", responses=COMMAND_ERRORS)
 
     async def run(case_id: str, name: str, actor: Any, key: str | None, decide: Any) -> JSONResponse:
-        command = Command(case_id, name, actor.actor, key, decide)
+        command = Command(case_id, name, actor.actor, key, decide, trends)
         try:
             answer = await run_command(command, store_of(), sla, _render)
         except CaseNotFound as e:

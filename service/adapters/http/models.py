@@ -82,3 +82,14 @@ class ErrorBody(BaseModel):
     error: str = Field(description="Machine-readable reason, e.g. not_found, unauthenticated, missing_field.")
     detail: str
     field: str | None = Field(default=None, description="The request field at fault, when there is one.")
+
+
+class RootCauseCount(BaseModel):
+    tag: str
+    count: int = Field(description="Cases resolved with this root cause within the window.")
+    trend: bool = Field(description="The tag crossed the trend threshold and has not fallen below it since.")
+
+
+class RootCauseTrends(BaseModel):
+    window_days: int
+    tags: list[RootCauseCount]

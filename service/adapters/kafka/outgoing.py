@@ -148,10 +148,16 @@ class OutgoingTopics:
     case_events: str
     sla: str
     compensation: str = "recovery.compensation.requests.v1"
+    trends: str = "recovery.trends.v1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutgoingTopics:
-        return cls(settings.topic_case_events, settings.topic_sla, settings.topic_compensation_requests)
+        return cls(
+            settings.topic_case_events,
+            settings.topic_sla,
+            settings.topic_compensation_requests,
+            settings.topic_trends,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,9 @@ class OutgoingMessage:
 
 
 def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE) -> list[OutgoingMessage]:
-    """The records to publish for one stored event (today exactly one); ValueError if its shape is wrong."""
+    """The records to publish for one stored event; ValueError if its shape is wrong."""
+    if event.type == TREND_STORED:
+        return [_trend_message(event, topics.trends, source)]
     if not event.type.startswith(STORED_CASE_PREFIX) or event.type == STORED_CASE_PREFIX:
         _invalid(event, "not a case event type")
     data = _parse(event)
@@ -177,6 +185,39 @@ def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE
     if _goes_to_billing(event.type, data):
         messages.append(_compensation_message(event, data, topics.compensation, source))
     return messages
+
+
+class TrendData(WireModel):
+    """Data of a recovery.rootcause.trend_detected CloudEvent: recently resolved cases share a root cause."""
+
+    tag: NonEmptyStr = Field(description="The root-cause tag; the Kafka record key and subject.")
+    count: int = Field(ge=1, description="Cases resolved with this tag within the window.")
+    window_days: int = Field(ge=1, description="The trailing window, in days.")
+    case_ids: list[str] = Field(description="Those cases.")
+    detected_at: UtcTime = Field(description="When the threshold was crossed, RFC 3339 in UTC.")
+
+
+TREND_STORED: Final = "rootcause.trend_detected"
+TREND_TYPE: Final = "recovery.rootcause.trend_detected"
+
+
+def _trend_message(event: LoggedEvent, topic: str, source: str) -> OutgoingMessage:
+    try:
+        data = json.loads(event.data)
+        trend = TrendData.model_validate({**data, "detected_at": data.get("at")})
+    except (TypeError, ValueError, AttributeError) as error:
+        _invalid(
+            event, _reason(error) if isinstance(error, ValidationError) else "data is not a trend object"
+        )
+    headers, value = encode_binary(
+        id=event.event_id,
+        source=source,
+        type=TREND_TYPE,
+        subject=trend.tag,
+        time=trend.detected_at,
+        data=trend.model_dump(mode="json"),
+    )
+    return OutgoingMessage(topic, trend.tag.encode(), headers, value, event.event_id)
 
 
 def _goes_to_billing(stored_type: str, data: dict[str, Any]) -> bool:

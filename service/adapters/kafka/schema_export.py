@@ -21,10 +21,12 @@ from service.adapters.kafka.outgoing import (
     COMPENSATION_REQUESTED,
     SLA_TYPES,
     SOURCE,
+    TREND_TYPE,
     UTC_TIME_PATTERN,
     CompensationRequestData,
     OutgoingTopics,
     SlaEventData,
+    TrendData,
     outgoing_case_type,
 )
 from service.adapters.kafka.results import RESULT_TYPES, CompensationResultData
@@ -52,6 +54,7 @@ REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"
 OUTGOING_REQUIRED_HEADERS = (*REQUIRED_HEADERS, "ce_subject", "content-type")
 SLA_DATA_PATH = "outgoing/sla.data.schema.json"
 COMPENSATION_DATA_PATH = "outgoing/compensation.requested.data.schema.json"
+TREND_DATA_PATH = "outgoing/rootcause.trend_detected.data.schema.json"
 RESULT_DATA_PATH = "inbound/compensation.result.data.schema.json"
 
 
@@ -166,6 +169,9 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     documents[SLA_DATA_PATH] = sla_data_schema()
     documents[COMPENSATION_DATA_PATH] = _schema_document(
         CompensationRequestData.model_json_schema(mode="serialization"), COMPENSATION_DATA_PATH
+    )
+    documents[TREND_DATA_PATH] = _schema_document(
+        TrendData.model_json_schema(mode="serialization"), TREND_DATA_PATH
     )
     documents[RESULT_DATA_PATH] = _schema_document(
         CompensationResultData.model_json_schema(mode="validation"), RESULT_DATA_PATH
@@ -423,6 +429,29 @@ def compensation_results_channel(topic: str) -> ChannelSpec:
     )
 
 
+def trends_channel(topic: str) -> ChannelSpec:
+    """Root-cause trends, once per crossing of the threshold."""
+    message = MessageSpec(
+        id="rootcauseTrendDetected",
+        title=f"{TREND_TYPE} (binary mode)",
+        summary="Enough recently resolved cases share a root-cause tag; published once per crossing.",
+        content_type=JSON_CONTENT_TYPE,
+        headers=outgoing_headers(
+            TREND_TYPE, "The stored trend event's id.", "When the threshold was crossed."
+        ),
+        payload={"$ref": f"./{TREND_DATA_PATH}"},
+        key={"type": "string", "description": "The root-cause tag."},
+    )
+    return ChannelSpec(
+        id="trends",
+        address=topic,
+        action="send",
+        operation_id="sendTrend",
+        description="Root-cause trends detected across resolved cases (binary mode).",
+        messages=[message],
+    )
+
+
 def channel_specs() -> list[ChannelSpec]:
     """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out."""
     signal_topics, dlq_topic = default_topics()
@@ -433,6 +462,7 @@ def channel_specs() -> list[ChannelSpec]:
         case_events_channel(outgoing.case_events),
         sla_channel(outgoing.sla),
         compensation_channel(outgoing.compensation),
+        trends_channel(outgoing.trends),
         compensation_results_channel(Settings.model_construct().topic_compensation_results),
     ]
 

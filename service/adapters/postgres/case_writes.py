@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import asyncpg
 
 from service.domain.case import CASE_STATE, CaseState, CaseStatus
-from service.domain.events import CASE_EVENT
+from service.domain.events import STORED_EVENT
 from service.domain.intake import NewEvent
 from service.domain.timers import Timer
 
@@ -55,13 +55,15 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
         return
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
-        " first_response_deadline, resolution_deadline, version, state)"
+        " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
-        " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::json[])"
+        " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::json[], $12::text[],"
+        " $13::timestamptz[])"
         " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
         " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
         " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
-        " state = EXCLUDED.state, updated_at = now()",
+        " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
+        " updated_at = now()",
         *_case_columns(ordered),
     )
 
@@ -78,7 +80,7 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
         [e.version for e in events],
         [event_id(e.stream_id, e.version) for e in events],
         [e.event.type for e in events],
-        [CASE_EVENT.dump_json(e.event).decode() for e in events],
+        [STORED_EVENT.dump_json(e.event).decode() for e in events],
     )
 
 
@@ -105,4 +107,6 @@ def _case_columns(cases: Sequence[CaseState]) -> list[list[object]]:
         [c.resolution_deadline for c in cases],
         [c.version for c in cases],
         [CASE_STATE.dump_json(c).decode() for c in cases],
+        [c.resolution.root_cause if c.resolution else None for c in cases],
+        [c.resolution.resolved_at if c.resolution else None for c in cases],
     ]

@@ -63,6 +63,36 @@ class PostgresCommandTransaction:
         except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
             raise ConcurrencyConflict(type(e).__name__) from e
 
+    async def resolved_with(self, root_cause: str, since: datetime) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT case_id FROM cases WHERE root_cause = $1 AND resolved_at >= $2 AND status <> 'open'",
+            root_cause,
+            since,
+        )
+        return [r["case_id"] for r in rows]
+
+    async def trend(self, tag: str) -> tuple[bool, int]:
+        row = await self._conn.fetchrow(
+            "SELECT active, crossings FROM rootcause_trends WHERE tag = $1 FOR UPDATE", tag
+        )
+        return (False, 0) if row is None else (row["active"], row["crossings"])
+
+    async def record_trend(self, tag: str, event: NewEvent | None, active: bool) -> None:
+        await self._conn.execute(
+            "INSERT INTO rootcause_trends (tag, active, crossings, crossed_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (tag) DO UPDATE SET active = EXCLUDED.active,"
+            " crossings = rootcause_trends.crossings + $3, crossed_at = coalesce($4, rootcause_trends.crossed_at)",
+            tag,
+            active,
+            1 if event else 0,
+            event.event.at if event else None,
+        )
+        if event is not None:
+            try:
+                await append_events(self._conn, [event])
+            except CONFLICTS as e:
+                raise ConcurrencyConflict(type(e).__name__) from e
+
 
 class PostgresCommandStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
