@@ -54,6 +54,7 @@ def intake_rules(settings: Settings) -> IntakeRules:
         first_response=settings.sla_first_response,
         warning_fraction=settings.sla_warning_fraction,
         reopen_window=settings.reopen_window,
+        followup_after=settings.followup_after,
     )
     return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
 
@@ -138,7 +139,9 @@ class Service:
         await self.broker.start()
         relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
         self.tasks = [
-            asyncio.create_task(fire_timers_forever(PostgresTimerStore(self.pool)), name="sla-timers"),
+            asyncio.create_task(
+                fire_timers_forever(PostgresTimerStore(self.pool), rules.sla), name="sla-timers"
+            ),
             asyncio.create_task(relay.run(), name="relay"),
         ]
         for task in self.tasks:

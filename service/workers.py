@@ -10,17 +10,20 @@ from service.adapters.postgres.errors import TRANSIENT
 from service.app.timers import Fired, TimerStore, fire_due_timers
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import SlaBreached
+from service.domain.sla import SlaPolicy
 from service.observability import SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
 
 log = structlog.get_logger()
 _RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
 
 
-async def fire_timers_forever(store: TimerStore, limit: int = 1000, idle_seconds: float = 0.1) -> None:
+async def fire_timers_forever(
+    store: TimerStore, sla: SlaPolicy, limit: int = 1000, idle_seconds: float = 0.1
+) -> None:
     """Poll for due timers (an index range scan on unfired rows); a full claim polls again at once."""
     while True:
         try:
-            fired = await fire_due_timers(store, limit)
+            fired = await fire_due_timers(store, sla, limit)
         except _RETRYABLE as e:
             log.warning("timers_retry", error=type(e).__name__)
             await asyncio.sleep(1.0)

@@ -12,6 +12,7 @@ from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import SlaBreached, SlaWarned
 from service.domain.intake import NewEvent
+from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, decide_timer
 
 MAX_CONFLICT_RETRIES = 20
@@ -38,18 +39,18 @@ class Fired:
     lag_seconds: float  # from due time to firing, on the database's clock
 
 
-async def fire_due_timers(store: TimerStore, limit: int) -> list[Fired]:
+async def fire_due_timers(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fired]:
     """Claim due timers and decide each against its case; two instances never fire the same timer twice."""
     for attempt in range(MAX_CONFLICT_RETRIES):
         try:
-            return await _fire_once(store, limit)
+            return await _fire_once(store, sla, limit)
         except ConcurrencyConflict:
             if attempt == MAX_CONFLICT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _fire_once(store: TimerStore, limit: int) -> list[Fired]:
+async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fired]:
     async with store.transaction() as tx:
         due, now = await tx.claim_due(limit)
         if not due:
@@ -60,7 +61,7 @@ async def _fire_once(store: TimerStore, limit: int) -> list[Fired]:
         fired: list[Fired] = []
         for timer in due:
             state = changed.get(timer.case_id) or states.get(timer.case_id)
-            decided = decide_timer(state, timer, now) if state is not None else []
+            decided = decide_timer(state, timer, now, sla) if state is not None else []
             for new in decided:
                 state = changed[timer.case_id] = evolve(state, new)
                 events.append(NewEvent(state.case_id, state.version, new))

@@ -24,6 +24,7 @@ from service.domain.events import (
     CompensationKind,
     CompensationRequested,
     CompensationSettled,
+    FollowUpDue,
     ResolutionType,
     SignalAttached,
     SignalRef,
@@ -237,6 +238,12 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     if isinstance(event, SignalAttached):
         stake = larger_stake(state.amount_at_stake, event.signal.amount_at_stake)
         return replace(state, version=version, signal_count=state.signal_count + 1, amount_at_stake=stake)
+    if isinstance(event, FollowUpDue):
+        return replace(
+            state,
+            version=version,
+            sla_fired=(*state.sla_fired, sla_key(SlaKind.RESOLUTION, "follow_up", event.due_at)),
+        )
     if isinstance(event, SlaWarned | SlaBreached):
         return replace(
             state,

@@ -156,6 +156,15 @@ class FollowUpRecorded(_Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FollowUpDue(_Event):
+    """The customer should now be asked whether the recovery worked."""
+
+    type: Literal["case.followup_due"] = "case.followup_due"
+    customer_id: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CaseClosed(_Command):
     type: Literal["case.closed"] = "case.closed"
 
@@ -243,6 +252,7 @@ CaseEvent = Annotated[
     | StepRecorded
     | CaseResolved
     | FollowUpRecorded
+    | FollowUpDue
     | CaseClosed
     | CompensationRequested
     | CompensationApproved

@@ -33,6 +33,7 @@ class SlaPolicy(BaseModel):
     default_channel: Channel = Channel.EMAIL
     warning_fraction: float = Field(default=0.75, gt=0, lt=1)
     reopen_window: timedelta = timedelta(days=14)
+    followup_after: timedelta = timedelta(hours=48)
 
     def resolution_deadline(self, severity: Severity, start: datetime) -> datetime:
         """The resolution clock runs from the failure's time for the severity's window."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from service.domain.case import CaseState, CaseStatus, sla_key
-from service.domain.events import CaseEvent, SlaBreached, SlaKind, SlaWarned
+from service.domain.events import CaseEvent, FollowUpDue, SlaBreached, SlaKind, SlaWarned
 from service.domain.sla import SlaPolicy
 
 _SLA_EVENT_NAMESPACE = uuid.UUID("4d2c6a8e-7b1f-4f0e-a3c5-9e8d7f6b5a41")
@@ -17,6 +17,7 @@ _SLA_EVENT_NAMESPACE = uuid.UUID("4d2c6a8e-7b1f-4f0e-a3c5-9e8d7f6b5a41")
 class TimerKind(StrEnum):
     WARNING = "warning"
     BREACH = "breach"
+    FOLLOW_UP = "follow_up"  # on the resolution clock: the customer is asked how it went
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,10 @@ class Timer:
 
 
 def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
-    """An open case waits for a warning and a breach of each running clock; a stopped clock has none."""
+    """An open case waits for a warning and a breach of each running clock; a resolved one for its follow-up."""
+    if state is not None and state.status is CaseStatus.RESOLVED and state.resolved_at is not None:
+        due = state.resolved_at + sla.followup_after
+        return [Timer(state.case_id, SlaKind.RESOLUTION, TimerKind.FOLLOW_UP, due, due)]
     if state is None or state.status is not CaseStatus.OPEN:
         return []
     clocks = [(SlaKind.RESOLUTION, state.resolution_clock_started_at, state.resolution_deadline)]
@@ -45,14 +49,18 @@ def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
     ]
 
 
-def decide_timer(state: CaseState, timer: Timer, now: datetime) -> list[CaseEvent]:
+def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) -> list[CaseEvent]:
     """A due timer fires once for its deadline; a stopped clock or a moved deadline decides nothing."""
-    current = {(t.sla, t.kind): t.deadline for t in timers_for(state, _ANY_POLICY)}
-    fired_type = _EVENT[timer.kind]
+    current = {(t.sla, t.kind): t.deadline for t in timers_for(state, sla)}
     if current.get((timer.sla, timer.kind)) != timer.deadline:
         return []
     if sla_key(timer.sla, timer.kind, timer.deadline) in state.sla_fired:
         return []
+    if timer.kind is TimerKind.FOLLOW_UP:
+        return [
+            FollowUpDue(case_id=state.case_id, at=now, customer_id=state.customer_id, due_at=timer.deadline)
+        ]
+    fired_type = _EVENT[timer.kind]
     return [
         fired_type(
             case_id=state.case_id,
@@ -74,4 +82,3 @@ _EVENT: dict[TimerKind, type[SlaWarned] | type[SlaBreached]] = {
     TimerKind.WARNING: SlaWarned,
     TimerKind.BREACH: SlaBreached,
 }
-_ANY_POLICY = SlaPolicy()  # deadlines come from the state; the policy only places warnings, unused here

@@ -205,3 +205,45 @@ async def _open_case(database_url: str, customer: str) -> bool:
         return bool(await conn.fetchval("SELECT count(*) FROM cases WHERE customer_id = $1", customer))
     finally:
         await conn.close()
+
+
+async def test_the_follow_up_falls_due_after_resolution_and_is_published(
+    kafka: Kafka, database_url: str, producer: AIOKafkaProducer
+) -> None:
+    import httpx
+
+    from service.bootstrap import http_app
+    from tests.support import MANAGER
+
+    settings = make_settings(kafka, database_url, followup_after="PT2S")
+    service = Service(settings)
+    await service.start()
+    try:
+        transport = httpx.ASGITransport(app=http_app(service, settings))
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://api") as api,
+            Topic(kafka, settings.topic_case_events) as events,
+        ):
+            await publish(
+                producer, settings.topic_nps, "fu-1", signal_event(SignalKind.NPS, "fu-1", {"score": 4})
+            )
+
+            async def case_id() -> str | None:
+                items = (await api.get("/v1/cases", params={"customer_id": "fu-1"}, headers=MANAGER)).json()[
+                    "items"
+                ]
+                return items[0]["case_id"] if items else None
+
+            cid = await eventually(case_id, what="the case")
+            body = {"resolution_type": "apology_only", "root_cause": "scheduling", "prevention_action": "x"}
+            assert (await api.post(f"/v1/cases/{cid}/resolve", json=body, headers=MANAGER)).status_code == 200
+
+            async def due() -> list | None:  # type: ignore[type-arg]
+                return [
+                    r for r in await events.poll() if ce(r)["ce_type"] == "recovery.case.followup_due"
+                ] or None
+
+            [record] = await eventually(due, timeout=60, what="case.followup_due on the case-events topic")
+        assert json.loads(record.value)["case_id"] == cid
+    finally:
+        await service.stop()

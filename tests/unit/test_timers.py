@@ -60,7 +60,7 @@ def test_a_due_timer_fires_once_for_its_deadline() -> None:
     breach = next(
         t for t in timers_for(state, SLA) if t.kind is TimerKind.BREACH and t.sla is SlaKind.RESOLUTION
     )
-    [event] = decide_timer(state, breach, breach.due_at)
+    [event] = decide_timer(state, breach, breach.due_at, SLA)
     assert isinstance(event, SlaBreached)
     assert (event.sla, event.deadline, event.severity, event.customer_id) == (
         SlaKind.RESOLUTION,
@@ -68,7 +68,7 @@ def test_a_due_timer_fires_once_for_its_deadline() -> None:
         Severity.MAJOR,
         "c",
     )
-    assert decide_timer(evolve(state, event), breach, breach.due_at + timedelta(seconds=1)) == []
+    assert decide_timer(evolve(state, event), breach, breach.due_at + timedelta(seconds=1), SLA) == []
 
 
 def test_a_timer_for_a_deadline_that_moved_or_a_stopped_clock_decides_nothing() -> None:
@@ -77,9 +77,9 @@ def test_a_timer_for_a_deadline_that_moved_or_a_stopped_clock_decides_nothing() 
         t for t in timers_for(state, SLA) if t.kind is TimerKind.WARNING and t.sla is SlaKind.RESOLUTION
     )
     moved = replace(state, resolution_deadline=state.resolution_deadline - timedelta(hours=20))
-    assert decide_timer(moved, warning, warning.due_at) == []
-    assert decide_timer(replace(state, status=CaseStatus.RESOLVED), warning, warning.due_at) == []
-    [event] = decide_timer(state, warning, warning.due_at)
+    assert decide_timer(moved, warning, warning.due_at, SLA) == []
+    assert decide_timer(replace(state, status=CaseStatus.RESOLVED), warning, warning.due_at, SLA) == []
+    [event] = decide_timer(state, warning, warning.due_at, SLA)
     assert isinstance(event, SlaWarned)
 
 
@@ -125,3 +125,14 @@ def test_a_reopen_never_breaches_at_once(severity: Severity, minutes_after_resol
     [reopen] = decide_signal(state, signal, classification, SLA, now)
     reopened = evolve(state, reopen)
     assert all(t.due_at > now for t in timers_for(reopened, SLA) if t.sla is SlaKind.RESOLUTION)
+
+
+def test_a_resolved_case_waits_for_its_follow_up_and_a_closed_one_for_nothing() -> None:
+    resolved_at = T0 + timedelta(hours=3)
+    resolved = replace(opened(), status=CaseStatus.RESOLVED, resolved_at=resolved_at)
+    [follow_up] = timers_for(resolved, SLA)
+    assert (follow_up.kind, follow_up.due_at) == (TimerKind.FOLLOW_UP, resolved_at + timedelta(hours=48))
+    [due] = decide_timer(resolved, follow_up, follow_up.due_at, SLA)
+    assert due.type == "case.followup_due"
+    assert decide_timer(evolve(resolved, due), follow_up, follow_up.due_at, SLA) == []
+    assert timers_for(replace(resolved, status=CaseStatus.CLOSED), SLA) == []
