@@ -1,0 +1,79 @@
+"""Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import asyncpg
+
+from service.adapters.http.models import CaseDetail, CaseView, EventView
+from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
+from service.adapters.postgres.projections import rebuild_cases
+from service.config import Settings
+
+
+def add_commands(commands: Any) -> None:
+    cases = commands.add_parser("cases", help="look at cases").add_subparsers(
+        dest="cases_command", required=True
+    )
+    show = cases.add_parser("show", help="one case with its full history, as JSON")
+    show.add_argument("case_id")
+    listing = cases.add_parser("list", help="cases by resolution deadline, soonest first")
+    listing.add_argument("--status", default="open", help="open, resolved or closed (default open)")
+    listing.add_argument("--limit", type=int, default=50)
+    trends = commands.add_parser("trends", help="resolved cases per root cause, and the trends")
+    trends.add_argument("--window-days", type=int, default=90)
+    projections = commands.add_parser("projections", help="the read models")
+    rebuild = projections.add_subparsers(dest="projections_command", required=True).add_parser(
+        "rebuild", help="replace the case read model with a replay of the event log"
+    )
+    rebuild.add_argument("--check", action="store_true", help="only compare; exit 1 when anything differs")
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    try:
+        if args.command == "projections":
+            return await _rebuild(pool, args.check)
+        reads = PostgresCaseReads(pool)
+        if args.command == "trends":
+            for tag, count, trend in await reads.root_causes(args.window_days):
+                print(f"{tag:<24} {count:>6}  {'TREND' if trend else ''}")
+            return 0
+        if args.cases_command == "show":
+            return await _show(reads, args.case_id)
+        page, _ = await reads.list_cases(CaseFilter(status=args.status), args.limit, None)
+        for case in page:
+            s = case.state
+            print(
+                f"{s.resolution_deadline.isoformat():<34} {s.severity.value:<9} {s.status.value:<9} {s.case_id}  {s.customer_id}"
+            )
+        return 0
+    finally:
+        await pool.close()
+
+
+async def _show(reads: PostgresCaseReads, case_id: str) -> int:
+    found = await reads.get_case(case_id)
+    if found is None:
+        print(f"no case {case_id}", file=sys.stderr)
+        return 1
+    case, events = found
+    detail = CaseDetail(**CaseView.of(case).model_dump(), events=[EventView.of(e) for e in events])
+    print(json.dumps(detail.model_dump(mode="json"), indent=2))
+    return 0
+
+
+async def _rebuild(pool: asyncpg.Pool, check_only: bool) -> int:
+    async with pool.acquire() as conn:
+        report = await rebuild_cases(conn, check_only)
+    verb = "checked" if check_only else "rebuilt"
+    print(
+        f"{verb} {report.streams} cases from {report.events} events; {len(report.differing)} differ from the read model"
+    )
+    for case_id in report.differing[:20]:
+        print(f"  differs: {case_id}")
+    return 1 if check_only and report.differing else 0
