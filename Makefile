@@ -34,6 +34,7 @@ demo: install  ## with `make run` going: publish a realistic mix of signals and 
 bench: install  ## throughput and memory figures, side by side with the raw limits of this machine
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.timers
+	$(BIN)/python -m bench.reads
 
 schemas: install  ## regenerate schemas/ from the wire models
 	$(BIN)/python -m service.adapters.kafka.schema_export

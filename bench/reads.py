@@ -1,0 +1,213 @@
+"""`make bench`, part three: GET /v1/cases?status=open with 1,000,000 cases in the store.
+
+The read model is filled with COPY (1,000,000 cases, a third of them open, and a signal each), then the
+API (the FastAPI app over asyncpg, in process, so the figure is the API's and not a client's) answers
+the list query: first pages, deep pages by cursor, and filtered by severity and owner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.intake import fresh_database, say
+from bench.timers import percentile
+from service.adapters.http.api import create_app
+from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.config import ApiToken
+from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.severity import Severity
+from service.domain.signals import Channel, Tier
+from service.entrypoints.embedded import start_postgres
+
+STATUSES = [CaseStatus.OPEN, CaseStatus.RESOLVED, CaseStatus.CLOSED]
+
+
+def rows(count: int, start: datetime) -> list[tuple[object, ...]]:
+    rng = random.Random(1)
+    out = []
+    for n in range(count):
+        status = STATUSES[n % 3]
+        severity = rng.choice(list(Severity))
+        opened = start - timedelta(minutes=rng.randrange(60 * 24 * 90))
+        deadline = opened + timedelta(hours=rng.choice([4, 24, 48, 72]))
+        state = CaseState(
+            case_id=str(uuid.UUID(int=n)),
+            customer_id=f"cust-{n}",
+            ordinal=1,
+            status=status,
+            severity=severity,
+            customer_tier=Tier.STANDARD,
+            channel=Channel.EMAIL,
+            opened_at=opened,
+            received_at=opened,
+            first_response_deadline=opened + timedelta(hours=4),
+            resolution_deadline=deadline,
+            resolution_clock_started_at=opened,
+            owner=rng.choice(["ana", "ben", "cho", None]),
+            signal_count=1,
+            version=1,
+        )
+        out.append(
+            (
+                state.case_id,
+                state.customer_id,
+                1,
+                status.value,
+                severity.value,
+                state.owner,
+                opened,
+                state.first_response_deadline,
+                deadline,
+                1,
+                CASE_STATE.dump_json(state).decode(),
+                None,
+                None,
+            )
+        )
+    return out
+
+
+async def fill(dsn: str, count: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = datetime.now(UTC)
+        step = 100_000
+        columns = [
+            "case_id",
+            "customer_id",
+            "ordinal",
+            "status",
+            "severity",
+            "owner",
+            "opened_at",
+            "first_response_deadline",
+            "resolution_deadline",
+            "version",
+            "state",
+            "root_cause",
+            "resolved_at",
+        ]
+        for at in range(0, count, step):
+            batch = rows(min(step, count - at), now)
+            batch = [(str(uuid.UUID(int=at + i)), f"cust-{at + i}", *r[2:]) for i, r in enumerate(batch)]
+            await conn.copy_records_to_table("cases", records=batch, columns=columns)
+            await conn.copy_records_to_table(
+                "signal_log",
+                records=[
+                    (
+                        "bench",
+                        f"s-{r[0]}",
+                        r[1],
+                        "nps",
+                        r[6],
+                        r[6],
+                        r[4],
+                        ["nps:0-3"],
+                        "other",
+                        "opened",
+                        r[0],
+                    )
+                    for r in batch
+                ],
+                columns=[
+                    "source",
+                    "signal_id",
+                    "customer_id",
+                    "kind",
+                    "occurred_at",
+                    "received_at",
+                    "severity",
+                    "reasons",
+                    "category",
+                    "outcome",
+                    "case_id",
+                ],
+            )
+            say(f"  filled {at + len(batch):>9,} / {count:,}")
+        await conn.execute("ANALYZE cases; ANALYZE signal_log")
+    finally:
+        await conn.close()
+
+
+async def measure(client: httpx.AsyncClient, label: str, requests: list[dict[str, str]]) -> None:
+    timings = []
+    for params in requests:
+        started = time.perf_counter()
+        answer = await client.get("/v1/cases", params=params, headers={"Authorization": "Bearer bench"})
+        timings.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code == 200, answer.text
+    say(
+        f"  {label:<44} p50 {percentile(timings, 0.5):6.1f} ms   p99 {percentile(timings, 0.99):6.1f} ms   (n={len(timings)})"
+    )
+
+
+async def main(count: int, samples: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="recovery-bench-reads-"))
+    postgres = start_postgres(folder / "postgres")
+    try:
+        dsn = await fresh_database(postgres.dsn)
+        say(f"filling the read model with {count:,} cases")
+        await fill(dsn, count)
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+        reads = PostgresCaseReads(pool)
+        app = create_app(lambda: reads, {"bench": ApiToken(actor="bench", role="agent")}, _ready)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            say("GET /v1/cases (limit 50)")
+            await measure(client, "status=open, first page", [{"status": "open"}] * samples)
+            cursors = []
+            page = (
+                await client.get(
+                    "/v1/cases",
+                    params={"status": "open", "limit": "500"},
+                    headers={"Authorization": "Bearer bench"},
+                )
+            ).json()
+            for _ in range(20):
+                cursors.append(page["next_cursor"])
+                page = (
+                    await client.get(
+                        "/v1/cases",
+                        params={"status": "open", "limit": "500", "cursor": page["next_cursor"]},
+                        headers={"Authorization": "Bearer bench"},
+                    )
+                ).json()
+            await measure(
+                client,
+                "status=open, deep pages by cursor",
+                [{"status": "open", "cursor": c} for c in cursors] * (samples // 20),
+            )
+            await measure(
+                client,
+                "status=open&severity=critical",
+                [{"status": "open", "severity": "critical"}] * samples,
+            )
+            await measure(client, "status=open&owner=ana", [{"status": "open", "owner": "ana"}] * samples)
+        await pool.close()
+    finally:
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _ready() -> dict[str, bool]:
+    return {"database": True, "kafka": True}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(main(args.cases, args.samples))
