@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,16 +31,6 @@ def settings(kafka: Kafka, database_url: str) -> Settings:
         sla_first_response=FIRST_RESPONSE,
         sla_warning_fraction=0.5,
     )
-
-
-@pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[Service]:
-    running = Service(settings)
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 class Topic:
