@@ -36,6 +36,8 @@ class CommandTransaction(Protocol):
 
     async def case(self, case_id: str) -> CaseState | None: ...
 
+    async def latest_case(self, customer_id: str) -> CaseState | None: ...
+
     async def now(self) -> datetime: ...
 
     async def signals(self, case_id: str) -> list[Any]: ...
@@ -65,6 +67,8 @@ class Command:
     idempotency_key: str | None
     decide: Decide
     trends: TrendPolicy = TrendPolicy()
+    opens_for: str | None = None  # a customer id: the command opens that customer's next case
+    opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
 
 
 async def _watch_trend(tx: CommandTransaction, tag: str, policy: TrendPolicy) -> None:
@@ -95,25 +99,40 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
             prior = await tx.prior_answer(command.actor, command.idempotency_key)
             if prior is not None:
                 return _same_command(prior, command)
-        state = await tx.case(command.case_id)
-        if state is None:
-            raise CaseNotFound(command.case_id)
-        before = state
-        events = command.decide(state, await tx.now())
-        new_events = []
-        for event in events:
-            state = evolve(state, event)
-            new_events.append(NewEvent(state.case_id, state.version, event))
-        if new_events:
-            await tx.record(
-                new_events, state, changed_timers({state.case_id: before}, {state.case_id: state}, sla)
-            )
-            for tag in {e.root_cause for e in events if isinstance(e, CaseResolved)}:
-                await _watch_trend(tx, tag, command.trends)
-        answer = Answer(200, render(state, await tx.signals(state.case_id)))
+        if command.opens_for is not None:
+            before = None
+            events = command.opens(await tx.latest_case(command.opens_for), await tx.now())
+        else:
+            before = await tx.case(command.case_id)
+            if before is None:
+                raise CaseNotFound(command.case_id)
+            events = command.decide(before, await tx.now())
+        state = await _append(tx, before, events, sla, command.trends)
+        answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
         if command.idempotency_key is not None:
             await tx.remember(command.actor, command.idempotency_key, command.name, answer)
     return answer
+
+
+async def _append(
+    tx: CommandTransaction,
+    before: CaseState | None,
+    events: list[CaseEvent],
+    sla: SlaPolicy,
+    trends: TrendPolicy,
+) -> CaseState:
+    state = before
+    new_events = []
+    for event in events:
+        state = evolve(state, event)
+        new_events.append(NewEvent(state.case_id, state.version, event))
+    assert state is not None, "a command on no case decided nothing"
+    if new_events:
+        old = {} if before is None else {before.case_id: before}
+        await tx.record(new_events, state, changed_timers(old, {state.case_id: state}, sla))
+        for tag in {e.root_cause for e in events if isinstance(e, CaseResolved)}:
+            await _watch_trend(tx, tag, trends)
+    return state
 
 
 def _same_command(prior: tuple[str, Answer], command: Command) -> Answer:

@@ -363,12 +363,12 @@ def _opened(event: CaseOpened) -> CaseState:
         customer_tier=event.customer_tier,
         channel=event.channel,
         opened_at=event.opened_at,
-        received_at=event.signal.received_at,
+        received_at=event.signal.received_at if event.signal else event.at,
         first_response_deadline=event.first_response_deadline,
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.opened_at,
-        signal_count=1,
-        amount_at_stake=event.signal.amount_at_stake,
+        signal_count=1 if event.signal else 0,
+        amount_at_stake=event.signal.amount_at_stake if event.signal else None,
         version=1,
     )
 

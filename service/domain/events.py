@@ -46,10 +46,12 @@ class CaseOpened(_Event):
     customer_tier: Tier
     channel: Channel | None
     severity: Severity
-    signal: SignalRef
+    signal: SignalRef | None  # None when staff opened it by hand (an internal escalation)
     opened_at: datetime  # the failure's time: the clocks start here
     first_response_deadline: datetime
     resolution_deadline: datetime
+    opened_by: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,13 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.domain.case import CaseState, CaseStatus
+from service.domain.case import CaseState, CaseStatus, case_id_for
 from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
 from service.domain.events import (
     CaseAcknowledged,
     CaseAssigned,
     CaseClosed,
     CaseEvent,
+    CaseOpened,
     CaseReopened,
     CaseResolved,
     FollowUpRecorded,
@@ -22,6 +23,8 @@ from service.domain.events import (
     StepOutcome,
     StepRecorded,
 )
+from service.domain.severity import Severity
+from service.domain.signals import Channel, Tier
 from service.domain.sla import SlaPolicy
 
 RESOLVERS = frozenset({"manager", "owner"})
@@ -135,6 +138,48 @@ def decide_reopen(
     if not reason.strip():
         raise MissingField("reason is required", "reason")
     return [_reopened(state, reason, actor, sla, now)]
+
+
+def decide_open_by_hand(
+    latest: CaseState | None,
+    customer_id: str,
+    severity: Severity,
+    channel: Channel | None,
+    tier: Tier,
+    reason: str,
+    actor: Actor,
+    sla: SlaPolicy,
+    now: datetime,
+) -> list[CaseEvent]:
+    """Staff open a case for an internal escalation; a customer never has two open cases."""
+    if not customer_id.strip():
+        raise MissingField("customer_id is required", "customer_id")
+    if not reason.strip():
+        raise MissingField("reason is required", "reason")
+    if (
+        latest is not None
+        and latest.status is not CaseStatus.CLOSED
+        and latest.status is not CaseStatus.RESOLVED
+    ):
+        raise WrongState(f"customer {customer_id} already has open case {latest.case_id}")
+    ordinal = latest.ordinal + 1 if latest else 1
+    return [
+        CaseOpened(
+            case_id=case_id_for(customer_id, ordinal),
+            at=now,
+            customer_id=customer_id,
+            ordinal=ordinal,
+            customer_tier=tier,
+            channel=channel,
+            severity=severity,
+            signal=None,
+            opened_at=now,
+            first_response_deadline=sla.first_response_deadline(channel, now),
+            resolution_deadline=sla.resolution_deadline(severity, now),
+            opened_by=actor.name,
+            reason=reason,
+        )
+    ]
 
 
 def _reopened(state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime) -> CaseReopened:

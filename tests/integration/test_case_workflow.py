@@ -155,3 +155,17 @@ async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_n
 async def test_commands_on_an_unknown_case_are_404(api: httpx.AsyncClient) -> None:
     answer = await api.post("/v1/cases/nope/acknowledge", headers=AGENT)
     assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+
+
+async def test_staff_open_a_case_by_hand_but_never_a_second_open_one(api: httpx.AsyncClient) -> None:
+    body = {"customer_id": "vip-9", "severity": "critical", "channel": "phone", "reason": "CEO escalation"}
+    opened = await api.post("/v1/cases", json=body, headers={**MANAGER, "Idempotency-Key": "open-vip-9"})
+    assert opened.status_code == 201
+    case = opened.json()
+    assert case["severity"] == "critical" and case["signals"] == [] and case["status"] == "open"
+    again = await api.post("/v1/cases", json=body, headers={**MANAGER, "Idempotency-Key": "open-vip-9"})
+    assert again.status_code == 201 and again.json() == case
+    second = await api.post("/v1/cases", json=body, headers=MANAGER)
+    assert second.status_code == 409 and case["case_id"] in second.json()["detail"]
+    history = (await api.get(f"/v1/cases/{case['case_id']}", headers=AGENT)).json()["events"]
+    assert history[0]["data"]["opened_by"] == "mia" and history[0]["data"]["reason"] == "CEO escalation"

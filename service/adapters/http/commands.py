@@ -23,6 +23,8 @@ from service.domain.compensation import (
 )
 from service.domain.errors import DomainError, NotAllowed, WrongState
 from service.domain.events import CaseEvent, CompensationKind, ResolutionType, StepKind, StepOutcome
+from service.domain.severity import Severity
+from service.domain.signals import Channel, Tier
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
@@ -33,6 +35,7 @@ from service.domain.workflow import (
     decide_add_step,
     decide_assign,
     decide_follow_up,
+    decide_open_by_hand,
     decide_record_step,
     decide_reopen,
     decide_resolve,
@@ -89,6 +92,14 @@ class ReopenBody(BaseModel):
     reason: str = Field(min_length=1)
 
 
+class OpenBody(BaseModel):
+    customer_id: str = Field(min_length=1)
+    severity: Severity
+    channel: Channel | None = None
+    customer_tier: Tier = Tier.STANDARD
+    reason: str = Field(min_length=1, description="Why staff open it (internal escalation).")
+
+
 def command_router(
     store_of: Callable[[], CommandStore],
     sla: SlaPolicy,
@@ -97,6 +108,7 @@ def command_router(
     trends: TrendPolicy,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/cases/{case_id}", responses=COMMAND_ERRORS)
+    opening = APIRouter(prefix="/v1/cases", responses=COMMAND_ERRORS)
 
     async def run(case_id: str, name: str, actor: Any, key: str | None, decide: Any) -> JSONResponse:
         command = Command(case_id, name, actor.actor, key, decide, trends)
@@ -110,6 +122,30 @@ def command_router(
 
     def who(actor: Any) -> DomainActor:
         return DomainActor(actor.actor, actor.role)
+
+    @opening.post("", response_model=CaseView, status_code=201)
+    async def open_case(body: OpenBody, actor: Actor, key: IdempotencyKey = None) -> JSONResponse:
+        """Open a case by hand (internal escalation); 409 when the customer already has an open case."""
+
+        def opens(latest: CaseState | None, now: datetime) -> list[CaseEvent]:
+            return decide_open_by_hand(
+                latest,
+                body.customer_id,
+                body.severity,
+                body.channel,
+                body.customer_tier,
+                body.reason,
+                who(actor),
+                sla,
+                now,
+            )
+
+        command = Command("", "open", actor.actor, key, lambda s, now: [], trends, body.customer_id, opens)
+        try:
+            answer = await run_command(command, store_of(), sla, _render)
+        except DomainError as e:
+            raise ApiError(_status(e), e.code, e.detail, e.field) from e
+        return JSONResponse(answer.body, answer.status)
 
     @router.post("/assign", response_model=CaseView)
     async def assign(
@@ -209,7 +245,10 @@ def command_router(
             case_id, "reopen", actor, key, lambda s, now: decide_reopen(s, body.reason, who(actor), sla, now)
         )
 
-    return router
+    both = APIRouter()
+    both.include_router(opening)
+    both.include_router(router)
+    return both
 
 
 def _render(state: CaseState, signals: list[Any]) -> dict[str, Any]:

@@ -34,6 +34,12 @@ class PostgresCommandTransaction:
         state = await self._conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
         return None if state is None else CASE_STATE.validate_json(state)
 
+    async def latest_case(self, customer_id: str) -> CaseState | None:
+        state = await self._conn.fetchval(
+            "SELECT state FROM cases WHERE customer_id = $1 ORDER BY ordinal DESC LIMIT 1", customer_id
+        )
+        return None if state is None else CASE_STATE.validate_json(state)
+
     async def now(self) -> datetime:
         return await self._conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
 
