@@ -62,7 +62,7 @@ async def test_a_case_is_worked_from_first_contact_to_closed(
         headers=MANAGER,
     )
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
-    assert await timers(database_url, case["case_id"]) == set()
+    assert await timers(database_url, case["case_id"]) == {("resolution", "follow_up")}  # clocks stopped
 
     unhappy = await api.post(f"{path}/follow-up", json={"satisfied": False}, headers=AGENT)
     assert unhappy.json()["status"] == "open" and unhappy.json()["reopen_count"] == 1
