@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import asyncpg
@@ -14,13 +11,7 @@ from aiokafka import AIOKafkaProducer
 from bench.signal_mix import publish_mix, signal_mix
 from service.adapters.postgres.projections import rebuild_cases
 from service.config import Settings
-from tests.support import AGENT, MANAGER, eventually
-
-
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RECOVERY_DATABASE_URL": database_url, "RECOVERY_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "service.entrypoints.cli", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+from tests.support import AGENT, MANAGER, eventually, recovery_cli
 
 
 async def work_some_cases(api: httpx.AsyncClient, ids: list[str]) -> None:
@@ -55,7 +46,7 @@ async def test_the_rebuilt_read_model_equals_the_live_one_and_repairs_a_damaged_
         assert report.streams == await conn.fetchval("SELECT count(*) FROM cases")
         assert report.differing == []
 
-        checked = cli(database_url, "projections", "rebuild", "--check")
+        checked = recovery_cli(database_url, "projections", "rebuild", "--check")
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert " 0 differ" in checked.stdout
         await conn.execute(
@@ -63,16 +54,16 @@ async def test_the_rebuilt_read_model_equals_the_live_one_and_repairs_a_damaged_
             ids[0],
             ids[1],
         )
-        damaged = cli(database_url, "projections", "rebuild", "--check")
+        damaged = recovery_cli(database_url, "projections", "rebuild", "--check")
         assert damaged.returncode == 1 and ids[1] in damaged.stdout
-        assert cli(database_url, "projections", "rebuild").returncode == 0
+        assert recovery_cli(database_url, "projections", "rebuild").returncode == 0
         assert (await rebuild_cases(conn, check_only=True)).differing == []
 
-        listed = cli(database_url, "cases", "list", "--status", "closed")
+        listed = recovery_cli(database_url, "cases", "list", "--status", "closed")
         assert listed.returncode == 0 and ids[0] in listed.stdout
-        shown = cli(database_url, "cases", "show", ids[0])
+        shown = recovery_cli(database_url, "cases", "show", ids[0])
         assert shown.returncode == 0 and '"case.closed"' in shown.stdout
-        trends = cli(database_url, "trends")
+        trends = recovery_cli(database_url, "trends")
         assert "scheduling" in trends.stdout
     finally:
         await conn.close()
