@@ -92,10 +92,25 @@ def changed_timers(
     previous = {state.case_id: state for state in before.values()}
     changed = {}
     for case_id, state in after.items():
+        old = previous.get(case_id)
+        if old is not None and _clocks(old) == _clocks(state):
+            continue  # most signals attach without moving a clock: nothing to recompute
         timers = timers_for(state, sla)
-        if timers != timers_for(previous.get(case_id), sla):
+        if timers != timers_for(old, sla):
             changed[case_id] = timers
     return changed
+
+
+def _clocks(state: CaseState) -> tuple[object, ...]:
+    """Everything the timers of a case follow from."""
+    return (
+        state.status,
+        state.resolution_deadline,
+        state.resolution_clock_started_at,
+        state.first_response_deadline,
+        state.acknowledged_at,
+        state.resolved_at,
+    )
 
 
 def _history(
