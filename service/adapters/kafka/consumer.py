@@ -13,6 +13,7 @@ are given up in a rebalance and at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -216,6 +217,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if self.signals.failed is None:
             await self.signals._queue.join()
         ASSIGNED_PARTITIONS.set(0)
+        for tp in revoked:  # another instance reports these now: a stale value here would mislead
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         consumer = self.signals.consumer

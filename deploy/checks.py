@@ -1,0 +1,830 @@
+"""The checks behind deploy/check.sh, runnable one by one (python deploy/checks.py --help).
+
+It reads the service's source (service/observability.py for the metric names, service/config.py for
+the settings) instead of importing it, so it runs in the check tools' own environment. Needs PyYAML;
+the compose and Kubernetes checks also need jsonschema and kubernetes-validate (deploy/check.sh
+installs them). tests/deploy imports it for the metric-name helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+RULES = DEPLOY / "prometheus" / "rules.yml"
+RULE_TESTS = DEPLOY / "prometheus" / "rules.test.yml"
+RUNBOOK = DEPLOY / "RUNBOOK.md"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "recovery-loop.json"
+DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+COMPOSE = DEPLOY / "compose.yaml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+K8S_BASE = DEPLOY / "k8s" / "base"
+K8S_SCHEMAS = DEPLOY / "k8s" / "schemas"
+
+# The prometheus_client defaults on Linux (process collector, platform and GC collectors).
+CLIENT_DEFAULT_METRICS = frozenset(
+    {
+        "process_virtual_memory_bytes",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "python_info",
+        "python_gc_objects_collected_total",
+        "python_gc_objects_uncollectable_total",
+        "python_gc_collections_total",
+    }
+)
+# Series Prometheus makes itself for every target; the service cannot export them.
+PROMETHEUS_SYNTHETIC = frozenset({"up"})
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+SIGNAL_KINDS = ("complaint", "nps", "review", "callback", "ticket")
+SECRET_KEYS = frozenset({"RECOVERY_DATABASE_URL", "RECOVERY_API_TOKENS", "RECOVERY_KAFKA_SASL_PASSWORD"})
+# RECOVERY_KAFKA_SASL_MECHANISM -> the KEDA Kafka scaler's `sasl` value
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+SERVICE_DRAIN_SECONDS = 30  # the broker's graceful_timeout in service/bootstrap.py
+
+
+class Report:
+    """Collects failures; prints each check as it goes."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def check(self, condition: bool, what: str, detail: str = "") -> bool:
+        if condition:
+            print(f"  ok    {what}")
+        else:
+            self.failures.append(f"{what}: {detail}" if detail else what)
+            print(f"  FAIL  {what}" + (f": {detail}" if detail else ""))
+        return condition
+
+    def exit_code(self) -> int:
+        if self.failures:
+            print(f"\n{len(self.failures)} check(s) failed")
+            return 1
+        return 0
+
+
+# --- metric names ----------------------------------------------------------------------------------
+
+
+def exported_metrics(service_dir: Path = REPO / "service") -> dict[str, str]:
+    """Metric base name -> type, for every Counter/Gauge/Histogram/Summary the service constructs."""
+    found: dict[str, str] = {}
+    kinds = {"Counter": "counter", "Gauge": "gauge", "Histogram": "histogram", "Summary": "summary"}
+    for path in sorted(service_dir.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
+            first = node.args[0]
+            if name in kinds and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                base = first.value
+                if kinds[name] == "counter" and base.endswith("_total"):
+                    base = base[: -len("_total")]
+                found[base] = kinds[name]
+    return found
+
+
+def exported_sample_names(service_dir: Path = REPO / "service") -> set[str]:
+    """Every sample name the service's /metrics can carry (as PromQL sees them)."""
+    names = set(CLIENT_DEFAULT_METRICS)
+    for base, kind in exported_metrics(service_dir).items():
+        if kind == "counter":
+            names |= {f"{base}_total", f"{base}_created"}
+        elif kind in ("histogram", "summary"):
+            names |= {base + s for s in HISTOGRAM_SUFFIXES} | {f"{base}_created"}
+            if kind == "summary":
+                names.add(base)
+        else:
+            names.add(base)
+    return names
+
+
+_KEYWORDS = frozenset(
+    {
+        "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+        "group_left", "group_right", "inf", "nan", "atan2",
+    }
+)  # fmt: skip
+_GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$__\w+|\$\w+")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w.:])[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def grafana_to_promql(expr: str) -> str:
+    """Replace Grafana's variables ($__rate_interval, ${var}) with values PromQL accepts."""
+    return _GRAFANA_VARIABLE.sub("5m", expr)
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression reads (functions, keywords, labels and durations left out)."""
+    text = _STRINGS.sub('""', grafana_to_promql(expr))
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = _GROUPING.sub(" ", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        word = match.group(0)
+        if word in _KEYWORDS or re.match(r"\s*\(", text[match.end() :]):
+            continue  # a keyword, or a function or aggregation call
+        names.add(word)
+    return names
+
+
+def is_exported(name: str, samples: set[str]) -> bool:
+    if name in samples:
+        return True
+    for suffix in HISTOGRAM_SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)] + "_bucket" in samples:
+            return True
+    return False
+
+
+def dashboard_exprs(path: Path = DASHBOARD) -> list[tuple[str, str]]:
+    """(where, expr) for every query in the dashboard, nested rows included."""
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    out: list[tuple[str, str]] = []
+
+    def walk(panels: Iterable[dict[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    out.append(
+                        (
+                            f"panel {panel.get('id')} {panel.get('title')!r} {target.get('refId')}",
+                            target["expr"],
+                        )
+                    )
+            walk(panel.get("panels", []))
+
+    walk(dashboard.get("panels", []))
+    return out
+
+
+def rules(path: Path = RULES) -> list[dict[str, Any]]:
+    return [
+        rule
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def alert_rules(path: Path = RULES) -> list[dict[str, Any]]:
+    return [rule for rule in rules(path) if "alert" in rule]
+
+
+def recorded_names(path: Path = RULES) -> set[str]:
+    return {rule["record"] for rule in rules(path) if "record" in rule}
+
+
+def used_metric_names() -> dict[str, set[str]]:
+    """Metric name -> where it is used, over the dashboard and the alerting rules (recorded and
+    Prometheus-made series left out)."""
+    used: dict[str, set[str]] = {}
+    sources = [(f"dashboard {where}", expr) for where, expr in dashboard_exprs()]
+    sources += [(f"rule {r.get('alert') or r.get('record')}", r["expr"]) for r in rules()]
+    recorded = recorded_names()
+    for where, expr in sources:
+        for name in promql_metric_names(expr):
+            if name not in recorded and name not in PROMETHEUS_SYNTHETIC:
+                used.setdefault(name, set()).add(where)
+    return used
+
+
+# --- alerts, runbook, rule tests --------------------------------------------------------------------
+
+
+def github_anchor(heading: str) -> str:
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return slug.replace(" ", "-")
+
+
+def check_alerts(report: Report) -> None:
+    alerts = alert_rules()
+    report.check(bool(alerts), "rules.yml has alerting rules")
+    names = [a["alert"] for a in alerts]
+    report.check(len(names) == len(set(names)), "alert names are unique", str(names))
+    runbook = RUNBOOK.read_text(encoding="utf-8")
+    sections = {github_anchor(h): h.strip() for h in re.findall(r"^## (.+)$", runbook, re.MULTILINE)}
+    tests = yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
+    firing: set[str] = set()
+    silent: set[str] = set()
+    for test in tests.get("tests", []):
+        for case in test.get("alert_rule_test", []):
+            (firing if case.get("exp_alerts") else silent).add(case["alertname"])
+    samples = exported_sample_names()
+    recorded = recorded_names()
+    for alert in alerts:
+        name = alert["alert"]
+        labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
+        report.check(
+            labels.get("severity") in ("page", "ticket"), f"{name}: severity is page or ticket", str(labels)
+        )
+        missing = [k for k in ("summary", "description", "runbook_url") if not annotations.get(k)]
+        report.check(not missing, f"{name}: has summary, description and runbook_url", f"missing {missing}")
+        url = annotations.get("runbook_url", "")
+        path, _, anchor = url.partition("#")
+        report.check(
+            path == "deploy/RUNBOOK.md" and anchor == github_anchor(name),
+            f"{name}: runbook_url points at its own section",
+            f"{url!r}, expected deploy/RUNBOOK.md#{github_anchor(name)}",
+        )
+        report.check(
+            sections.get(anchor) == name,
+            f"{name}: deploy/RUNBOOK.md has a section '## {name}'",
+            "no such section",
+        )
+        section = runbook.split(f"## {name}\n", 1)[-1].split("\n## ", 1)[0]
+        for part in ("**Meaning.**", "**Check.**", "**Act.**"):
+            report.check(part in section, f"{name}: runbook section has {part}")
+        report.check(name in firing, f"{name}: rules.test.yml tests it firing")
+        report.check(name in silent, f"{name}: rules.test.yml tests it not firing")
+        unknown = {
+            n
+            for n in promql_metric_names(alert["expr"])
+            if n not in recorded and n not in PROMETHEUS_SYNTHETIC and not is_exported(n, samples)
+        }
+        report.check(
+            not unknown, f"{name}: reads only metrics the service exports", f"unknown {sorted(unknown)}"
+        )
+    stale = sorted(set(sections.values()) - set(names))
+    report.check(
+        not stale, "every runbook section belongs to an alert", f"sections without an alert: {stale}"
+    )
+    production = (REPO / "README.md").read_text(encoding="utf-8").partition("\n## Production\n")[2]
+    unlisted = [
+        n
+        for n in names
+        if f"| {n} |" not in production or f"(deploy/RUNBOOK.md#{github_anchor(n)})" not in production
+    ]
+    report.check(
+        not unlisted, "the README's Production section lists every alert with its runbook link", str(unlisted)
+    )
+    check_scrape_jobs(report)
+
+
+def check_scrape_jobs(report: Report) -> None:
+    """The rules select job="recovery-loop": both Prometheus configurations must scrape under that name
+    and load rules.yml."""
+    for name in ("prometheus.yml", "prometheus-kubernetes.yml"):
+        config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text(encoding="utf-8"))
+        jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+        report.check("recovery-loop" in jobs, f"{name}: has the scrape job recovery-loop")
+        report.check(
+            any(str(f).endswith("/rules.yml") for f in config.get("rule_files", [])),
+            f"{name}: loads rules.yml",
+        )
+    kubernetes = yaml.safe_load(
+        (DEPLOY / "prometheus" / "prometheus-kubernetes.yml").read_text(encoding="utf-8")
+    )
+    job = next(j for j in kubernetes["scrape_configs"] if j["job_name"] == "recovery-loop")
+    keeps = {r.get("regex") for r in job.get("relabel_configs", []) if r.get("action") == "keep"}
+    deployment = yaml.safe_load((K8S_BASE / "deployment.yaml").read_text(encoding="utf-8"))
+    pod_name = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+    report.check(
+        pod_name in keeps and "http" in keeps,
+        "prometheus-kubernetes.yml: keeps the Deployment's pods, on their http port",
+        str(keeps),
+    )
+
+
+# --- dashboard ---------------------------------------------------------------------------------------
+
+
+def check_dashboard(report: Report, promtool: str) -> None:
+    try:
+        dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        report.check(False, "dashboard JSON parses", str(e))
+        return
+    report.check(True, "dashboard JSON parses")
+    report.check(
+        bool(dashboard.get("uid")) and bool(dashboard.get("title")), "dashboard has a uid and a title"
+    )
+    panels = list(_panels(dashboard.get("panels", [])))
+    ids = [p.get("id") for p in panels]
+    report.check(len(ids) == len(set(ids)), "panel ids are unique", str(ids))
+    report.check(all("gridPos" in p for p in panels), "every panel has a gridPos")
+    variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+    datasource_uid = yaml.safe_load(DATASOURCES.read_text(encoding="utf-8"))["datasources"][0]["uid"]
+    report.check(
+        variables.get("datasource", {}).get("current", {}).get("value") == datasource_uid,
+        "the datasource variable defaults to the provisioned Prometheus",
+        f"provisioned uid {datasource_uid!r}",
+    )
+    queried = [p for p in panels if p.get("type") not in ("row", "text")]
+    report.check(all(p.get("targets") for p in queried), "every graph panel has queries")
+    report.check(
+        all(p.get("datasource", {}).get("uid") == "${datasource}" for p in queried),
+        "every graph panel uses the datasource variable",
+    )
+    exprs = dashboard_exprs()
+    samples = exported_sample_names()
+    for where, expr in exprs:
+        unknown = {
+            n
+            for n in promql_metric_names(expr)
+            if n not in PROMETHEUS_SYNTHETIC and not is_exported(n, samples)
+        }
+        report.check(
+            not unknown, f"{where}: every metric is exported", f"unknown {sorted(unknown)} in {expr}"
+        )
+    # PromQL syntax: promtool parses each query as a recording rule.
+    group = {
+        "groups": [
+            {
+                "name": "dashboard-syntax",
+                "rules": [
+                    {"record": f"dashboard:query_{n}", "expr": grafana_to_promql(expr)}
+                    for n, (_, expr) in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump(group, f)
+    result = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+    Path(f.name).unlink()
+    report.check(
+        result.returncode == 0,
+        f"all {len(exprs)} dashboard queries are valid PromQL (promtool)",
+        result.stdout + result.stderr,
+    )
+    text = json.dumps(dashboard).lower()
+    report.check(
+        "time to resolution" in text, "the dashboard says that time to resolution is not exported yet"
+    )
+
+
+def _panels(panels: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))
+
+
+# --- compose -----------------------------------------------------------------------------------------
+
+_SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|DATABASE_URL|API_KEY", re.IGNORECASE)
+
+
+def check_compose(report: Report, schema_path: Path | None) -> None:
+    try:
+        compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        report.check(False, "compose.yaml parses", str(e))
+        return
+    report.check(isinstance(compose, dict), "compose.yaml parses")
+    if schema_path is not None:
+        import jsonschema
+
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=lambda e: list(e.path))
+        report.check(
+            not errors,
+            "compose.yaml is valid against the Compose specification schema",
+            "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]),
+        )
+    services = compose.get("services", {})
+    required = {"kafka", "postgres", "recovery", "prometheus", "grafana"}
+    report.check(required <= set(services), f"services {sorted(required)} are present", str(sorted(services)))
+    kafka = services.get("kafka", {})
+    kafka_env = kafka.get("environment", {})
+    report.check(
+        str(kafka.get("image", "")).startswith("apache/kafka:")
+        and "controller" in str(kafka_env.get("KAFKA_PROCESS_ROLES", ""))
+        and not any("ZOOKEEPER" in k for k in kafka_env),
+        "Kafka is the official apache/kafka image in KRaft mode",
+    )
+    recovery = services.get("recovery", {})
+    report.check(recovery.get("deploy", {}).get("replicas") == 2, "two replicas of the service")
+    report.check(
+        _seconds(recovery.get("stop_grace_period", "10s")) > SERVICE_DRAIN_SECONDS,
+        f"the service's stop_grace_period is longer than its {SERVICE_DRAIN_SECONDS} s drain",
+        str(recovery.get("stop_grace_period")),
+    )
+    for name, service in services.items():
+        env = service.get("environment", {})
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        for key, value in env.items():
+            if _SECRETISH.search(key):
+                value = str(value)
+                report.check(
+                    "${" in value and ":?" in value,
+                    f"{name}: {key} comes from the environment and is required",
+                    f"{value!r} is not a ${{VAR:?message}} reference",
+                )
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("."):
+                report.check((COMPOSE.parent / source).exists(), f"{name}: mounted {source} exists")
+    prometheus_mounts = " ".join(map(str, services.get("prometheus", {}).get("volumes", [])))
+    report.check(
+        "prometheus/rules.yml" in prometheus_mounts and "prometheus/prometheus.yml" in prometheus_mounts,
+        "Prometheus mounts the project's config and rules",
+    )
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+    discovered = [
+        n for sd in jobs.get("recovery-loop", {}).get("dns_sd_configs", []) for n in sd.get("names", [])
+    ]
+    report.check(
+        "recovery" in discovered, "Prometheus discovers every replica of `recovery` (job recovery-loop)"
+    )
+    grafana_mounts = " ".join(map(str, services.get("grafana", {}).get("volumes", [])))
+    report.check(
+        "grafana/provisioning" in grafana_mounts and "grafana/dashboards" in grafana_mounts,
+        "Grafana mounts the provisioning and the dashboards",
+    )
+
+
+def _seconds(duration: str) -> float:
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration)):
+        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}[unit]
+    return total
+
+
+# --- Dockerfile --------------------------------------------------------------------------------------
+
+
+def check_dockerfile(report: Report) -> None:
+    lines = _dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
+    final = lines[max(i for i, (op, _) in enumerate(lines) if op == "FROM") :]
+    ops = [op for op, _ in final]
+    users = [arg for op, arg in final if op == "USER"]
+    report.check(bool(users), "the image sets USER")
+    user = users[-1].split(":")[0] if users else ""
+    report.check(
+        user.isdigit() and int(user) != 0,
+        "the image runs as a numeric non-root user (so runAsNonRoot can verify it)",
+        repr(users[-1] if users else None),
+    )
+    report.check(ops.count("HEALTHCHECK") == 1, "the image has one HEALTHCHECK")
+    health = next((arg for op, arg in final if op == "HEALTHCHECK"), "")
+    report.check("/healthz" in health, "the HEALTHCHECK asks /healthz")
+    report.check(ops.count("CMD") + ops.count("ENTRYPOINT") >= 1, "the image has a command")
+    report.check(not any(op == "ADD" and "://" in arg for op, arg in final), "nothing is downloaded with ADD")
+    report.check(
+        any(op == "FROM" and "-slim" in arg for op, arg in final), "the final stage is a slim base image"
+    )
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, arg = line.partition(" ")
+            out.append((op.upper(), arg.strip()))
+    return out
+
+
+# --- Kubernetes --------------------------------------------------------------------------------------
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def render_base(base: Path = K8S_BASE) -> list[dict[str, Any]]:
+    """What `kustomize build` makes of this base, for machines without kubectl: the resources in
+    order, with the namespace, the common labels and the image tags applied (the only transformers the
+    base uses; check_kubernetes fails if it uses another)."""
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
+    known = {"apiVersion", "kind", "namespace", "labels", "resources", "images"}
+    unknown = set(kustomization) - known
+    if unknown:
+        raise ValueError(f"render_base cannot apply {sorted(unknown)}: install kubectl")
+    images = {i["name"]: i for i in kustomization.get("images", [])}
+    docs = []
+    for resource in kustomization["resources"]:
+        for doc in load_documents(base / resource):
+            meta = doc.setdefault("metadata", {})
+            if "namespace" in kustomization:
+                meta["namespace"] = kustomization["namespace"]
+            for entry in kustomization.get("labels", []):
+                meta.setdefault("labels", {}).update(entry.get("pairs", {}))
+                template = doc.get("spec", {}).get("template")
+                if template is not None and entry.get("includeTemplates"):
+                    template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
+            for container in _containers(doc):
+                name, _, tag = container["image"].partition(":")
+                if name in images:
+                    image = images[name]
+                    container["image"] = (
+                        f"{image.get('newName', name)}:{image.get('newTag', tag or 'latest')}"
+                    )
+            docs.append(doc)
+    return docs
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    if doc.get("kind") == "CronJob":
+        pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+def settings_fields(config: Path = REPO / "service" / "config.py") -> set[str]:
+    """RECOVERY_* names of the Settings class's fields, read from its source."""
+    tree = ast.parse(config.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Settings":
+            return {
+                "RECOVERY_" + stmt.target.id.upper()
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            }
+    raise ValueError("no Settings class in service/config.py")
+
+
+def check_kubernetes(report: Report, built: list[dict[str, Any]], versions: list[str]) -> None:
+    import jsonschema
+    import kubernetes_validate
+
+    custom = {
+        ("keda.sh/v1alpha1", "ScaledObject"): K8S_SCHEMAS / "keda.sh-v1alpha1-scaledobject.json",
+        ("keda.sh/v1alpha1", "TriggerAuthentication"): K8S_SCHEMAS
+        / "keda.sh-v1alpha1-triggerauthentication.json",
+    }
+    files = sorted(p for p in K8S_BASE.glob("*.yaml") if p.name != "kustomization.yaml")
+    sources = [(p.name, d) for p in files for d in load_documents(p)] + [
+        (f"built {d.get('kind')}/{d.get('metadata', {}).get('name')}", d) for d in built
+    ]
+    for where, doc in sources:
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if key in custom:
+            schema = json.loads(custom[key].read_text(encoding="utf-8"))
+            errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+            report.check(
+                not errors,
+                f"{where}: {key[1]} valid against {custom[key].name}",
+                "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3]),
+            )
+            continue
+        for version in versions:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+                report.check(True, f"{where}: {key[1]} valid for Kubernetes {version} (strict)")
+            except kubernetes_validate.ValidationError as e:
+                path = "/".join(map(str, e.path))
+                report.check(
+                    False,
+                    f"{where}: {key[1]} valid for Kubernetes {version} (strict)",
+                    f"{path}: {e.message}",
+                )
+            except kubernetes_validate.SchemaNotFoundError as e:
+                report.check(False, f"{where}: a schema for {key}", e.message)
+    _check_policy(report, built)
+
+
+def _one(built: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in built if d.get("kind") == kind]
+    if len(found) != 1:
+        raise AssertionError(f"expected one {kind} in the build, found {len(found)}")
+    return found[0]
+
+
+def _check_policy(report: Report, built: list[dict[str, Any]]) -> None:
+    kinds = sorted(d["kind"] for d in built)
+    expected = {
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "Secret",
+        "Service",
+        "TriggerAuthentication",
+    }
+    report.check(expected <= set(kinds), f"the build has {sorted(expected)}", str(kinds))
+    report.check(all(d["metadata"].get("namespace") for d in built), "every object has a namespace")
+    deployment, config, secret = _one(built, "Deployment"), _one(built, "ConfigMap"), _one(built, "Secret")
+    settings = settings_fields()
+    data = config.get("data", {})
+    unknown = sorted(set(data) - settings)
+    report.check(
+        not unknown, "every ConfigMap key is a RECOVERY_* setting of service/config.py", str(unknown)
+    )
+    secret_data = {**secret.get("stringData", {}), **secret.get("data", {})}
+    report.check(
+        set(secret_data) == SECRET_KEYS,
+        f"the Secret holds exactly {sorted(SECRET_KEYS)}",
+        str(sorted(secret_data)),
+    )
+    report.check(not (set(data) & SECRET_KEYS), "no secret setting in the ConfigMap")
+    report.check(
+        all("CHANGE_ME" in str(v) for v in secret_data.values()),
+        "the committed Secret holds placeholders only (CHANGE_ME), never a real value",
+    )
+    report.check(
+        "sslmode=verify-full" in secret_data.get("RECOVERY_DATABASE_URL", ""),
+        "the database URL asks for TLS with certificate verification",
+    )
+
+    pod = deployment["spec"]["template"]["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    report.check("replicas" not in deployment["spec"], "the Deployment leaves the replica count to KEDA")
+    report.check(
+        deployment["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+        "the selector matches the pod labels",
+    )
+    security = pod.get("securityContext", {})
+    report.check(
+        security.get("runAsNonRoot") is True and security.get("runAsUser", 0) > 0,
+        "pods run as a non-root user",
+    )
+    main = pod["containers"][0]
+    report.check(len(pod["containers"]) == 1, "one container (one process) per pod")
+    pre_stop = main.get("lifecycle", {}).get("preStop", {})
+    sleep = pre_stop.get("sleep", {}).get("seconds")
+    if sleep is None and pre_stop.get("exec", {}).get("command", [None])[0] == "sleep":
+        sleep = float(pre_stop["exec"]["command"][1])
+    report.check(sleep is not None and sleep > 0, "a preStop sleep lets the endpoints drain before SIGTERM")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    report.check(
+        grace >= (sleep or 0) + SERVICE_DRAIN_SECONDS + 5,
+        f"terminationGracePeriodSeconds ({grace}) > preStop ({sleep}) + the {SERVICE_DRAIN_SECONDS} s drain + 5 s",
+    )
+    for container in _containers(deployment):
+        name = container["name"]
+        sc = container.get("securityContext", {})
+        report.check(
+            sc.get("readOnlyRootFilesystem") is True
+            and sc.get("allowPrivilegeEscalation") is False
+            and "ALL" in sc.get("capabilities", {}).get("drop", []),
+            f"container {name}: read-only root fs, no privilege escalation, all capabilities dropped",
+        )
+        resources = container.get("resources", {})
+        report.check(
+            {"cpu", "memory"} <= set(resources.get("requests", {}))
+            and "memory" in resources.get("limits", {}),
+            f"container {name}: cpu and memory requests, memory limit",
+        )
+    report.check(
+        main.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz",
+        "liveness probe on /healthz",
+    )
+    report.check(
+        main.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
+        "readiness probe on /readyz",
+    )
+    env = {e["name"]: e.get("value") for e in main.get("env", [])}
+    migrates = [
+        c for c in pod.get("initContainers", []) if "migrate" in c.get("args", []) + c.get("command", [])
+    ]
+    jobs = [d for d in built if d["kind"] == "Job" and "migrate" in json.dumps(_containers(d))]
+    report.check(bool(migrates or jobs), "a migration init container or Job runs `recovery migrate`")
+    report.check(
+        env.get("RECOVERY_AUTO_MIGRATE") == "false",
+        "the service container runs with RECOVERY_AUTO_MIGRATE=false",
+    )
+    ports = {p.get("name") for p in main.get("ports", [])}
+
+    service = _one(built, "Service")
+    report.check(service["spec"]["selector"].items() <= labels.items(), "the Service selects the pods")
+    report.check(
+        all(p["targetPort"] in ports for p in service["spec"]["ports"]),
+        "the Service targets a named container port",
+    )
+    pdb = _one(built, "PodDisruptionBudget")
+    report.check(
+        pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+        "the PodDisruptionBudget selects the pods",
+    )
+
+    scaled = _one(built, "ScaledObject")
+    spec = scaled["spec"]
+    partitions = int(data.get("RECOVERY_TOPIC_PARTITIONS", 6))
+    report.check(
+        spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"],
+        "the ScaledObject scales the Deployment",
+    )
+    report.check(
+        spec.get("minReplicaCount", 0) >= 2,
+        "KEDA keeps at least 2 replicas",
+        str(spec.get("minReplicaCount")),
+    )
+    report.check(
+        spec.get("maxReplicaCount", 100) <= partitions,
+        f"KEDA's maxReplicaCount ({spec.get('maxReplicaCount')}) <= the partitions per topic ({partitions})",
+    )
+    kafka = [t for t in spec["triggers"] if t["type"] == "kafka"]
+    topics = {data.get(f"RECOVERY_TOPIC_{k.upper()}", f"recovery.signals.{k}.v1") for k in SIGNAL_KINDS}
+    report.check(
+        {t["metadata"]["topic"] for t in kafka} == topics,
+        "one kafka trigger per signal topic",
+        str(sorted(topics)),
+    )
+    report.check(
+        all(
+            t["metadata"]["consumerGroup"] == data.get("RECOVERY_CONSUMER_GROUP", "recovery-loop")
+            for t in kafka
+        ),
+        "the triggers read the service's consumer group",
+    )
+    report.check(
+        all(
+            t["metadata"].get("bootstrapServers") == data.get("RECOVERY_KAFKA_BOOTSTRAP_SERVERS")
+            for t in kafka
+        ),
+        "the triggers use the service's bootstrap servers",
+    )
+    auths = {d["metadata"]["name"]: d for d in built if d["kind"] == "TriggerAuthentication"}
+    for trigger in kafka:
+        ref = trigger.get("authenticationRef", {}).get("name")
+        if data.get("RECOVERY_KAFKA_SASL_MECHANISM"):
+            report.check(
+                ref in auths, f"trigger {trigger.get('name')}: its TriggerAuthentication exists", str(ref)
+            )
+            mechanism = KEDA_SASL.get(data["RECOVERY_KAFKA_SASL_MECHANISM"], "?")
+            report.check(
+                trigger["metadata"].get("sasl") == mechanism,
+                f"trigger {trigger.get('name')}: SASL mechanism matches the service's",
+                f"{trigger['metadata'].get('sasl')!r} vs {mechanism!r}",
+            )
+            tls = "enable" if "SSL" in data.get("RECOVERY_KAFKA_SECURITY_PROTOCOL", "") else "disable"
+            report.check(
+                trigger["metadata"].get("tls", "disable") == tls,
+                f"trigger {trigger.get('name')}: TLS matches the service's",
+            )
+    for auth in auths.values():
+        for ref in auth["spec"].get("secretTargetRef", []):
+            report.check(
+                ref["name"] == secret["metadata"]["name"] and ref["key"] in secret_data,
+                f"TriggerAuthentication {auth['metadata']['name']}: secret {ref['name']}/{ref['key']} exists",
+            )
+        for ref in auth["spec"].get("env", []):
+            report.check(
+                ref["name"] in data or ref["name"] in env,
+                f"TriggerAuthentication {auth['metadata']['name']}: env {ref['name']} is set on the container",
+            )
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="check", required=True)
+    sub.add_parser("alerts", help="alerts: labels, annotations, runbook sections, rule tests, metric names")
+    dashboard = sub.add_parser("dashboard", help="dashboard: JSON, datasource, metric names, PromQL syntax")
+    dashboard.add_argument("--promtool", default="promtool")
+    compose = sub.add_parser("compose", help="compose.yaml: schema, services, secrets from the environment")
+    compose.add_argument("--schema", type=Path, help="the Compose specification JSON schema")
+    sub.add_parser("dockerfile", help="deploy/Dockerfile: non-root, healthcheck, slim")
+    sub.add_parser("metrics-used", help="print, as JSON, the metric names the dashboard and the rules read")
+    kubernetes = sub.add_parser(
+        "kubernetes", help="every manifest and the kustomize build, schemas and policy"
+    )
+    kubernetes.add_argument("--built", type=Path, help="`kubectl kustomize` output (rendered here if absent)")
+    kubernetes.add_argument("--versions", default="1.29,1.37", help="Kubernetes versions to validate against")
+    args = parser.parse_args(argv)
+    report = Report()
+    if args.check == "alerts":
+        check_alerts(report)
+    elif args.check == "dashboard":
+        check_dashboard(report, args.promtool)
+    elif args.check == "compose":
+        check_compose(report, args.schema)
+    elif args.check == "dockerfile":
+        check_dockerfile(report)
+    elif args.check == "metrics-used":
+        print(
+            json.dumps({name: sorted(where) for name, where in sorted(used_metric_names().items())}, indent=2)
+        )
+    elif args.check == "kubernetes":
+        built = load_documents(args.built) if args.built else render_base()
+        check_kubernetes(report, built, args.versions.split(","))
+    return report.exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
