@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -66,7 +67,8 @@ async def publish(bootstrap: str, topics: dict[str, SignalKind], count: int, cus
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     started = time.perf_counter()
-    signals = list(signal_mix(count, customers, seed=42))
+    # live traffic: failures signalled in the last minutes, so no SLA clock runs out during the measurement
+    signals = list(signal_mix(count, customers, seed=42, start=datetime.now(UTC) - timedelta(minutes=5)))
     step = max(count // 5, 1)
     for at in range(0, count, step):
         await publish_mix(producer, topics, signals[at : at + step])
