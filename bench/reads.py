@@ -10,17 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.intake import fresh_database, say
+from bench.intake import embedded, fresh_database, say
 from bench.timers import percentile
 from service.adapters.http.api import create_app
 from service.adapters.postgres.case_reads import PostgresCaseReads
@@ -28,7 +25,6 @@ from service.config import ApiToken
 from service.domain.case import CASE_STATE, CaseState, CaseStatus
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
-from service.entrypoints.embedded import start_postgres
 
 STATUSES = [CaseStatus.OPEN, CaseStatus.RESOLVED, CaseStatus.CLOSED]
 
@@ -153,10 +149,8 @@ async def measure(client: httpx.AsyncClient, label: str, requests: list[dict[str
 
 
 async def main(count: int, samples: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="recovery-bench-reads-"))
-    postgres = start_postgres(folder / "postgres")
-    try:
-        dsn = await fresh_database(postgres.dsn)
+    with embedded(with_broker=False) as (_, server_dsn):
+        dsn = await fresh_database(server_dsn)
         say(f"filling the read model with {count:,} cases")
         await fill(dsn, count)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
@@ -194,9 +188,6 @@ async def main(count: int, samples: int) -> None:
             )
             await measure(client, "status=open&owner=ana", [{"status": "open", "owner": "ana"}] * samples)
         await pool.close()
-    finally:
-        postgres.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _ready() -> dict[str, bool]:
