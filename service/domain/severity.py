@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import NamedTuple
 
@@ -24,7 +24,7 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return _ORDER.index(self)
+        return _RANK[self]
 
     def raised(self, levels: int = 1) -> Severity:
         """One level up per modifier, capped at critical."""
@@ -52,6 +52,7 @@ class Severity(StrEnum):
 
 
 _ORDER = [Severity.MINOR, Severity.MODERATE, Severity.MAJOR, Severity.CRITICAL]
+_RANK = {severity: rank for rank, severity in enumerate(_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,11 @@ class Policy(BaseModel):
         _check_disjoint("rating_bands", self.rating_bands)
         return self
 
+    @cached_property
+    def every_keyword(self) -> tuple[str, ...]:
+        """All keywords of every category and the legal ones: one search tells whether any rule can fire."""
+        return tuple(kw for entry in self.category_keywords for kw in entry.keywords) + self.legal_keywords
+
 
 def _check_disjoint(name: str, bands: Iterable[Band]) -> None:
     ordered = sorted(bands, key=lambda band: band.low)
@@ -179,10 +185,7 @@ def _pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
 
 def mentions_any(text: str | None, policy: Policy) -> bool:
     """Whether the text holds any keyword of the policy at all: most texts hold none, and one search says so."""
-    keywords = (
-        tuple(kw for entry in policy.category_keywords for kw in entry.keywords) + policy.legal_keywords
-    )
-    return mentions(text, keywords)
+    return mentions(text, policy.every_keyword)
 
 
 def mentions(text: str | None, keywords: tuple[str, ...]) -> bool:
@@ -199,24 +202,28 @@ def detect_category(text: str | None, policy: Policy) -> Category:
     return Category.OTHER
 
 
-def category_of(signal: Signal, policy: Policy) -> Category:
-    """A given category wins; else it is detected from text; an undetected callback is a failed repair."""
+def category_of(signal: Signal, policy: Policy, text: str | None) -> Category:
+    """A given category wins; else it is detected from text; an undetected callback is a failed repair.
+
+    `text` is the signal's text when it may hold a keyword (None when it holds none)."""
     if signal.category is not None:
         return signal.category
-    detected = detect_category(signal.text, policy)
+    detected = detect_category(text, policy)
     if signal.kind is SignalKind.CALLBACK and detected is Category.OTHER:
         return Category.FAILED_REPAIR
     return detected
 
 
-def _critical_rules(signal: Signal, policy: Policy) -> list[_Fired]:
+def _critical_rules(signal: Signal, policy: Policy, text: str | None) -> list[_Fired]:
     fired: list[_Fired] = []
     if signal.category in policy.critical_categories:
         fired.append(_Fired(f"category:{signal.category}", Severity.CRITICAL))
+    if text is None:
+        return fired
     for entry in policy.category_keywords:
-        if entry.category in policy.critical_categories and mentions(signal.text, entry.keywords):
+        if entry.category in policy.critical_categories and mentions(text, entry.keywords):
             fired.append(_Fired(f"text:{entry.category}", Severity.CRITICAL))
-    if mentions(signal.text, policy.legal_keywords):
+    if mentions(text, policy.legal_keywords):
         fired.append(_Fired("text:legal_threat", Severity.CRITICAL))
     return fired
 
@@ -276,9 +283,11 @@ def _billing_rules(signal: Signal, category: Category, policy: Policy) -> list[_
     return []
 
 
-def _base_rules(signal: Signal, category: Category, policy: Policy, sentiment: float | None) -> list[_Fired]:
+def _base_rules(
+    signal: Signal, text: str | None, category: Category, policy: Policy, sentiment: float | None
+) -> list[_Fired]:
     fired = [
-        *_critical_rules(signal, policy),
+        *_critical_rules(signal, policy, text),
         *_kind_rules(signal, category, policy, sentiment),
         *_billing_rules(signal, category, policy),
     ]
@@ -310,10 +319,10 @@ def classify(
     signal: Signal, history: CustomerHistory, policy: Policy, sentiment: float | None
 ) -> Classification:
     """Critical rules beat everything, then not-a-failure, then the worst rule; modifiers raise failures."""
-    if signal.text is not None and not mentions_any(signal.text, policy):
-        signal = replace(signal, text=None)  # no keyword rule can fire: skip the per-category searches
-    category = category_of(signal, policy)
-    fired = _base_rules(signal, category, policy, sentiment)
+    # most texts hold no keyword at all: one search says so and skips the per-category searches
+    text = signal.text if mentions_any(signal.text, policy) else None
+    category = category_of(signal, policy, text)
+    fired = _base_rules(signal, text, category, policy, sentiment)
     severity = _base_severity(fired)
     reasons = [rule.reason for rule in fired]
     if severity is not None:

@@ -614,3 +614,65 @@ def test_a_reason_never_contains_the_free_text_sent(
         changes.update(defects[defect])
     reason = refusal(mode(kind, with_data(kind, **changes), **overrides))
     assert secret not in reason
+
+
+# --- the hot path agrees with the careful one ---------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 20) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=4,
+)
+
+
+@st.composite
+def near_valid_records(draw: st.DrawFn) -> tuple[SignalKind, Record]:
+    """Valid records of every kind in both modes, each with a few plausible mistakes (or none)."""
+    kind = draw(st.sampled_from(list(SignalKind)))
+    data = dict(DATA[kind])
+    for name in draw(st.lists(st.sampled_from([*data, "amount_at_stake", "extra"]), max_size=2)):
+        data[name] = draw(JSON_VALUES | st.just(REMOVE))
+    overrides = {
+        name: draw(
+            st.sampled_from([REMOVE, None, "", "2.0", 7, TIME, "2018-04-05 03:56:24", *TYPE_BY_KIND.values()])
+        )
+        for name in draw(
+            st.lists(st.sampled_from(["specversion", "id", "type", "time", "subject"]), max_size=2)
+        )
+    }
+    value, headers = draw(st.sampled_from(MODES))(kind, with_data(kind, **data), **overrides)
+    if draw(st.integers(0, 3)) == 0:  # a constant JSON does not have, in a field nobody reads
+        value = b'{"unread": ' + draw(st.sampled_from([b"NaN", b"-Infinity", b"1"])) + b", " + value[1:]
+    if draw(st.integers(0, 5)) == 0:
+        headers = [*headers, draw(st.sampled_from(headers))]
+    if draw(st.integers(0, 5)) == 0:
+        headers = [(n, b"text/plain" if n == "content-type" else raw) for n, raw in headers]
+    topic_kind = kind if draw(st.integers(0, 4)) else draw(st.sampled_from(list(SignalKind)))
+    return topic_kind, (value, headers)
+
+
+def outcome(decoder: Callable[..., Signal], kind: SignalKind, record: Record) -> Signal | str:
+    try:
+        return decoder(record[0], record[1], RECEIVED, kind)
+    except InvalidMessage as refused:
+        return refused.reason
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_records())
+def test_the_fast_path_decides_exactly_as_the_careful_path(case: tuple[SignalKind, Record]) -> None:
+    from service.adapters.kafka.cloudevents import _decode_careful
+
+    kind, record = case
+    assert outcome(decode_signal, kind, record) == outcome(_decode_careful, kind, record)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", list(SignalKind))
+def test_valid_records_take_the_fast_path(mode: Callable[..., Record], kind: SignalKind) -> None:
+    from service.adapters.kafka.cloudevents import _decode_careful, _decode_valid
+
+    value, headers = mode(kind)
+    fast = _decode_valid(value, headers, RECEIVED, kind)
+    assert fast is not None
+    assert fast == _decode_careful(value, headers, RECEIVED, kind)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
+from functools import lru_cache
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import murmur2
 
-from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
+from service.adapters.kafka.outgoing import OutgoingMessage, OutgoingTopics, to_messages
 from service.adapters.postgres.errors import TRANSIENT
 from service.adapters.postgres.event_feed import PostgresEventFeed, RelayLease
+from service.app.ports import LoggedEvent
 from service.observability import COMPENSATIONS_REQUESTED, EVENTS_PUBLISHED, RELAY_LAG, RELAY_LEADER
 
 log = structlog.get_logger()
@@ -67,12 +72,39 @@ class EventRelay:
             if len(events) < self.batch:
                 await asyncio.sleep(self.idle_seconds)
 
-    async def _publish(self, events: list) -> None:  # type: ignore[type-arg]
+    async def _publish(self, events: list[LoggedEvent]) -> None:
         messages = [m for e in events for m in to_messages(e, self.topics)]
-        sent = [await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages]
-        await asyncio.gather(*sent)
+        per_topic = Counter(m.topic for m in messages)
+        partitions = {topic: len(await self.producer.partitions_for(topic)) for topic in per_topic}
+        by_partition: dict[tuple[str, int], list[OutgoingMessage]] = {}
         for m in messages:
-            EVENTS_PUBLISHED.labels(m.topic).inc()
+            by_partition.setdefault((m.topic, _partition(m.key, partitions[m.topic])), []).append(m)
+        sent = await asyncio.gather(*(self._send(t, p, ms) for (t, p), ms in by_partition.items()))
+        await asyncio.gather(*(ack for acks in sent for ack in acks))
+        for topic, count in per_topic.items():
+            EVENTS_PUBLISHED.labels(topic).inc(count)
+        for m in messages:
             if m.topic == self.topics.compensation:
                 data = json.loads(m.value)
                 COMPENSATIONS_REQUESTED.labels(data["kind"], data["currency"]).inc()
+
+    async def _send(
+        self, topic: str, partition: int, messages: list[OutgoingMessage]
+    ) -> list[asyncio.Future[Any]]:
+        """One partition's records, in order, as few record batches as fit: the acknowledgements to await."""
+        acks = []
+        batch = self.producer.create_batch()
+        for m in messages:
+            if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+                batch = self.producer.create_batch()
+                if batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+                    raise MessageSizeTooLargeError(f"an event of {len(m.value)} bytes fits no record batch")
+        acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+        return acks
+
+
+@lru_cache(maxsize=100_000)
+def _partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (murmur2), so a case stays on one partition."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

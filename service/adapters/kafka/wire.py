@@ -87,7 +87,7 @@ class CommonSignalData(WireModel):
 
     def signal_fields(self) -> dict[str, Any]:
         """The domain Signal fields carried by this data (free text mapped to `text`)."""
-        fields = self.model_dump(exclude={"amount_at_stake"})
+        fields = dict(self.__dict__)  # the validated field values, as they are
         if self.TEXT_FIELD is not None:
             fields["text"] = fields.pop(self.TEXT_FIELD)
         fields["amount_at_stake"] = self.amount_at_stake.to_money() if self.amount_at_stake else None
@@ -181,7 +181,7 @@ DATA_MODELS: dict[SignalKind, type[CommonSignalData]] = {
     SignalKind.CALLBACK: CallbackData,
     SignalKind.TICKET: TicketData,
 }
-EVENT_MODELS: dict[SignalKind, type[BaseModel]] = {
+EVENT_MODELS: dict[SignalKind, type[StructuredCloudEvent[Any]]] = {
     SignalKind.COMPLAINT: StructuredCloudEvent[ComplaintData],
     SignalKind.NPS: StructuredCloudEvent[NpsData],
     SignalKind.REVIEW: StructuredCloudEvent[ReviewData],

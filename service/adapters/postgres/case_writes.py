@@ -26,26 +26,61 @@ def event_id(stream_id: str, version: int) -> uuid.UUID:
     return uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}/{version}")
 
 
+# Batches travel by binary COPY: for thousands of rows it costs a fraction of the client CPU that array
+# parameters to unnest() do. Upserts go through session-local staging tables, emptied at every commit.
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_timers (case_id text, sla text, kind text, deadline timestamptz,"
+    " due_at timestamptz) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS stage_cases (case_id text, customer_id text, ordinal int, status text,"
+    " severity text, owner text, opened_at timestamptz, first_response_deadline timestamptz,"
+    " resolution_deadline timestamptz, version int, state json, root_cause text, resolved_at timestamptz)"
+    " ON COMMIT DELETE ROWS"
+)
+_TIMER_COLUMNS = ["case_id", "sla", "kind", "deadline", "due_at"]
+_CASE_COLUMNS = [
+    "case_id",
+    "customer_id",
+    "ordinal",
+    "status",
+    "severity",
+    "owner",
+    "opened_at",
+    "first_response_deadline",
+    "resolution_deadline",
+    "version",
+    "state",
+    "root_cause",
+    "resolved_at",
+]
+_EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data"]
+
+
+async def _stage(conn: Connection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
+    """Rows into this session's staging table, which empties itself when the transaction commits."""
+    assert conn.is_in_transaction(), "staged rows live until commit: stage inside a transaction"
+    await conn.execute(_STAGING)
+    await conn.copy_records_to_table(table, records=records, columns=columns)
+
+
 async def save_timers(conn: Connection, timers: Mapping[str, Sequence[Timer]]) -> None:
     """Replace the timers of these cases; a timer whose deadline moved is armed again."""
     if not timers:
         return
     rows = sorted((t for ts in timers.values() for t in ts), key=lambda t: (t.case_id, t.sla, t.kind))
-    columns = _timer_columns(rows)
+    await _stage(
+        conn, "stage_timers", _TIMER_COLUMNS, [(t.case_id, t.sla, t.kind, t.deadline, t.due_at) for t in rows]
+    )
     await conn.execute(
         "DELETE FROM sla_timers t WHERE t.case_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
-        " unnest($2::text[], $3::text[], $4::text[]) AS d(case_id, sla, kind)"
-        " WHERE (d.case_id, d.sla, d.kind) = (t.case_id, t.sla, t.kind))",
+        " stage_timers d WHERE (d.case_id, d.sla, d.kind) = (t.case_id, t.sla, t.kind))",
         sorted(timers),
-        *columns[:3],
     )
     if rows:
         await conn.execute(
-            "INSERT INTO sla_timers (case_id, sla, kind, deadline, due_at) SELECT * FROM unnest($1::text[],"
-            " $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) ON CONFLICT (case_id, sla, kind)"
-            " DO UPDATE SET deadline = EXCLUDED.deadline, due_at = EXCLUDED.due_at, fired_at = CASE WHEN"
-            " sla_timers.deadline = EXCLUDED.deadline THEN sla_timers.fired_at END",
-            *columns,
+            "INSERT INTO sla_timers (case_id, sla, kind, deadline, due_at) SELECT * FROM stage_timers"
+            " ORDER BY case_id, sla, kind ON CONFLICT (case_id, sla, kind) DO UPDATE SET"
+            " deadline = EXCLUDED.deadline, due_at = EXCLUDED.due_at, fired_at = CASE WHEN"
+            " sla_timers.deadline = EXCLUDED.deadline THEN sla_timers.fired_at END"
         )
 
 
@@ -54,18 +89,16 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
     ordered = sorted(cases, key=lambda c: (c.status is CaseStatus.OPEN, c.case_id))
     if not ordered:
         return
+    await _stage(conn, "stage_cases", _CASE_COLUMNS, _case_rows(ordered))
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
         " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
-        " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::json[], $12::text[],"
-        " $13::timestamptz[])"
+        " SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
         " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
         " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
         " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
         " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
-        " updated_at = now()",
-        *_case_columns(ordered),
+        " updated_at = now()"
     )
 
 
@@ -73,16 +106,12 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
     """The last step of a transaction: positions are taken under the lock, so they become visible in order."""
     if not events:
         return
+    rows = [
+        (e.stream_id, e.version, event_id(e.stream_id, e.version), e.event.type, _json(e.event))
+        for e in events
+    ]
     await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-    await conn.execute(
-        "INSERT INTO events (stream_id, version, event_id, type, data)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::json[])",
-        [e.stream_id for e in events],
-        [e.version for e in events],
-        [event_id(e.stream_id, e.version) for e in events],
-        [e.event.type for e in events],
-        [_json(e.event) for e in events],
-    )
+    await conn.copy_records_to_table("events", records=rows, columns=_EVENT_COLUMNS)
 
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
@@ -96,29 +125,22 @@ def _json(event: object) -> str:
     return adapter.dump_json(event).decode()
 
 
-def _timer_columns(rows: Sequence[Timer]) -> list[list[object]]:
+def _case_rows(cases: Sequence[CaseState]) -> list[tuple[Any, ...]]:
     return [
-        [t.case_id for t in rows],
-        [t.sla.value for t in rows],
-        [t.kind.value for t in rows],
-        [t.deadline for t in rows],
-        [t.due_at for t in rows],
-    ]
-
-
-def _case_columns(cases: Sequence[CaseState]) -> list[list[object]]:
-    return [
-        [c.case_id for c in cases],
-        [c.customer_id for c in cases],
-        [c.ordinal for c in cases],
-        [c.status.value for c in cases],
-        [c.severity.value for c in cases],
-        [c.owner for c in cases],
-        [c.opened_at for c in cases],
-        [c.first_response_deadline for c in cases],
-        [c.resolution_deadline for c in cases],
-        [c.version for c in cases],
-        [CASE_STATE.dump_json(c).decode() for c in cases],
-        [c.resolution.root_cause if c.resolution else None for c in cases],
-        [c.resolution.resolved_at if c.resolution else None for c in cases],
+        (
+            c.case_id,
+            c.customer_id,
+            c.ordinal,
+            c.status,
+            c.severity,
+            c.owner,
+            c.opened_at,
+            c.first_response_deadline,
+            c.resolution_deadline,
+            c.version,
+            CASE_STATE.dump_json(c).decode(),
+            c.resolution.root_cause if c.resolution else None,
+            c.resolution.resolved_at if c.resolution else None,
+        )
+        for c in cases
     ]

@@ -37,7 +37,7 @@ class RelayLease:
             position,
             limit,
         )
-        return [LoggedEvent(**dict(r)) for r in rows]
+        return [LoggedEvent(*r) for r in rows]  # the columns in the dataclass's field order
 
     async def advance(self, position: int) -> None:
         await self._conn.execute(

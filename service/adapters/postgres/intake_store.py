@@ -15,7 +15,19 @@ from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import IntakePlan
 
-_REASON_SEPARATOR = "\x1f"  # unnest() cannot take a text[][] of ragged rows: reasons travel joined
+_SIGNAL_LOG_COLUMNS = [
+    "source",
+    "signal_id",
+    "customer_id",
+    "kind",
+    "occurred_at",
+    "received_at",
+    "severity",
+    "reasons",
+    "category",
+    "outcome",
+    "case_id",
+]
 
 
 class PostgresIntakeTransaction:
@@ -66,23 +78,25 @@ class PostgresIntakeTransaction:
         applied = sorted(plan.applied, key=lambda a: a.signal.key)
         if not applied:
             return
-        await self._conn.execute(
-            "INSERT INTO signal_log (source, signal_id, customer_id, kind, occurred_at, received_at,"
-            " severity, reasons, category, outcome, case_id) SELECT s, i, c, k, o, r, sv,"
-            " string_to_array(rs, E'\\x1f'), cat, oc, ci FROM unnest($1::text[], $2::text[], $3::text[],"
-            " $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[],"
-            " $10::text[], $11::text[]) AS u(s, i, c, k, o, r, sv, rs, cat, oc, ci)",
-            [a.signal.source for a in applied],
-            [a.signal.id for a in applied],
-            [a.signal.customer_id for a in applied],
-            [a.signal.kind.value for a in applied],
-            [a.signal.occurred_at for a in applied],
-            [a.signal.received_at for a in applied],
-            [a.classification.severity and a.classification.severity.value for a in applied],
-            [_REASON_SEPARATOR.join(a.classification.reasons) for a in applied],
-            [a.classification.category.value for a in applied],
-            [a.outcome.value for a in applied],
-            [a.case_id for a in applied],
+        await self._conn.copy_records_to_table(
+            "signal_log",
+            columns=_SIGNAL_LOG_COLUMNS,
+            records=[
+                (
+                    a.signal.source,
+                    a.signal.id,
+                    a.signal.customer_id,
+                    a.signal.kind,
+                    a.signal.occurred_at,
+                    a.signal.received_at,
+                    a.classification.severity,
+                    a.classification.reasons,
+                    a.classification.category,
+                    a.outcome,
+                    a.case_id,
+                )
+                for a in applied
+            ],
         )
 
     async def _save_offsets(self, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
