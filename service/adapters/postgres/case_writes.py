@@ -6,6 +6,7 @@ timer firing takes rows in the same order, so the two never wait on each other i
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,11 +20,16 @@ from service.domain.timers import Timer
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
+_VARIANT = "89ab"  # RFC 4122: the two top bits of the clock sequence are 10
 
 
-def event_id(stream_id: str, version: int) -> uuid.UUID:
-    """An event's id follows from its place in its stream: a re-run can never mint a second one."""
-    return uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}/{version}")
+def event_id(stream_id: str, version: int) -> str:
+    """An event's id follows from its place in its stream: a re-run can never mint a second one.
+
+    uuid5(namespace, "stream/version") in its text form, spelled out: uuid.uuid5 costs three times as much.
+    """
+    h = hashlib.sha1(_EVENT_NAMESPACE.bytes + f"{stream_id}/{version}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 # Batches travel by binary COPY: for thousands of rows it costs a fraction of the client CPU that array
