@@ -28,10 +28,12 @@ from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.sentiment import VaderSentiment
 from service.app.commands import land_compensation_result
-from service.app.intake import IntakeRules, SignalIntake
+from service.app.intake import IntakeResult, IntakeRules, apply_signals
+from service.app.ports import PartitionKey
 from service.config import Settings
 from service.domain.compensation import CompensationLimits
 from service.domain.severity import load_default_policy
+from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.observability import COMPENSATION_RESULTS
@@ -98,8 +100,10 @@ class Service:
         self.producer = make_producer(s)
         await self.producer.start()
         store = PostgresIntakeStore(self.pool)
-        rules = intake_rules(s)
-        intake = SignalIntake(s.consumer_group, store, rules, VaderSentiment(), SystemClock())
+        rules, sentiment, clock = intake_rules(s), VaderSentiment(), SystemClock()
+
+        async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
+            return await apply_signals(signals, offsets, s.consumer_group, store, rules, sentiment, clock)
 
         self.broker = KafkaBroker(
             s.kafka_bootstrap_servers, security=faststream_security(s), logger=None, graceful_timeout=30.0
@@ -110,7 +114,7 @@ class Service:
             s.signal_topics(),
             s.topic_dlq,
             s.consumer_group,
-            intake,
+            apply,
             store,
             s.batch_max_records,
             s.batch_timeout_ms,

@@ -30,9 +30,7 @@ class LoggedEvent:
 PartitionKey = tuple[str, int]  # (topic, partition)
 
 
-class IntakeView(Protocol):
-    """What a batch is planned from: one consistent snapshot."""
-
+class IntakeTransaction(Protocol):
     async def seen(self, keys: Sequence[SignalKey]) -> set[SignalKey]: ...
 
     async def latest_cases(self, customer_ids: Sequence[str]) -> dict[str, CaseState]: ...
@@ -41,16 +39,12 @@ class IntakeView(Protocol):
         self, customer_ids: Sequence[str], since: datetime
     ) -> dict[str, list[datetime]]: ...
 
-
-class IntakeTransaction(Protocol):
     async def record(
         self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]
     ) -> None: ...
 
 
 class IntakeStore(Protocol):
-    def snapshot(self) -> AbstractAsyncContextManager[IntakeView]: ...
-
     def transaction(self) -> AbstractAsyncContextManager[IntakeTransaction]: ...
 
     async def next_offsets(

@@ -13,7 +13,7 @@ import pytest
 from service.adapters.postgres.intake_store import PostgresIntakeStore, PostgresIntakeTransaction
 from service.adapters.postgres.migrate import migrate
 from service.adapters.sentiment import VaderSentiment
-from service.app.intake import SignalIntake, apply_signals
+from service.app.intake import apply_signals
 from service.app.ports import PartitionKey
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
@@ -107,55 +107,3 @@ async def test_offsets_move_with_the_batch_and_never_backwards(pool: asyncpg.Poo
     await apply(store, nps("x", "c-2"), offsets={("t", 0): 10, ("t", 1): 4})
     await apply(store, nps("y", "c-2"), offsets={("t", 0): 7})  # a late, stale writer
     assert await store.next_offsets("g", [("t", 0), ("t", 1), ("t", 2)]) == {("t", 0): 10, ("t", 1): 4}
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-def intake(store: PostgresIntakeStore) -> SignalIntake:
-    return SignalIntake("g", store, intake_rules(Settings()), VaderSentiment(), FixedClock())
-
-
-FIRST = [nps("p-1", "c-a", 1), nps("p-2", "c-b", 6), nps("p-3", "c-a", 0)]
-# escalates c-a's case, repeats a signal of FIRST, opens c-c, and escalates c-b's case on its failure history
-SECOND = [nps("p-4", "c-a", 0), nps("p-2", "c-b", 6), nps("p-5", "c-c", 4), nps("p-6", "c-b", 5)]
-
-
-async def test_a_batch_planned_on_top_of_an_uncommitted_one_is_planned_as_if_after_it(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
-    store = PostgresIntakeStore(pool)
-    first = await intake(store).plan(FIRST)
-    ahead = await intake(store).plan(SECOND, after=first.plan)  # the first batch is not recorded yet
-    unaware = await intake(store).plan(SECOND)
-    assert (await intake(store).record(first, {("t", 0): 3})).conflicts == 0
-    after_commit = await intake(store).plan(SECOND)  # the same batch, planned once the first committed
-    assert ahead.plan == after_commit.plan
-    assert ahead.fresh == after_commit.fresh
-    assert unaware.plan != after_commit.plan  # so the plan on top is not the same by accident
-    assert [a.outcome for a in ahead.plan.applied] == [Outcome.ESCALATED, Outcome.OPENED, Outcome.ESCALATED]
-    late = await intake(store).plan(
-        SECOND, after=first.plan
-    )  # the first is in the snapshot: not counted twice
-    assert late.plan == after_commit.plan
-    result = await intake(store).record(ahead, {("t", 0): 7})
-    assert result.conflicts == 0 and [s.id for s in result.duplicates] == ["p-2"]
-    assert await pool.fetchval("SELECT count(*) FROM cases WHERE status = 'open'") == 3
-
-
-async def test_a_batch_planned_on_top_of_one_that_lost_a_race_is_planned_again(pool: asyncpg.Pool) -> None:
-    store = PostgresIntakeStore(pool)
-    pipeline = intake(store)
-    first = await pipeline.plan(FIRST)
-    ahead = await pipeline.plan(SECOND, after=first.plan)
-    await intake(store).record(
-        await intake(store).plan([nps("r-1", "c-b", 2)]), {}
-    )  # another instance wins c-b
-    assert (await pipeline.record(first, {("t", 0): 3})).conflicts == 1  # so the first is planned again
-    expected = await intake(store).plan(SECOND)
-    assert ahead.plan != expected.plan
-    result = await pipeline.record(ahead, {("t", 0): 7})
-    assert result.conflicts == 0
-    assert result.applied == expected.plan.applied

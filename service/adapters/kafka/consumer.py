@@ -5,9 +5,9 @@ AckPolicy.MANUAL: each partition's next offset is stored in PostgreSQL inside th
 applied the batch, the consumer seeks there on assignment, and explicit per-partition offsets are
 committed to Kafka afterwards so lag stays visible.
 
-Stages overlap on the hot path: the subscriber decodes batch N+2 and the writer plans batch N+1 (on
-top of batch N's plan) while batch N's transaction runs in PostgreSQL. The queue between subscriber
-and writer is short and is drained before partitions are given up in a rebalance and at shutdown.
+Two stages overlap on the hot path: the subscriber decodes batch N+1 while the writer's transaction
+for batch N runs in PostgreSQL. The queue between them is short and is drained before partitions
+are given up in a rebalance and at shutdown.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
 from service.adapters.postgres.errors import TRANSIENT
-from service.app.intake import IntakeResult, PlannedBatch, SignalIntake
+from service.app.intake import IntakeResult
 from service.app.ports import IntakeStore, PartitionKey
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import Outcome
@@ -56,6 +56,7 @@ from service.observability import (
 log = structlog.get_logger()
 T = TypeVar("T")
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+ApplyBatch = Callable[[list[Signal], dict[PartitionKey, int]], Awaitable[IntakeResult]]
 _RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
 
 
@@ -75,7 +76,7 @@ class SignalConsumer:
         topics: dict[str, SignalKind],
         dlq_topic: str,
         group: str,
-        intake: SignalIntake,
+        apply: ApplyBatch,
         store: IntakeStore,
         max_records: int,
         batch_timeout_ms: int,
@@ -83,7 +84,7 @@ class SignalConsumer:
         self.producer = producer
         self.topics = topics
         self.dlq_topic = dlq_topic
-        self.intake = intake
+        self.apply = apply
         self.failed: BaseException | None = None
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._writer: asyncio.Task[None] | None = None
@@ -124,21 +125,10 @@ class SignalConsumer:
         await self._queue.put(_Batch(records, signals, rejected, started))
 
     async def _write_forever(self) -> None:
-        batch = await self._queue.get()
-        planned: PlannedBatch | None = None
         while True:
-            following: _Batch | None = None
+            batch = await self._queue.get()
             try:
-                if planned is None:
-                    planned = await self._plan(batch, None)
-                following = self._waiting()
-                if following is None:
-                    await self._write(batch, planned)
-                    planned = None
-                else:  # record this batch while the next one is planned on top of it
-                    _, planned = await asyncio.gather(
-                        self._write(batch, planned), self._plan(following, planned)
-                    )
+                await self._write(batch)
             except Exception as e:
                 # A batch that fails for a reason other than the database or a lost race is a bug: stop
                 # taking work (nothing past it is applied or committed) and report unhealthy so the
@@ -148,25 +138,13 @@ class SignalConsumer:
                 raise
             finally:
                 self._queue.task_done()
-            batch = following if following is not None else await self._queue.get()
 
-    def _waiting(self) -> _Batch | None:
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-
-    async def _plan(self, batch: _Batch, before: PlannedBatch | None) -> PlannedBatch:
-        after = before.plan if before is not None else None
-        return await with_retry(lambda: self.intake.plan(batch.signals, after))
-
-    async def _write(self, batch: _Batch, planned: PlannedBatch) -> IntakeResult:
+    async def _write(self, batch: _Batch) -> None:
         await self._dead_letter(batch.rejected)
         offsets = _next_offsets(batch.records)
-        result = await with_retry(lambda: self.intake.record(planned, offsets))
+        result = await with_retry(lambda: self.apply(batch.signals, offsets))
         await self._commit(offsets)
         self._observe(batch, result)
-        return result
 
     def _decode(
         self, records: Sequence[Record], received_at: datetime

@@ -30,9 +30,7 @@ _SIGNAL_LOG_COLUMNS = [
 ]
 
 
-class PostgresIntakeView:
-    """Reads for planning a batch, inside one snapshot."""
-
+class PostgresIntakeTransaction:
     def __init__(self, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> None:
         self._conn = conn
 
@@ -64,11 +62,6 @@ class PostgresIntakeView:
             since,
         )
         return {r["customer_id"]: r["times"] for r in rows}
-
-
-class PostgresIntakeTransaction:
-    def __init__(self, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> None:
-        self._conn = conn
 
     async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         """Write the whole batch; the event insert comes last, under the table lock, so positions commit in order."""
@@ -125,12 +118,6 @@ class PostgresIntakeTransaction:
 class PostgresIntakeStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[PostgresIntakeView]:
-        """A read-only view that stays as it was when its first read ran (REPEATABLE READ)."""
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield PostgresIntakeView(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
