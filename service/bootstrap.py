@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
@@ -99,8 +100,33 @@ class Service:
         log.info("topics_ready", created=created)
         self.producer = make_producer(s)
         await self.producer.start()
+        rules = intake_rules(s)
+        if s.consume:
+            await self._start_consumers(rules)
+        if s.relay:
+            relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+            self.tasks = [
+                asyncio.create_task(
+                    fire_timers_forever(PostgresTimerStore(self.pool), rules.sla), name="sla-timers"
+                ),
+                asyncio.create_task(relay.run(), name="relay"),
+            ]
+        for task in self.tasks:
+            task.add_done_callback(self._task_ended)
+        log.info(
+            "service_started",
+            kafka=s.kafka_bootstrap_servers,
+            group=s.consumer_group,
+            consume=s.consume,
+            relay=s.relay,
+        )
+
+    async def _start_consumers(self, rules: IntakeRules) -> None:
+        """The signal consumer and the billing results consumer."""
+        assert self.pool is not None
+        s = self.settings
         store = PostgresIntakeStore(self.pool)
-        rules, sentiment, clock = intake_rules(s), VaderSentiment(), SystemClock()
+        sentiment, clock = VaderSentiment(), SystemClock()
 
         async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
             return await apply_signals(signals, offsets, s.consumer_group, store, rules, sentiment, clock)
@@ -137,16 +163,6 @@ class Service:
         )
         self.consumer.start()
         await self.broker.start()
-        relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
-        self.tasks = [
-            asyncio.create_task(
-                fire_timers_forever(PostgresTimerStore(self.pool), rules.sla), name="sla-timers"
-            ),
-            asyncio.create_task(relay.run(), name="relay"),
-        ]
-        for task in self.tasks:
-            task.add_done_callback(self._task_ended)
-        log.info("service_started", kafka=s.kafka_bootstrap_servers, group=s.consumer_group)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -180,6 +196,12 @@ class Service:
                 database = False
         if self.broker is not None:
             kafka = bool(await self.broker.ping(timeout=2))
+        elif getattr(self, "producer", None) is not None:  # an instance that does not consume
+            try:
+                await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
+                kafka = True
+            except (KafkaError, OSError, TimeoutError):
+                kafka = False
         return {"database": database, "kafka": kafka}
 
     def alive(self) -> bool:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     consumer_group: str = "recovery-loop"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    consume: bool = True  # consume signals and billing results in this process
+    relay: bool = True  # publish the outgoing feed and fire SLA timers in this process
     batch_max_records: int = Field(default=2000, ge=1)
     batch_timeout_ms: int = Field(default=100, ge=1)
 
