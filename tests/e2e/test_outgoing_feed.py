@@ -128,3 +128,25 @@ async def _count(db: asyncpg.Connection, sql: str) -> int:
 
 async def _equals(count, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return await count() == expected
+
+
+async def test_consumers_and_the_relay_can_run_as_separate_processes(
+    kafka: Kafka, database_url: str, producer: AIOKafkaProducer, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    settings = make_settings(kafka, database_url, batch_max_records=200)
+    consuming = ServiceProcess(settings.model_copy(update={"relay": False}), tmp_path, "consume").start()
+    relaying = ServiceProcess(settings.model_copy(update={"consume": False}), tmp_path, "relay").start()
+    try:
+        await eventually(consuming.url_ready, timeout=60, what="the consuming process")
+        await eventually(relaying.url_ready, timeout=60, what="the relaying process (ready without consuming)")
+        await publish_mix(producer, settings.signal_topics(), list(signal_mix(500, customers=100, seed=11)))
+        applied = lambda: _count(db, "SELECT count(*) FROM signal_log")  # noqa: E731
+        await eventually(lambda: _equals(applied, 500), timeout=120, what="every signal applied")
+        await eventually(lambda: relay_caught_up(db), timeout=120, what="the relay to publish the log")
+        assert await relaying.metric("recovery_relay_leader") == 1
+        assert await consuming.metric("recovery_relay_leader") == 0
+        assert await relaying.metric("recovery_assigned_partitions") == 0
+        assert await consuming.metric("recovery_assigned_partitions") == 5 * settings.topic_partitions
+    finally:
+        consuming.stop()
+        relaying.stop()
