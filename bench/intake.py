@@ -4,7 +4,8 @@ Measured side by side on the embedded broker and database (shared, noisy machine
   (a) end to end: `recovery serve` as a process drains a backlog of N mixed signals; signals applied per
       second from the moment its consumer group has settled until the last signal is in the store, and
       from process start; peak RSS; CPU seconds of the service, PostgreSQL and the broker; then the
-      same with two instances in one group on a fresh copy of the backlog;
+      same with the relay and SLA timers in a process of their own (RECOVERY_RELAY=false beside
+      RECOVERY_CONSUME=false), and with two instances in one group, each on a fresh copy of the backlog;
   (b) raw limits: aiokafka reading the same records with no processing, and asyncpg COPY of N event rows;
   (c) the per-signal baseline: the same service with batches of one record, on a smaller sample.
 """
@@ -138,25 +139,40 @@ def cpu_seconds(name: str) -> float:
     return total
 
 
+ONE = [{}]  # one instance running everything
+SPLIT = [{"RECOVERY_RELAY": "false"}, {"RECOVERY_CONSUME": "false"}]  # consumers | relay and timers
+TWO = [{}, {}]  # two instances in one consumer group
+
+
 async def end_to_end(
-    bootstrap: str, dsn: str, topics: dict[str, SignalKind], count: int, batch: int, instances: int = 1
+    bootstrap: str,
+    dsn: str,
+    topics: dict[str, SignalKind],
+    count: int,
+    batch: int,
+    roles: list[dict[str, str]] = ONE,
 ) -> tuple[float, float, int]:
     """(signals/s once the group has settled until the last is stored, signals/s from process start, peak RSS).
 
-    Each instance is a `recovery serve` process in the same consumer group.
+    Each process is a `recovery serve` with the given extra settings, in the same consumer group.
     """
     cpu_before = {name: cpu_seconds(name) for name in ("postgres", "tansu")}
+    psutil.cpu_percent()
+    steal_before = getattr(psutil.cpu_times(), "steal", 0.0)
     group = f"bench-{uuid.uuid4().hex[:6]}"
-    ports = [free_port() for _ in range(instances)]
+    ports = [free_port() for _ in roles]
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-            env={**os.environ, **service_env(bootstrap, dsn, topics, batch, group, port)},
+            env={**os.environ, **service_env(bootstrap, dsn, topics, batch, group, port), **extra},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        for port in ports
+        for port, extra in zip(ports, roles, strict=True)
+    ]
+    consumers = [
+        port for port, extra in zip(ports, roles, strict=True) if extra.get("RECOVERY_CONSUME") != "false"
     ]
     if os.environ.get("BENCH_PYSPY"):  # optional profile: BENCH_PYSPY=out.json make bench
         pyspy = ["py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-f", "speedscope", "-d", "30"]
@@ -170,10 +186,15 @@ async def end_to_end(
     last_report = 0.0
     try:
         while True:
-            applied = await conn.fetchval("SELECT count(*) FROM signal_log")
+            # the offsets move in the transaction that stores the signals, and their table is tiny: polling
+            # it costs the database nothing, where count(*) over the signal log would compete with the service
+            applied = await conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE group_id = $1",
+                group,
+            )
             now = time.perf_counter()
             peak = max([peak, *(peak_rss(p.pid) for p in processes)])
-            if settled_at is None and await assigned(ports) == 6 * len(topics):
+            if settled_at is None and await assigned(consumers) == 6 * len(topics):
                 settled_at, settled_count = now, applied
             if now - last_report > 2:
                 say(f"  applied {applied:>7,} / {count:,}")
@@ -184,11 +205,16 @@ async def end_to_end(
                 raise RuntimeError("a service process exited during the benchmark")
             await asyncio.sleep(0.05)
         done = time.perf_counter()
-        service_cpu = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
+        stored = await conn.fetchval("SELECT count(*) FROM signal_log")
+        assert stored == count, f"{stored} signals stored for {count} published"
+        service_cpu = [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes]
         used = {name: cpu_seconds(name) - before for name, before in cpu_before.items()}
+        steal = getattr(psutil.cpu_times(), "steal", 0.0) - steal_before
         say(
-            f"  CPU seconds per 1,000 signals: service {1000 * service_cpu / count:.3f},"
-            f" postgres {1000 * used['postgres'] / count:.3f}, broker {1000 * used['tansu'] / count:.3f}"
+            "  CPU seconds per 1,000 signals: service "
+            + " + ".join(f"{1000 * c / count:.3f}" for c in service_cpu)
+            + f", postgres {1000 * used['postgres'] / count:.3f}, broker {1000 * used['tansu'] / count:.3f};"
+            f" machine {psutil.cpu_percent():.0f}% busy, {steal:.1f} s stolen by the hypervisor"
         )
     finally:
         await conn.close()
@@ -266,11 +292,17 @@ async def main(count: int, customers: int, baseline: int) -> None:
         steady, overall, rss = await end_to_end(
             bootstrap, await fresh_database(server_dsn), topics, count, batch
         )
-        say("(a2) end to end with two instances in one consumer group (a fresh copy of the backlog)")
+        say("(a2) end to end, relay and timers in a process of their own (a fresh copy of the backlog)")
+        split_topics = topics_for(uuid.uuid4().hex[:6])
+        await publish(bootstrap, split_topics, count, customers)
+        split, _, _ = await end_to_end(
+            bootstrap, await fresh_database(server_dsn), split_topics, count, batch, SPLIT
+        )
+        say("(a3) end to end with two instances in one consumer group (a fresh copy of the backlog)")
         twin_topics = topics_for(uuid.uuid4().hex[:6])
         await publish(bootstrap, twin_topics, count, customers)
         twin, _, twin_rss = await end_to_end(
-            bootstrap, await fresh_database(server_dsn), twin_topics, count, batch, instances=2
+            bootstrap, await fresh_database(server_dsn), twin_topics, count, batch, TWO
         )
         base_rate = None
         if baseline:
@@ -284,6 +316,7 @@ async def main(count: int, customers: int, baseline: int) -> None:
         say(f"  publish (setup, not a target)       {publish_rate:>10,.0f} signals/s")
         say(f"  end to end, steady                  {steady:>10,.0f} signals/s   (target >= 5,000)")
         say(f"  end to end, with start-up           {overall:>10,.0f} signals/s")
+        say(f"  end to end, relay in its own process {split:>9,.0f} signals/s")
         say(f"  end to end, two instances, steady   {twin:>10,.0f} signals/s")
         say(f"  raw aiokafka consume                {consume_rate:>10,.0f} records/s")
         say(f"  raw asyncpg COPY                    {copy_rate:>10,.0f} rows/s")

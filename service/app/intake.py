@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from service.app.ports import Clock, IntakeStore, PartitionKey, Sentiment
 from service.domain.errors import ConcurrencyConflict
-from service.domain.intake import Applied, IntakePlan, Outcome, plan_intake
+from service.domain.intake import Applied, IntakePlan, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
@@ -97,11 +97,3 @@ def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Sign
             duplicates.append(s)
     return duplicates
 
-
-def outcome_counts(result: IntakeResult) -> dict[tuple[SignalKind, Outcome], int]:
-    counts: dict[tuple[SignalKind, Outcome], int] = {}
-    for a in result.applied:
-        counts[(a.signal.kind, a.outcome)] = counts.get((a.signal.kind, a.outcome), 0) + 1
-    for s in result.duplicates:
-        counts[(s.kind, Outcome.DUPLICATE)] = counts.get((s.kind, Outcome.DUPLICATE), 0) + 1
-    return counts
