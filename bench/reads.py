@@ -21,6 +21,8 @@ from bench.intake import embedded, fresh_database, say
 from bench.timers import percentile
 from service.adapters.http.api import create_app
 from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.case_writes import CASE_COLUMNS
+from service.adapters.postgres.intake_store import SIGNAL_LOG_COLUMNS
 from service.config import ApiToken
 from service.domain.case import CASE_STATE, CaseState, CaseStatus
 from service.domain.severity import Severity
@@ -79,25 +81,10 @@ async def fill(dsn: str, count: int) -> None:
     try:
         now = datetime.now(UTC)
         step = 100_000
-        columns = [
-            "case_id",
-            "customer_id",
-            "ordinal",
-            "status",
-            "severity",
-            "owner",
-            "opened_at",
-            "first_response_deadline",
-            "resolution_deadline",
-            "version",
-            "state",
-            "root_cause",
-            "resolved_at",
-        ]
         for at in range(0, count, step):
             batch = rows(min(step, count - at), now)
             batch = [(str(uuid.UUID(int=at + i)), f"cust-{at + i}", *r[2:]) for i, r in enumerate(batch)]
-            await conn.copy_records_to_table("cases", records=batch, columns=columns)
+            await conn.copy_records_to_table("cases", records=batch, columns=CASE_COLUMNS)
             await conn.copy_records_to_table(
                 "signal_log",
                 records=[
@@ -116,19 +103,7 @@ async def fill(dsn: str, count: int) -> None:
                     )
                     for r in batch
                 ],
-                columns=[
-                    "source",
-                    "signal_id",
-                    "customer_id",
-                    "kind",
-                    "occurred_at",
-                    "received_at",
-                    "severity",
-                    "reasons",
-                    "category",
-                    "outcome",
-                    "case_id",
-                ],
+                columns=SIGNAL_LOG_COLUMNS,
             )
             say(f"  filled {at + len(batch):>9,} / {count:,}")
         await conn.execute("ANALYZE cases; ANALYZE signal_log")

@@ -96,4 +96,3 @@ def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Sign
         else:
             duplicates.append(s)
     return duplicates
-

@@ -173,14 +173,7 @@ def _decode_valid(
         return None
     if envelope.type != TYPE_BY_KIND[kind] or envelope.subject not in (None, data.customer_id):
         return None
-    return Signal(
-        source=envelope.source,
-        id=envelope.id,
-        kind=kind,
-        occurred_at=envelope.time,
-        received_at=received_at,
-        **data.signal_fields(),
-    )
+    return _signal(envelope, kind, data, received_at)
 
 
 def _fail(reason: str) -> NoReturn:
@@ -296,13 +289,19 @@ def _to_signal(
     payload = _validate_data(model, data)
     if envelope.subject is not None and envelope.subject != payload.customer_id:
         _fail("subject does not match data.customer_id")
+    return _signal(envelope, kind, payload, received_at)
+
+
+def _signal(
+    envelope: CloudEventAttributes, kind: SignalKind, data: CommonSignalData, received_at: datetime
+) -> Signal:
     return Signal(
         source=envelope.source,
         id=envelope.id,
         kind=kind,
         occurred_at=envelope.time,
         received_at=received_at,
-        **payload.signal_fields(),
+        **data.signal_fields(),
     )
 
 

@@ -43,7 +43,7 @@ _STAGING = (
     " ON COMMIT DELETE ROWS"
 )
 _TIMER_COLUMNS = ["case_id", "sla", "kind", "deadline", "due_at"]
-_CASE_COLUMNS = [
+CASE_COLUMNS = [
     "case_id",
     "customer_id",
     "ordinal",
@@ -95,7 +95,7 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
     ordered = sorted(cases, key=lambda c: (c.status is CaseStatus.OPEN, c.case_id))
     if not ordered:
         return
-    await _stage(conn, "stage_cases", _CASE_COLUMNS, _case_rows(ordered))
+    await _stage(conn, "stage_cases", CASE_COLUMNS, _case_rows(ordered))
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
         " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at)"

@@ -15,7 +15,7 @@ from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import IntakePlan
 
-_SIGNAL_LOG_COLUMNS = [
+SIGNAL_LOG_COLUMNS = [
     "source",
     "signal_id",
     "customer_id",
@@ -80,7 +80,7 @@ class PostgresIntakeTransaction:
             return
         await self._conn.copy_records_to_table(
             "signal_log",
-            columns=_SIGNAL_LOG_COLUMNS,
+            columns=SIGNAL_LOG_COLUMNS,
             records=[
                 (
                     a.signal.source,
