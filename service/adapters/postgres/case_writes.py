@@ -1,6 +1,6 @@
 """Writes every transaction that changes cases shares: timers, the case read model, the event append.
 
-Order inside a transaction matters: timers, then cases, then (last, under the table lock) events. The
+Order inside a transaction matters: timers, then cases, then (last, under the append lock) events. The
 timer firing takes rows in the same order, so the two never wait on each other in a cycle.
 """
 
@@ -21,6 +21,10 @@ from service.domain.timers import Timer
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _EVENT_NAMESPACE = uuid.UUID("0b7e2c4e-8f5d-4a3b-9d61-2c8f7a9e1d42")
 _VARIANT = "89ab"  # RFC 4122: the two top bits of the clock sequence are 10
+# Appends serialise on a transaction-scoped advisory lock, not LOCK TABLE events IN EXCLUSIVE MODE: that
+# table lock conflicts with the SHARE UPDATE EXCLUSIVE lock of (auto)vacuum and analyze, so every vacuum
+# of the log stalled all appends (up to deadlock_timeout; for the whole run of an anti-wraparound one).
+_APPEND_LOCK = (0x4556_4E54, 0)  # "EVNT": two keys, apart from the migration lock and the relay leases
 
 
 def event_id(stream_id: str, version: int) -> str:
@@ -109,14 +113,15 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
 
 
 async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
-    """The last step of a transaction: positions are taken under the lock, so they become visible in order."""
+    """The last step of a transaction: positions are taken under the lock, held to commit, so they become
+    visible in the order they were assigned and a reader never passes over one that commits late."""
     if not events:
         return
     rows = [
         (e.stream_id, e.version, event_id(e.stream_id, e.version), e.event.type, _json(e.event))
         for e in events
     ]
-    await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_APPEND_LOCK)
     await conn.copy_records_to_table("events", records=rows, columns=_EVENT_COLUMNS)
 
 

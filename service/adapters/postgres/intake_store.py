@@ -64,7 +64,7 @@ class PostgresIntakeTransaction:
         return {r["customer_id"]: r["times"] for r in rows}
 
     async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
-        """Write the whole batch; the event insert comes last, under the table lock, so positions commit in order."""
+        """Write the whole batch; the event insert comes last, under the append lock, so positions commit in order."""
         try:
             await self._log_signals(plan)
             await save_timers(self._conn, plan.timers)

@@ -1,5 +1,5 @@
 -- The event log: append-only, one stream per case, a global position for the outgoing feed.
--- Appends take LOCK TABLE events IN EXCLUSIVE MODE right before inserting, so positions become
+-- Appends take a transaction-scoped advisory lock right before inserting, so positions become
 -- visible in the order they were assigned: a reader polling position > cursor never skips one.
 CREATE TABLE events (
     position     bigserial   PRIMARY KEY,

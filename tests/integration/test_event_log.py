@@ -1,0 +1,73 @@
+"""The event log's append lock against the real PostgreSQL: late commits stay in order; vacuum stalls nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from service.adapters.postgres.case_writes import append_events
+from service.adapters.postgres.event_feed import RelayLease
+from service.adapters.postgres.migrate import migrate
+from service.domain.events import CaseAssigned
+from service.domain.intake import NewEvent
+
+
+def assigned(case_id: str) -> NewEvent:
+    return NewEvent(case_id, 1, CaseAssigned(case_id=case_id, at=datetime.now(UTC), actor="a", owner="o"))
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=4, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def waiting_for_a_lock(pool: asyncpg.Pool, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await pool.fetchval("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE NOT l.granted AND d.datname = current_database()"):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the second append never waited for the first")
+
+
+async def test_an_append_that_commits_late_is_never_passed_over_by_a_reader(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as reader_conn:
+        reader = RelayLease(reader_conn, "test")
+        async with pool.acquire() as early:
+            slow = early.transaction()
+            await slow.start()
+            await append_events(early, [assigned("case-early")])  # its position is taken, not yet visible
+
+            async def later() -> None:
+                async with pool.acquire() as conn, conn.transaction():
+                    await append_events(conn, [assigned("case-late")])
+
+            second = asyncio.create_task(later())
+            await waiting_for_a_lock(pool)
+            assert await reader.read_after(0, 10) == []  # nothing is visible past a position still in flight
+            await slow.commit()
+            await asyncio.wait_for(second, 30)
+        events = await reader.read_after(0, 10)
+    assert [e.stream_id for e in events] == ["case-early", "case-late"]
+    assert events[0].position < events[1].position
+
+
+async def test_an_append_does_not_wait_for_a_vacuum_of_the_log(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as maintenance, maintenance.transaction():
+        # the lock VACUUM, autovacuum and ANALYZE hold on a table for their whole run
+        await maintenance.execute("LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE")
+        async with pool.acquire() as conn, conn.transaction():
+            await asyncio.wait_for(append_events(conn, [assigned("case-during-vacuum")]), 30)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = 'case-during-vacuum'") == 1
