@@ -314,17 +314,21 @@ async def main(count: int, customers: int, baseline: int) -> None:
             )
         say("\nresults")
         say(f"  publish (setup, not a target)       {publish_rate:>10,.0f} signals/s")
-        say(f"  end to end, steady                  {steady:>10,.0f} signals/s   (target >= 5,000)")
-        say(f"  end to end, with start-up           {overall:>10,.0f} signals/s")
+        say(f"  end to end, one instance, steady    {steady:>10,.0f} signals/s   (one process: one core)")
+        say(f"  end to end, one instance, start-up  {overall:>10,.0f} signals/s")
         say(f"  end to end, relay in its own process {split:>9,.0f} signals/s")
-        say(f"  end to end, two instances, steady   {twin:>10,.0f} signals/s")
+        say(
+            f"  end to end, two instances, steady   {twin:>10,.0f} signals/s   (target >= 5,000 on {os.cpu_count()} cores:"
+            " one process per core, as deploy/ runs it)"
+        )
         say(f"  raw aiokafka consume                {consume_rate:>10,.0f} records/s")
         say(f"  raw asyncpg COPY                    {copy_rate:>10,.0f} rows/s")
-        say(f"  ratio end to end / raw consume      {steady / consume_rate:>10.2f}")
-        say(f"  ratio end to end / raw COPY         {steady / copy_rate:>10.2f}")
+        say(f"  ratio one instance / raw consume    {steady / consume_rate:>10.2f}")
+        say(f"  ratio one instance / raw COPY       {steady / copy_rate:>10.2f}")
+        say(f"  ratio two instances / one instance  {twin / steady:>10.2f}")
         if base_rate:
             say(f"  per-signal baseline (batch of 1)    {base_rate:>10,.0f} signals/s")
-            say(f"  ratio batched / per-signal          {steady / base_rate:>10.1f}")
+            say(f"  ratio one instance / per-signal     {steady / base_rate:>10.1f}")
         say(
             f"  peak RSS of the service             {rss / 2**20:>10,.0f} MiB (two instances: {twin_rss / 2**20:,.0f} MiB each at most)"
         )
