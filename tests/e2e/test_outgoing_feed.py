@@ -138,7 +138,9 @@ async def test_consumers_and_the_relay_can_run_as_separate_processes(
     relaying = ServiceProcess(settings.model_copy(update={"consume": False}), tmp_path, "relay").start()
     try:
         await eventually(consuming.url_ready, timeout=60, what="the consuming process")
-        await eventually(relaying.url_ready, timeout=60, what="the relaying process (ready without consuming)")
+        await eventually(
+            relaying.url_ready, timeout=60, what="the relaying process (ready without consuming)"
+        )
         await publish_mix(producer, settings.signal_topics(), list(signal_mix(500, customers=100, seed=11)))
         applied = lambda: _count(db, "SELECT count(*) FROM signal_log")  # noqa: E731
         await eventually(lambda: _equals(applied, 500), timeout=120, what="every signal applied")

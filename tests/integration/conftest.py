@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from service.adapters.postgres.migrate import migrate
 from service.bootstrap import Service, http_app
 from service.config import Settings
 from tests.infra import Kafka
@@ -15,6 +17,18 @@ from tests.support import make_settings
 @pytest.fixture
 def settings(kafka: Kafka, database_url: str) -> Settings:
     return make_settings(kafka, database_url)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated database, for tests of the PostgreSQL adapters without a running service."""
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
 from service.adapters.postgres.case_writes import append_events
 from service.adapters.postgres.event_feed import RelayLease
-from service.adapters.postgres.migrate import migrate
 from service.domain.events import CaseAssigned
 from service.domain.intake import NewEvent
 
@@ -21,22 +18,13 @@ def assigned(case_id: str) -> NewEvent:
     return NewEvent(case_id, 1, CaseAssigned(case_id=case_id, at=datetime.now(UTC), actor="a", owner="o"))
 
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=4, max_size=4)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
 async def waiting_for_a_lock(pool: asyncpg.Pool, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await pool.fetchval("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            " WHERE NOT l.granted AND d.datname = current_database()"):
+        if await pool.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE NOT l.granted AND d.datname = current_database()"
+        ):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the second append never waited for the first")

@@ -8,10 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
 from service.adapters.postgres.intake_store import PostgresIntakeStore, PostgresIntakeTransaction
-from service.adapters.postgres.migrate import migrate
 from service.adapters.sentiment import VaderSentiment
 from service.app.intake import apply_signals
 from service.app.ports import PartitionKey
@@ -33,17 +31,6 @@ def nps(signal_id: str, customer: str, score: int = 2) -> Signal:
         customer_id=customer,
         score=score,
     )
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 class HeldStore(PostgresIntakeStore):
