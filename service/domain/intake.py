@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,7 +63,7 @@ def plan_intake(
     """Signals apply in order; each sees the case and history the ones before it left behind."""
     plan = IntakePlan()
     latest = dict(latest_cases)
-    failures = {customer: list(times) for customer, times in recent_failures.items()}
+    failures = {customer: sorted(times) for customer, times in recent_failures.items()}  # kept sorted
     for signal, sentiment in zip(signals, sentiments, strict=True):
         state = latest.get(signal.customer_id)
         times = failures.setdefault(signal.customer_id, [])
@@ -75,7 +76,7 @@ def plan_intake(
         if state is not None and events:
             latest[signal.customer_id] = plan.cases[state.case_id] = state
         if classification.severity is not None:
-            times.append(signal.occurred_at)
+            insort(times, signal.occurred_at)
         plan.applied.append(
             Applied(
                 signal, classification, _outcome(classification, events), state.case_id if state else None
@@ -120,8 +121,9 @@ def _history(
     sla: SlaPolicy,
     window: timedelta,
 ) -> CustomerHistory:
+    """`failure_times` is sorted: two binary searches count the failures in the window."""
     since = signal.occurred_at - window
-    prior = sum(1 for t in failure_times if since <= t <= signal.occurred_at)
+    prior = bisect_right(failure_times, signal.occurred_at) - bisect_left(failure_times, since)
     reopen_count = 0 if state is None else state.reopen_count + int(reopens(state, signal, sla))
     return CustomerHistory(prior_failures_in_window=prior, reopen_count=reopen_count)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from service.adapters.sentiment import VaderSentiment
 from service.domain.case import case_id_for
 from service.domain.intake import Outcome, plan_intake
@@ -72,3 +75,23 @@ def test_failures_earlier_in_the_same_batch_count_toward_the_modifier() -> None:
 def test_customers_get_separate_cases() -> None:
     result = plan([nps(1, 2, customer="a"), nps(2, 2, customer="b")])
     assert set(result.cases) == {case_id_for("a", 1), case_id_for("b", 1)}
+
+
+@given(
+    earlier=st.lists(st.integers(min_value=-45, max_value=5), max_size=12),
+    batch=st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=8),
+)
+def test_the_repeat_modifier_counts_exactly_the_failures_in_the_window(
+    earlier: list[int], batch: list[int]
+) -> None:
+    """However unordered the stored history and the batch, each signal counts the failures within 30 days
+    before it (and at its moment): the stored ones and those earlier in the batch."""
+    recent = {"c-1": [T0 + timedelta(days=d) for d in earlier]}
+    signals = [nps(n, 6, at=T0 + timedelta(days=d)) for n, d in enumerate(batch)]
+    result = plan(signals, recent)
+    threshold = POLICY.modifiers.min_prior_failures_in_window
+    for n, applied in enumerate(result.applied):
+        at = signals[n].occurred_at
+        before = [*recent["c-1"], *(s.occurred_at for s in signals[:n])]
+        prior = sum(1 for t in before if at - WINDOW <= t <= at)
+        assert ("modifier:repeat_failures" in applied.classification.reasons) == (prior >= threshold)
