@@ -18,13 +18,12 @@ def assigned(case_id: str) -> NewEvent:
     return NewEvent(case_id, 1, CaseAssigned(case_id=case_id, at=datetime.now(UTC), actor="a", owner="o"))
 
 
-async def waiting_for_a_lock(pool: asyncpg.Pool, timeout: float = 30.0) -> None:
+async def waiting_for_a_lock(pool: asyncpg.Pool, pid: asyncio.Future[int], timeout: float = 30.0) -> None:
+    """Until the session with that backend pid waits for a lock."""
+    backend = await asyncio.wait_for(pid, timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await pool.fetchval(
-            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            " WHERE NOT l.granted AND d.datname = current_database()"
-        ):
+        if await pool.fetchval("SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted", backend):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the second append never waited for the first")
@@ -38,12 +37,15 @@ async def test_an_append_that_commits_late_is_never_passed_over_by_a_reader(pool
             await slow.start()
             await append_events(early, [assigned("case-early")])  # its position is taken, not yet visible
 
+            pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
             async def later() -> None:
                 async with pool.acquire() as conn, conn.transaction():
+                    pid.set_result(conn.get_server_pid())
                     await append_events(conn, [assigned("case-late")])
 
             second = asyncio.create_task(later())
-            await waiting_for_a_lock(pool)
+            await waiting_for_a_lock(pool, pid)
             assert await reader.read_after(0, 10) == []  # nothing is visible past a position still in flight
             await slow.commit()
             await asyncio.wait_for(second, 30)
