@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -71,6 +72,7 @@ class Service:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
+        self.producer: AIOKafkaProducer | None = None
         self.consumer: SignalConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -98,13 +100,13 @@ class Service:
         if created:  # a topic made just now has no records: offsets stored for an earlier one are void
             await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", created)
         log.info("topics_ready", created=created)
-        self.producer = make_producer(s)
-        await self.producer.start()
+        producer = self.producer = make_producer(s)
+        await producer.start()
         rules = intake_rules(s)
         if s.consume:
-            await self._start_consumers(rules)
+            await self._start_consumers(rules, producer)
         if s.relay:
-            relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+            relay = EventRelay(PostgresEventFeed(self.pool), producer, OutgoingTopics.from_settings(s))
             self.tasks = [
                 asyncio.create_task(
                     fire_timers_forever(PostgresTimerStore(self.pool), rules.sla), name="sla-timers"
@@ -121,7 +123,7 @@ class Service:
             relay=s.relay,
         )
 
-    async def _start_consumers(self, rules: IntakeRules) -> None:
+    async def _start_consumers(self, rules: IntakeRules, producer: AIOKafkaProducer) -> None:
         """The signal consumer and the billing results consumer."""
         assert self.pool is not None
         s = self.settings
@@ -136,7 +138,7 @@ class Service:
         )
         self.consumer = SignalConsumer(
             self.broker,
-            self.producer,
+            producer,
             s.signal_topics(),
             s.topic_dlq,
             s.consumer_group,
@@ -155,7 +157,7 @@ class Service:
 
         ResultsConsumer(
             self.broker,
-            self.producer,
+            producer,
             s.topic_compensation_results,
             f"{s.consumer_group}-billing",
             s.topic_dlq,
@@ -172,7 +174,7 @@ class Service:
             await self.broker.stop()  # waits for the subscriber's current batch (graceful_timeout)
         if self.consumer is not None:
             await self.consumer.drain()
-        if getattr(self, "producer", None) is not None:
+        if self.producer is not None:
             await self.producer.stop()
         if self.pool is not None:
             await self.pool.close()
@@ -196,7 +198,7 @@ class Service:
                 database = False
         if self.broker is not None:
             kafka = bool(await self.broker.ping(timeout=2))
-        elif getattr(self, "producer", None) is not None:  # an instance that does not consume
+        elif self.producer is not None:  # an instance that does not consume
             try:
                 await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
                 kafka = True

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 
-from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.case import CASE_STATE, CaseState
 from service.domain.intake import NewEvent
 from service.domain.timers import Timer
 
@@ -76,14 +76,14 @@ async def save_timers(conn: Connection, timers: Mapping[str, Sequence[Timer]]) -
     """Replace the timers of these cases; a timer whose deadline moved is armed again."""
     if not timers:
         return
-    rows = sorted((t for ts in timers.values() for t in ts), key=lambda t: (t.case_id, t.sla, t.kind))
+    rows = [t for ts in timers.values() for t in ts]  # the INSERT below orders them, as the timer firing does
     await _stage(
         conn, "stage_timers", _TIMER_COLUMNS, [(t.case_id, t.sla, t.kind, t.deadline, t.due_at) for t in rows]
     )
     await conn.execute(
         "DELETE FROM sla_timers t WHERE t.case_id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
         " stage_timers d WHERE (d.case_id, d.sla, d.kind) = (t.case_id, t.sla, t.kind))",
-        sorted(timers),
+        list(timers),
     )
     if rows:
         await conn.execute(
@@ -95,11 +95,11 @@ async def save_timers(conn: Connection, timers: Mapping[str, Sequence[Timer]]) -
 
 
 async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
-    # Cases leaving "open" go first, so the one-open-case index never sees two at once.
-    ordered = sorted(cases, key=lambda c: (c.status is CaseStatus.OPEN, c.case_id))
-    if not ordered:
+    rows = _case_rows(cases)
+    if not rows:
         return
-    await _stage(conn, "stage_cases", CASE_COLUMNS, _case_rows(ordered))
+    await _stage(conn, "stage_cases", CASE_COLUMNS, rows)
+    # Cases leaving "open" go first (false sorts before true), so the one-open-case index never sees two.
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
         " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at)"
@@ -136,7 +136,7 @@ def _json(event: object) -> str:
     return adapter.dump_json(event).decode()
 
 
-def _case_rows(cases: Sequence[CaseState]) -> list[tuple[Any, ...]]:
+def _case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
     return [
         (
             c.case_id,
