@@ -53,6 +53,14 @@ RELAY_LEADER = Gauge("recovery_relay_leader", "1 while this instance holds the r
 EVENTS_PUBLISHED = Counter(
     "recovery_events_published_total", "Events published to Kafka, by topic.", ["topic"]
 )
+PARKED_EVENTS = Gauge(
+    "recovery_parked_events",
+    "Outgoing events parked now (not published): unmappable or refused by the broker, or behind such an"
+    " event of their case. Set by the relay leader.",
+)
+EVENTS_PARKED = Counter(
+    "recovery_events_parked_total", "Outgoing events the relay parked instead of publishing."
+)
 
 
 COMPENSATIONS_REQUESTED = Counter(

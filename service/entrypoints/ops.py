@@ -1,4 +1,5 @@
-"""Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log."""
+"""Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log, and deal
+with the outgoing events the relay parked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from service.adapters.http.models import CaseDetail, CaseView, EventView
+from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.projections import rebuild_cases
 from service.config import Settings
@@ -31,6 +33,25 @@ def add_commands(commands: Any) -> None:
         "rebuild", help="replace the case read model with a replay of the event log"
     )
     rebuild.add_argument("--check", action="store_true", help="only compare; exit 1 when anything differs")
+    _add_parked_commands(commands)
+
+
+def _add_parked_commands(commands: Any) -> None:
+    parked = commands.add_parser(
+        "parked", help="outgoing events the relay could not publish, and the cases held behind them"
+    ).add_subparsers(dest="parked_command", required=True)
+    listing = parked.add_parser("list", help="parked events: position, case, type, reason, parked at")
+    listing.add_argument("--all", action="store_true", help="also those published or skipped since")
+    retry = parked.add_parser(
+        "retry", help="let the relay publish a case's parked events again, in order (after a fix)"
+    )
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--case", help="the case whose parked events to publish again")
+    which.add_argument("--all", action="store_true", help="every case with parked events")
+    skip = parked.add_parser(
+        "skip", help="give up one parked event (never published); the case's later events then go out"
+    )
+    skip.add_argument("--position", type=int, required=True, help="the event's position in the log")
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,6 +59,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "projections":
             return await _rebuild(pool, args.check)
+        if args.command == "parked":
+            return await _parked(pool, args)
         reads = PostgresCaseReads(pool)
         if args.command == "trends":
             for tag, count, trend in await reads.root_causes(args.window_days):
@@ -77,3 +100,25 @@ async def _rebuild(pool: asyncpg.Pool, check_only: bool) -> int:
     for case_id in report.differing[:20]:
         print(f"  differs: {case_id}")
     return 1 if check_only and report.differing else 0
+
+
+async def _parked(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    """The relay publishes what is released, in order per case, on its next turn (it alone publishes)."""
+    async with pool.acquire() as conn:
+        if args.parked_command == "list":
+            rows = await parking.list_parked(conn, parking.RELAY, args.all)
+            for r in rows:
+                state = "" if r.state == "parked" else f"  [{r.state}]"
+                print(
+                    f"{r.position:>12}  {r.stream_id}  {r.type}  {r.parked_at.isoformat()}  {r.reason}{state}"
+                )
+            return 0
+        if args.parked_command == "retry":
+            released = await parking.release(conn, parking.RELAY, None if args.all else args.case)
+            print(f"released {released} parked event(s); the relay publishes them in order on its next turn")
+            return 0 if released else 1
+        if await parking.skip(conn, parking.RELAY, args.position):
+            print(f"skipped the event at position {args.position}; it will never be published")
+            return 0
+        print(f"no parked event at position {args.position}", file=sys.stderr)
+        return 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
+from service.adapters.postgres import parking
 from service.adapters.postgres.case_writes import Connection
+from service.adapters.postgres.parking import OpenStream, Parked
 from service.app.ports import LoggedEvent
 
 _LEASE_CLASS = 0x5245_4C59  # "RELY": the two-key advisory locks of relays, apart from the migration lock
@@ -39,13 +41,37 @@ class RelayLease:
         )
         return [LoggedEvent(*r) for r in rows]  # the columns in the dataclass's field order
 
-    async def advance(self, position: int) -> None:
+    async def advance(self, position: int, parked: Sequence[Parked] = ()) -> None:
+        """Move the position past a published batch, parking the batch's held-back events with it."""
+        if not parked:
+            await self._move(position)
+            return
+        async with self._conn.transaction():
+            await parking.park(self._conn, self.name, parked)
+            await self._move(position)
+
+    async def _move(self, position: int) -> None:
         await self._conn.execute(
             "UPDATE relay_positions SET position = $2 WHERE name = $1", self.name, position
         )
 
     async def head(self) -> int:
         return int(await self._conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+
+    async def open_streams(self) -> dict[str, OpenStream]:
+        return await parking.open_streams(self._conn, self.name)
+
+    @asynccontextmanager
+    async def releasing(self, stream_id: str) -> AsyncIterator[list[LoggedEvent]]:
+        """A case's parked events, locked in one transaction while the relay publishes and settles them."""
+        async with self._conn.transaction():
+            yield await parking.lock_open_events(self._conn, self.name, stream_id)
+
+    async def published(self, positions: Sequence[int]) -> None:
+        await parking.mark_published(self._conn, self.name, positions)
+
+    async def park_again(self, fault: Parked, behind: Sequence[int]) -> None:
+        await parking.park_again(self._conn, self.name, fault, behind)
 
 
 class PostgresEventFeed:
@@ -54,14 +80,31 @@ class PostgresEventFeed:
 
     @asynccontextmanager
     async def lease(self, name: str) -> AsyncIterator[RelayLease | None]:
-        """The lease if no other session holds it (None otherwise); a dead holder's session frees it."""
-        async with self._pool.acquire() as conn:
+        """The lease if no other session holds it (None otherwise); a dead holder's session frees it.
+
+        The lease holds one pooled connection for as long as this instance leads. When leading ends on an
+        error (the server restarted, the network dropped, the task was cancelled) that connection is
+        terminated instead of unlocked: its session ends, which frees the lock even when the connection is
+        broken, and the pool opens a fresh one instead of handing the broken one out again.
+        """
+        conn = await self._pool.acquire()
+        try:
             held = await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _LEASE_CLASS, name)
-            if not held:
-                yield None
-                return
-            try:
-                yield RelayLease(conn, name)
-            finally:
-                if not conn.is_closed():
-                    await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LEASE_CLASS, name)
+        except BaseException:
+            await self._discard(conn)
+            raise
+        if not held:
+            await self._pool.release(conn)
+            yield None
+            return
+        try:
+            yield RelayLease(conn, name)
+        except BaseException:
+            await self._discard(conn)
+            raise
+        await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LEASE_CLASS, name)
+        await self._pool.release(conn)
+
+    async def _discard(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        conn.terminate()
+        await self._pool.release(conn)
