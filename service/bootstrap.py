@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
@@ -28,6 +28,7 @@ from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.timer_store import PostgresTimerStore
+from service.adapters.retry import retrying
 from service.adapters.sentiment import VaderSentiment
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
@@ -38,7 +39,7 @@ from service.domain.severity import load_default_policy
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
-from service.observability import COMPENSATION_RESULTS
+from service.observability import COMPENSATION_RESULTS, READY
 from service.workers import fire_timers_forever
 
 log = structlog.get_logger()
@@ -65,8 +66,16 @@ def compensation_limits(settings: Settings) -> CompensationLimits:
     return CompensationLimits(settings.compensation_limits, settings.compensation_stake_factor)
 
 
+_PROBE_SECONDS = 1.5  # /readyz answers within two seconds whatever a dependency does
+
+
 class Service:
-    """Everything the process runs, created in start() and closed in stop(), never at import."""
+    """Everything the process runs, created in start() and closed in stop(), never at import.
+
+    start() returns as soon as PostgreSQL answers and the migrations are applied, so the HTTP API serves
+    while Kafka is still being reached: topics, the producer, the consumers and the relay start in the
+    background (waiting out a broker that is away), and /readyz says which dependency is not there yet.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -76,68 +85,81 @@ class Service:
         self.consumer: SignalConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def uses_kafka(self) -> bool:
+        return self.settings.consume or self.settings.relay
+
     async def start(self) -> None:
         s = self.settings
-        self.pool = await asyncpg.create_pool(
-            s.database_url.get_secret_value(), min_size=2, max_size=s.database_pool_size
-        )
+        self.pool = await retrying(self._connect, "database at start-up")
         if s.auto_migrate:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
-        created = await ensure_topics(
-            s,
-            [
-                *s.signal_topics(),
-                s.topic_dlq,
-                s.topic_case_events,
-                s.topic_sla,
-                s.topic_compensation_requests,
-                s.topic_compensation_results,
-                s.topic_trends,
-            ],
-        )
-        if created:  # a topic made just now has no records: offsets stored for an earlier one are void
-            await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", created)
-        log.info("topics_ready", created=created)
-        producer = self.producer = make_producer(s)
-        await producer.start()
         rules = intake_rules(s)
-        if s.consume:
-            await self._start_consumers(rules, producer)
         if s.relay:
-            relay = EventRelay(PostgresEventFeed(self.pool), producer, OutgoingTopics.from_settings(s))
-            self.tasks = [
-                asyncio.create_task(
-                    fire_timers_forever(PostgresTimerStore(self.pool), rules.sla), name="sla-timers"
-                ),
-                asyncio.create_task(relay.run(), name="relay"),
-            ]
-        for task in self.tasks:
-            task.add_done_callback(self._task_ended)
-        log.info(
-            "service_started",
-            kafka=s.kafka_bootstrap_servers,
-            group=s.consumer_group,
-            consume=s.consume,
-            relay=s.relay,
+            store = PostgresTimerStore(self.pool)
+            self._run("sla-timers", fire_timers_forever(store, rules.sla))
+        if self.uses_kafka:
+            self._run("kafka-start", self._start_kafka(rules))
+        log.info("service_started", group=s.consumer_group, consume=s.consume, relay=s.relay)
+
+    async def _connect(self) -> asyncpg.Pool:
+        s = self.settings
+        return await asyncpg.create_pool(
+            s.database_url.get_secret_value(), min_size=2, max_size=s.database_pool_size, timeout=10
         )
 
-    async def _start_consumers(self, rules: IntakeRules, producer: AIOKafkaProducer) -> None:
-        """The signal consumer and the billing results consumer."""
+    def _run(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._task_ended)
+        self.tasks.append(task)
+
+    async def _start_kafka(self, rules: IntakeRules) -> None:
+        """Topics, the producer, then the consumers and the relay; a broker that is away is waited out."""
         assert self.pool is not None
         s = self.settings
+        created = await retrying(lambda: asyncio.wait_for(ensure_topics(s, s.all_topics()), 30), "topics")
+        if created:  # a topic made just now has no records: offsets stored for an earlier one are void
+            await retrying(lambda: self._forget_offsets(created), "forget offsets of new topics")
+        log.info("topics_ready", created=created)
+        self.producer = await retrying(self._start_producer, "producer")
+        if s.consume:
+            await retrying(lambda: self._start_consumers(rules), "consumers")
+        if s.relay:
+            relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+            self._run("relay", relay.run())
+        log.info("kafka_started", kafka=s.kafka_bootstrap_servers)
+
+    async def _forget_offsets(self, topics: list[str]) -> None:
+        assert self.pool is not None
+        await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", topics)
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = make_producer(self.settings)
+        try:
+            await asyncio.wait_for(producer.start(), 30)
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _start_consumers(self, rules: IntakeRules) -> None:
+        """The signal consumer and the billing results consumer; they join their groups here."""
+        assert self.pool is not None and self.producer is not None
+        s = self.settings
+        producer = self.producer
         store = PostgresIntakeStore(self.pool)
         sentiment, clock = VaderSentiment(), SystemClock()
 
         async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
             return await apply_signals(signals, offsets, s.consumer_group, store, rules, sentiment, clock)
 
-        self.broker = KafkaBroker(
+        broker = KafkaBroker(
             s.kafka_bootstrap_servers, security=faststream_security(s), logger=None, graceful_timeout=30.0
         )
-        self.consumer = SignalConsumer(
-            self.broker,
+        consumer = SignalConsumer(
+            broker,
             producer,
             s.signal_topics(),
             s.topic_dlq,
@@ -146,6 +168,7 @@ class Service:
             store,
             s.batch_max_records,
             s.batch_timeout_ms,
+            s.max_text_length,
         )
         commands = PostgresCommandStore(self.pool)
 
@@ -156,15 +179,20 @@ class Service:
             COMPENSATION_RESULTS.labels("settled" if result.settled else "failed").inc()
 
         ResultsConsumer(
-            self.broker,
+            broker,
             producer,
             s.topic_compensation_results,
             f"{s.consumer_group}-billing",
             s.topic_dlq,
             land,
         )
-        self.consumer.start()
-        await self.broker.start()
+        try:
+            await broker.start()
+        except BaseException:
+            await broker.stop()
+            raise
+        consumer.start()
+        self.broker, self.consumer = broker, consumer
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -189,31 +217,57 @@ class Service:
         return PostgresCommandStore(self.pool)
 
     async def ready(self) -> dict[str, bool]:
-        database = kafka = False
-        if self.pool is not None:
-            try:
-                await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2)
-                database = True
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                database = False
+        """Each dependency this process needs, probed at once and never for longer than _PROBE_SECONDS."""
+        probes = {"database": self._database_answers()}
+        if self.uses_kafka:
+            probes["kafka"] = self._kafka_answers()
+        answers = await asyncio.gather(*(_within(p, _PROBE_SECONDS) for p in probes.values()))
+        states = dict(zip(probes, answers, strict=True))
+        for dependency, up in states.items():
+            READY.labels(dependency).set(1 if up else 0)
+        return states
+
+    async def _database_answers(self) -> bool:
+        if self.pool is None:
+            return False
+        return await self.pool.fetchval("SELECT true", timeout=_PROBE_SECONDS) is True
+
+    async def _kafka_answers(self) -> bool:
+        if self.producer is None or (self.settings.consume and self.broker is None):
+            return False  # still starting: the consumers have not joined yet
         if self.broker is not None:
-            kafka = bool(await self.broker.ping(timeout=2))
-        elif self.producer is not None:  # an instance that does not consume
-            try:
-                await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 2)
-                kafka = True
-            except (KafkaError, OSError, TimeoutError):
-                kafka = False
-        return {"database": database, "kafka": kafka}
+            return bool(await self.broker.ping(timeout=_PROBE_SECONDS))
+        await self.producer.client.fetch_all_metadata()
+        return True
+
+    def failures(self) -> list[str]:
+        """Why the process cannot go on (empty while it can): restart it."""
+        reasons = []
+        if self.consumer is not None and self.consumer.failed is not None:
+            reasons.append(f"signal consumer: {type(self.consumer.failed).__name__}")
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                reasons.append(f"{task.get_name()}: {type(task.exception()).__name__}")
+        return reasons
 
     def alive(self) -> bool:
         """False once the consumer or a background loop has stopped on an error: restart the process."""
-        consumer_ok = self.consumer is None or self.consumer.failed is None
-        return consumer_ok and not any(t.done() and not t.cancelled() for t in self.tasks)
+        return not self.failures()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("background_task_failed", task=task.get_name(), error=repr(task.exception()))
+
+
+async def _within(probe: Coroutine[Any, Any, bool], seconds: float) -> bool:
+    """The probe's answer, or False when it fails or has not answered in time (it is then abandoned, not
+    awaited: cancelling a query on a frozen server can itself hang)."""
+    task = asyncio.ensure_future(probe)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        return False
+    return not task.exception() and bool(task.result())
 
 
 def build_app(settings: Settings) -> FastAPI:

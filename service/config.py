@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration, e.g. PT4H")
+    return value
+
+
+def _whole_days(value: timedelta) -> timedelta:
+    if value < timedelta(days=1) or value % timedelta(days=1):
+        raise ValueError("must be a whole number of days, at least one (e.g. P90D): it is published in days")
+    return value
+
+
+PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+WholeDays = Annotated[timedelta, AfterValidator(_whole_days)]
+Limit = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 
 
 class ApiToken(BaseModel):
@@ -48,11 +67,12 @@ class Settings(BaseSettings):
     topic_compensation_results: str = "recovery.compensation.results.v1"
     topic_trends: str = "recovery.trends.v1"
     trend_threshold: int = Field(default=6, ge=1)
-    trend_window: timedelta = timedelta(days=90)
-    compensation_limits: dict[str, Decimal | None] = Field(
+    trend_window: WholeDays = timedelta(days=90)
+    compensation_limits: dict[str, Limit | None] = Field(
         default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None}
     )
-    compensation_stake_factor: Decimal = Field(default=Decimal("1.5"), gt=0)
+    compensation_stake_factor: Decimal = Field(default=Decimal("1.5"), gt=0, allow_inf_nan=False)
+    max_text_length: int = Field(default=20_000, ge=1, le=MAX_TEXT_LENGTH)
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
     database_pool_size: int = Field(default=10, ge=2)
@@ -62,11 +82,13 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
 
-    sla_resolution: dict[Severity, timedelta] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
-    sla_first_response: dict[Channel, timedelta] = Field(default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE))
+    sla_resolution: dict[Severity, PositiveDuration] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
+    sla_first_response: dict[Channel, PositiveDuration] = Field(
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE)
+    )
     sla_warning_fraction: float = Field(default=0.75, gt=0, lt=1)
-    followup_after: timedelta = timedelta(hours=48)
-    reopen_window: timedelta = timedelta(days=14)
+    followup_after: PositiveDuration = timedelta(hours=48)
+    reopen_window: PositiveDuration = timedelta(days=14)
 
     root_causes: list[str] = Field(
         default_factory=lambda: [
@@ -94,6 +116,18 @@ class Settings(BaseSettings):
     @classmethod
     def _keep_unset_channels(cls, value: dict[Channel, timedelta]) -> dict[Channel, timedelta]:
         return {**DEFAULT_FIRST_RESPONSE, **value}
+
+    def all_topics(self) -> list[str]:
+        """Every topic the service reads or writes."""
+        return [
+            *self.signal_topics(),
+            self.topic_dlq,
+            self.topic_case_events,
+            self.topic_sla,
+            self.topic_compensation_requests,
+            self.topic_compensation_results,
+            self.topic_trends,
+        ]
 
     def signal_topics(self) -> dict[str, SignalKind]:
         return {

@@ -30,6 +30,21 @@ BATCH_CONFLICTS = Counter(
 DB_RETRIES = Counter(
     "recovery_database_retries_total", "Batches retried because the database was unreachable."
 )
+ISOLATED_RECORDS = Counter(
+    "recovery_isolated_records_total",
+    "Records that failed to decode or apply for a reason other than a dependency (a bug they trigger),"
+    " isolated and sent to the dead-letter topic while the rest of their batch was applied; by stage.",
+    ["stage"],
+)
+DEAD_LETTER_REFERENCES = Counter(
+    "recovery_dead_letter_references_total",
+    "Records too large to dead-letter as they are, dead-lettered as a reference (topic, partition, offset).",
+)
+READY = Gauge(
+    "recovery_ready",
+    "1 while this process's dependency answers (database, kafka), as /readyz reports it; 0 otherwise.",
+    ["dependency"],
+)
 OPEN_CASES = Gauge("recovery_open_cases", "Open cases by severity.", ["severity"])
 ASSIGNED_PARTITIONS = Gauge(
     "recovery_assigned_partitions", "Signal-topic partitions this instance consumes right now."

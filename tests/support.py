@@ -114,6 +114,15 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")
 
 
+async def wait_until_ready(service: Any) -> None:
+    """The service's API serves before Kafka is reached: wait until its consumers have joined."""
+
+    async def ready() -> bool:
+        return all((await service.ready()).values())
+
+    await eventually(ready, what="the service ready (database and kafka)")
+
+
 class ServiceProcess:
     """`recovery serve` as a real process, as an operator would run it."""
 

@@ -30,6 +30,16 @@ class IntakeResult:
     events: int
     conflicts: int
 
+    @classmethod
+    def combined(cls, parts: Sequence[IntakeResult]) -> IntakeResult:
+        """One result for a batch applied in several parts."""
+        return cls(
+            [a for p in parts for a in p.applied],
+            [d for p in parts for d in p.duplicates],
+            sum(p.events for p in parts),
+            sum(p.conflicts for p in parts),
+        )
+
 
 async def apply_signals(
     signals: Sequence[Signal],

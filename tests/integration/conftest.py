@@ -11,7 +11,7 @@ from service.adapters.postgres.migrate import migrate
 from service.bootstrap import Service, http_app
 from service.config import Settings
 from tests.infra import Kafka
-from tests.support import make_settings
+from tests.support import make_settings, wait_until_ready
 
 
 @pytest.fixture
@@ -36,6 +36,7 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     running = Service(settings)
     await running.start()
     try:
+        await wait_until_ready(running)
         yield running
     finally:
         await running.stop()

@@ -32,6 +32,17 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_SLA_WARNING_FRACTION", "1.5"),
         ("RECOVERY_API_TOKENS", '{"t": {"actor": "x", "role": "admin"}}'),
         ("RECOVERY_KAFKA_IDEMPOTENT_PRODUCER", "perhaps"),
+        ("RECOVERY_SLA_RESOLUTION", '{"critical": "-PT4H"}'),
+        ("RECOVERY_SLA_FIRST_RESPONSE", '{"chat": "PT0S"}'),
+        ("RECOVERY_FOLLOWUP_AFTER", "PT0S"),
+        ("RECOVERY_REOPEN_WINDOW", "-P1D"),
+        ("RECOVERY_TREND_WINDOW", "PT12H"),
+        ("RECOVERY_TREND_WINDOW", "P1DT6H"),
+        ("RECOVERY_SLA_WARNING_FRACTION", "0"),
+        ("RECOVERY_MAX_TEXT_LENGTH", "0"),
+        ("RECOVERY_MAX_TEXT_LENGTH", "1000000"),
+        ("RECOVERY_COMPENSATION_LIMITS", '{"agent": -5}'),
+        ("RECOVERY_COMPENSATION_STAKE_FACTOR", "NaN"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:

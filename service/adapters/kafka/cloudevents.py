@@ -16,6 +16,7 @@ from service.adapters.kafka.wire import (
     DATA_MODELS,
     EVENT_MODELS,
     JSON_CONTENT_TYPE,
+    MAX_TEXT_LENGTH,
     SIGNAL_TYPES,
     SPECVERSION,
     STRUCTURED_CONTENT_TYPE,
@@ -61,13 +62,17 @@ def decode_signal(
     headers: Sequence[tuple[str, bytes]],
     received_at: datetime,
     expected_kind: SignalKind | None = None,
+    max_text_length: int = MAX_TEXT_LENGTH,
 ) -> Signal:
     """Decode one Kafka record in binary or structured mode into a Signal; raises only InvalidMessage."""
+    signal = None
     if expected_kind is not None:
         signal = _decode_valid(value, headers, received_at, expected_kind)
-        if signal is not None:
-            return signal
-    return _decode_careful(value, headers, received_at, expected_kind)
+    if signal is None:
+        signal = _decode_careful(value, headers, received_at, expected_kind)
+    if signal.text is not None and len(signal.text) > max_text_length:
+        _fail(f"text_too_long: the customer's free text is longer than {max_text_length} characters")
+    return signal
 
 
 def _decode_careful(
@@ -347,6 +352,10 @@ def _reason(error: ValidationError, prefix: str) -> str:
 
 def _describe(detail: Mapping[str, Any], prefix: str) -> str:
     location = prefix + ".".join(str(part) for part in detail["loc"])
+    if detail["type"] == "time_out_of_range":
+        return f"time_out_of_range: {location} must be from 1970-01-01T00:00:00Z up to 2100-01-01T00:00:00Z"
+    if detail["type"] == "string_pattern_mismatch" and "\\u0000" in str(detail["msg"]):
+        return f"{location}: contains a control character"
     message = str(detail["msg"]).removeprefix("Value error, ")
     given = detail.get("input")
     if isinstance(given, str) and given and given in message:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import structlog
 from aiokafka import (
@@ -29,7 +29,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -37,10 +37,9 @@ from faststream.kafka.message import FakeConsumer
 from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
-from service.adapters.postgres.errors import TRANSIENT
+from service.adapters.retry import retrying
 from service.app.intake import IntakeResult
 from service.app.ports import IntakeStore, PartitionKey
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import Outcome
 from service.domain.signals import Signal, SignalKind
 from service.observability import (
@@ -50,20 +49,21 @@ from service.observability import (
     BATCH_SIZE,
     CONSUMER_LAG,
     DB_RETRIES,
+    DEAD_LETTER_REFERENCES,
+    ISOLATED_RECORDS,
     SIGNALS,
 )
 
 log = structlog.get_logger()
-T = TypeVar("T")
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 ApplyBatch = Callable[[list[Signal], dict[PartitionKey, int]], Awaitable[IntakeResult]]
-_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
+_REFERENCE_KEY_LIMIT = 1024  # a key longer than this is left out of a dead-letter reference
 
 
 @dataclass(frozen=True)
 class _Batch:
     records: Sequence[Record]
-    signals: list[Signal]
+    decoded: list[tuple[Record, Signal]]
     rejected: list[tuple[Record, str]]
     started: float
 
@@ -80,8 +80,10 @@ class SignalConsumer:
         store: IntakeStore,
         max_records: int,
         batch_timeout_ms: int,
+        max_text_length: int,
     ) -> None:
         self.producer = producer
+        self.max_text_length = max_text_length
         self.topics = topics
         self.dlq_topic = dlq_topic
         self.apply = apply
@@ -121,8 +123,8 @@ class SignalConsumer:
         raw = message.raw_message
         records: Sequence[Record] = raw if isinstance(raw, tuple | list) else [raw]
         started = time.perf_counter()
-        signals, rejected = self._decode(records, datetime.now(UTC))
-        await self._queue.put(_Batch(records, signals, rejected, started))
+        decoded, rejected = self._decode(records, datetime.now(UTC))
+        await self._queue.put(_Batch(records, decoded, rejected, started))
 
     async def _write_forever(self) -> None:
         while True:
@@ -142,28 +144,86 @@ class SignalConsumer:
     async def _write(self, batch: _Batch) -> None:
         await self._dead_letter(batch.rejected)
         offsets = _next_offsets(batch.records)
-        result = await with_retry(lambda: self.apply(batch.signals, offsets))
+        isolated = 0
+        try:
+            result = await self._apply([s for _, s in batch.decoded], offsets)
+        except Exception as e:  # not transient (those are waited out): some record in the batch is poison
+            log.warning("batch_isolating", records=len(batch.decoded), error=type(e).__name__)
+            result, isolated = await self._apply_isolating(batch.decoded, offsets)
         await self._commit(offsets)
-        self._observe(batch, result)
+        self._observe(batch, result, isolated)
+
+    async def _dead_letter(self, rejected: list[tuple[Record, str]]) -> None:
+        for r, _ in rejected:
+            SIGNALS.labels(self.topics[r.topic].value, Outcome.DEAD_LETTERED.value).inc()
+        await dead_letter_all(self.producer, self.dlq_topic, rejected)
+
+    async def _apply(self, signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
+        return await retrying(
+            lambda: self.apply(signals, offsets), "signal batch", on_retry=lambda _: DB_RETRIES.inc()
+        )
+
+    async def _apply_isolating(
+        self, decoded: list[tuple[Record, Signal]], offsets: dict[PartitionKey, int]
+    ) -> tuple[IntakeResult, int]:
+        """Halve the batch until each failing record stands alone: those go to the dead-letter topic, every
+        other record is applied (in order, each part in its own transaction), and only then do the offsets
+        move. A crash part-way re-reads the batch; the (source, id) dedup makes the re-run change nothing."""
+        results: list[IntakeResult] = []
+        poison: list[tuple[Record, str]] = []
+        await self._isolate(decoded, results, poison)
+        await self._dead_letter(poison)
+        results.append(await self._apply([], offsets))
+        return IntakeResult.combined(results), len(poison)
+
+    async def _isolate(
+        self,
+        decoded: list[tuple[Record, Signal]],
+        results: list[IntakeResult],
+        poison: list[tuple[Record, str]],
+    ) -> None:
+        if not decoded:
+            return
+        try:
+            results.append(await self._apply([s for _, s in decoded], {}))
+            return
+        except Exception as e:
+            if len(decoded) > 1:
+                middle = len(decoded) // 2
+                await self._isolate(decoded[:middle], results, poison)
+                await self._isolate(decoded[middle:], results, poison)
+                return
+            record = decoded[0][0]
+            poison.append((record, f"processing_failed: {type(e).__name__}"))
+            ISOLATED_RECORDS.labels("apply").inc()
+            log.error(
+                "record_isolated",
+                stage="apply",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=type(e).__name__,
+            )
 
     def _decode(
         self, records: Sequence[Record], received_at: datetime
-    ) -> tuple[list[Signal], list[tuple[Record, str]]]:
-        signals, rejected = [], []
+    ) -> tuple[list[tuple[Record, Signal]], list[tuple[Record, str]]]:
+        decoded, rejected = [], []
         for r in records:
             try:
-                signals.append(decode_signal(r.value, list(r.headers), received_at, self.topics[r.topic]))
+                signal = decode_signal(
+                    r.value, list(r.headers), received_at, self.topics[r.topic], self.max_text_length
+                )
+                decoded.append((r, signal))
             except InvalidMessage as e:
                 rejected.append((r, e.reason))
-        return signals, rejected
-
-    async def _dead_letter(self, rejected: list[tuple[Record, str]]) -> None:
-        """Unchanged key, value and headers, plus where it came from and why it was refused."""
-        for r, _ in rejected:
-            SIGNALS.labels(self.topics[r.topic].value, Outcome.DEAD_LETTERED.value).inc()
-        await asyncio.gather(
-            *[await send_dead_letter(self.producer, self.dlq_topic, r, why) for r, why in rejected]
-        )
+            except Exception as e:  # a bug the record triggers: isolate it, never stop the batch
+                rejected.append((r, f"decode_failed: {type(e).__name__}"))
+                ISOLATED_RECORDS.labels("decode").inc()
+                log.error(
+                    "record_isolated", stage="decode", topic=r.topic, offset=r.offset, error=type(e).__name__
+                )
+        return decoded, rejected
 
     async def _commit(self, offsets: dict[PartitionKey, int]) -> None:
         if self.consumer is None:
@@ -173,7 +233,7 @@ class SignalConsumer:
         except KafkaError as e:  # the offsets are safe in PostgreSQL; Kafka's copy is for lag only
             log.warning("kafka_commit_failed", error=type(e).__name__)
 
-    def _observe(self, batch: _Batch, result: IntakeResult) -> None:
+    def _observe(self, batch: _Batch, result: IntakeResult, isolated: int) -> None:
         outcomes = Counter((a.signal.kind.value, a.outcome.value) for a in result.applied)
         outcomes.update((s.kind.value, Outcome.DUPLICATE.value) for s in result.duplicates)
         for (kind, outcome), count in outcomes.items():
@@ -188,7 +248,7 @@ class SignalConsumer:
             records=len(batch.records),
             applied=len(result.applied),
             duplicates=len(result.duplicates),
-            dead_lettered=len(batch.rejected),
+            dead_lettered=len(batch.rejected) + isolated,
             events=result.events,
             seconds=round(seconds, 4),
         )
@@ -230,8 +290,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if not keys:
             return
         try:
-            stored = await with_retry(lambda: self.store.next_offsets(self.group, keys), attempts=5)
-        except TRANSIENT as e:  # Kafka's committed offsets lag ours; the (source, id) dedup absorbs a re-read
+            stored = await retrying(
+                lambda: self.store.next_offsets(self.group, keys), "stored offsets", attempts=5
+            )
+        except Exception as e:  # Kafka's committed offsets lag ours; the (source, id) dedup absorbs a re-read
             log.error("stored_offsets_unavailable", error=type(e).__name__)
             return
         for (topic, partition), offset in stored.items():
@@ -253,24 +315,55 @@ async def _records_as_they_are(
     )
 
 
-async def send_dead_letter(producer: AIOKafkaProducer, topic: str, record: Record, reason: str) -> Any:
-    """Queue the record for the dead-letter topic, unchanged but for where it came from and why."""
-    headers = [
-        *record.headers,
+def _dead_letter_headers(record: Record, reason: str) -> list[tuple[str, bytes]]:
+    """Where it came from and why: (dlq_topic, dlq_partition, dlq_offset) is the dead letter's identity."""
+    return [
         ("dlq_reason", reason.encode()),
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),
         ("dlq_offset", str(record.offset).encode()),
     ]
-    log.warning(
-        "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason
-    )
-    return await producer.send(topic, record.value, key=record.key, headers=headers)
 
 
 async def dead_letter(producer: AIOKafkaProducer, topic: str, record: Record, reason: str) -> None:
-    """Send one record to the dead-letter topic and wait for the broker's acknowledgement."""
-    await (await send_dead_letter(producer, topic, record, reason))
+    """Send one record to the dead-letter topic unchanged (plus the dlq_* headers) and wait for the broker.
+
+    A record too large to send with the headers added goes as a reference instead: no value, no original
+    headers, only where it is (topic, partition, offset), why, and its size. A broker that is away is waited
+    out; a dead letter may be sent twice after a crash, so readers dedupe on its identity.
+    """
+    log.warning(
+        "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason
+    )
+
+    async def send() -> None:
+        headers = [*record.headers, *_dead_letter_headers(record, reason)]
+        try:
+            await (await producer.send(topic, record.value, key=record.key, headers=headers))
+        except MessageSizeTooLargeError:
+            await _dead_letter_reference(producer, topic, record, reason)
+
+    await retrying(send, "dead letter")
+
+
+async def _dead_letter_reference(producer: AIOKafkaProducer, topic: str, record: Record, reason: str) -> None:
+    size = len(record.value or b"") + sum(len(k) + len(v or b"") for k, v in record.headers)
+    key = record.key if record.key is not None and len(record.key) <= _REFERENCE_KEY_LIMIT else None
+    headers = [
+        *_dead_letter_headers(record, reason),
+        ("dlq_reference", b"true"),
+        ("dlq_original_bytes", str(size).encode()),
+    ]
+    DEAD_LETTER_REFERENCES.inc()
+    log.error("dead_lettered_as_reference", topic=record.topic, offset=record.offset, bytes=size)
+    await (await producer.send(topic, None, key=key, headers=headers))
+
+
+async def dead_letter_all(
+    producer: AIOKafkaProducer, topic: str, rejected: Sequence[tuple[Record, str]]
+) -> None:
+    """Dead-letter every rejected record, concurrently, and wait until the broker has them all."""
+    await asyncio.gather(*(dead_letter(producer, topic, r, why) for r, why in rejected))
 
 
 async def _undecoded(message: Any) -> None:
@@ -283,19 +376,3 @@ def _next_offsets(records: Sequence[Record]) -> dict[PartitionKey, int]:
     for r in records:
         offsets[(r.topic, r.partition)] = max(r.offset + 1, offsets.get((r.topic, r.partition), 0))
     return offsets
-
-
-async def with_retry(work: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
-    """Wait out an unreachable database or a run of lost races, with backoff; never skip the work."""
-    delay, tried = 0.2, 0
-    while True:
-        try:
-            return await work()
-        except _RETRYABLE as e:
-            tried += 1
-            if attempts is not None and tried >= attempts:
-                raise
-            DB_RETRIES.inc()
-            log.warning("batch_retry", error=type(e).__name__, delay=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)

@@ -15,8 +15,9 @@ from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 from pydantic import Field
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_event, validate_data
-from service.adapters.kafka.consumer import dead_letter, with_retry
+from service.adapters.kafka.consumer import dead_letter
 from service.adapters.kafka.wire import NonEmptyStr, WireModel
+from service.adapters.retry import retrying
 from service.app.commands import CaseNotFound
 from service.domain.errors import DomainError
 
@@ -82,7 +83,7 @@ class ResultsConsumer:
         record: Any = message.raw_message
         try:
             result = decode_result(record.value, list(record.headers))
-            await with_retry(lambda: self.land(result))
+            await retrying(lambda: self.land(result), "billing result")
         except (InvalidMessage, DomainError, CaseNotFound) as e:
             reason = e.reason if isinstance(e, InvalidMessage) else str(e)
             await dead_letter(self.producer, self.dlq_topic, record, reason)

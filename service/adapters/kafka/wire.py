@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
 
@@ -46,6 +47,53 @@ Rfc3339Time = Annotated[
 StrictInt = Annotated[int, Field(strict=True)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
+# --- the bounds of every inbound field (README, "Bounds"); outside them a record goes to the dead-letter topic
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+"""Signal times lie in [EARLIEST_TIME, LATEST_TIME): deadlines and windows computed from them stay representable."""
+MAX_ID_LENGTH = 256
+"""Ids, sources, subjects and customer ids: (source, id) stays far below PostgreSQL's btree row limit."""
+MAX_TEXT_LENGTH = 100_000
+"""Customer free text, at most; RECOVERY_MAX_TEXT_LENGTH may lower it (default 20,000)."""
+MAX_SHORT_TEXT_LENGTH = 2_048
+"""Short descriptive fields: platform, url, job ids, ticket ids."""
+NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+"""Identifiers never carry control characters (PostgreSQL refuses NUL; the others only mislead)."""
+
+
+def parse_signal_time(value: object) -> datetime:
+    """An RFC 3339 time within the accepted calendar range; `time_out_of_range` otherwise."""
+    time = parse_rfc3339(value)
+    if not EARLIEST_TIME <= time < LATEST_TIME:
+        raise PydanticCustomError(
+            "time_out_of_range",
+            "time_out_of_range: must be from {earliest} up to {latest}",
+            {"earliest": "1970-01-01T00:00:00Z", "latest": "2100-01-01T00:00:00Z"},
+        )
+    return time
+
+
+SignalTime = Annotated[
+    datetime,
+    PlainValidator(parse_signal_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": RFC3339_PATTERN,
+            "description": "From 1970-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z.",
+        }
+    ),
+]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_CONTROL_CHARACTERS)
+]
+ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT_LENGTH)]
+ShortIdentifier = Annotated[
+    str, Field(min_length=1, max_length=MAX_SHORT_TEXT_LENGTH, pattern=NO_CONTROL_CHARACTERS)
+]
+FreeText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+
 
 class WireModel(BaseModel):
     """Base of the wire models: immutable, unknown fields ignored (forward compatible)."""
@@ -75,9 +123,9 @@ class CommonSignalData(WireModel):
 
     TEXT_FIELD: ClassVar[str | None] = None  # the kind's customer free-text field, mapped to Signal.text
 
-    customer_id: NonEmptyStr = Field(description="The customer the signal is about; the Kafka record key.")
+    customer_id: Identifier = Field(description="The customer the signal is about; the Kafka record key.")
     customer_tier: Tier = Field(default=Tier.STANDARD, description="The customer's service tier.")
-    job_id: str | None = Field(
+    job_id: ShortIdentifier | None = Field(
         default=None, description="The job (visit, order) the signal is about, if any."
     )
     channel: Channel | None = Field(default=None, description="Where the customer raised the signal.")
@@ -99,7 +147,7 @@ class ComplaintData(CommonSignalData):
 
     TEXT_FIELD: ClassVar[str | None] = "text"
 
-    text: NonEmptyStr = Field(description="The customer's complaint in their own words (never logged).")
+    text: FreeText = Field(min_length=1, description="The customer's complaint in their own words (never logged).")
     category: Category | None = Field(default=None, description="The failure category, if already known.")
 
 
@@ -109,7 +157,7 @@ class NpsData(CommonSignalData):
     TEXT_FIELD: ClassVar[str | None] = "comment"
 
     score: StrictInt = Field(ge=0, le=10, description="The NPS score, an integer from 0 to 10.")
-    comment: str | None = Field(default=None, description="The customer's free-text comment (never logged).")
+    comment: FreeText | None = Field(default=None, description="The customer's free-text comment (never logged).")
 
 
 class ReviewData(CommonSignalData):
@@ -118,9 +166,9 @@ class ReviewData(CommonSignalData):
     TEXT_FIELD: ClassVar[str | None] = "text"
 
     rating: StrictInt = Field(ge=1, le=5, description="The star rating, an integer from 1 to 5.")
-    platform: str | None = Field(default=None, description="Where the review was posted, e.g. google.")
-    text: str | None = Field(default=None, description="The review text (never logged).")
-    url: str | None = Field(default=None, description="Link to the review.")
+    platform: ShortText | None = Field(default=None, description="Where the review was posted, e.g. google.")
+    text: FreeText | None = Field(default=None, description="The review text (never logged).")
+    url: ShortText | None = Field(default=None, description="Link to the review.")
 
 
 class CallbackData(CommonSignalData):
@@ -128,8 +176,8 @@ class CallbackData(CommonSignalData):
 
     TEXT_FIELD: ClassVar[str | None] = "reason"
 
-    original_job_id: NonEmptyStr = Field(description="The job that had to be redone.")
-    reason: str | None = Field(
+    original_job_id: ShortIdentifier = Field(description="The job that had to be redone.")
+    reason: FreeText | None = Field(
         default=None, description="Why a callback was needed, free text (never logged)."
     )
     days_since_visit: StrictInt | None = Field(
@@ -142,27 +190,27 @@ class TicketData(CommonSignalData):
 
     TEXT_FIELD: ClassVar[str | None] = "text"
 
-    ticket_id: NonEmptyStr = Field(description="The ticket's id in the support system.")
+    ticket_id: ShortIdentifier = Field(description="The ticket's id in the support system.")
     priority: TicketPriority | None = Field(default=None, description="The ticket's priority.")
     escalated: bool = Field(default=False, strict=True, description="Whether the ticket has been escalated.")
-    text: str | None = Field(default=None, description="The ticket's description, free text (never logged).")
+    text: FreeText | None = Field(default=None, description="The ticket's description, free text (never logged).")
 
 
 class CloudEventAttributes(WireModel):
     """The CloudEvents 1.0 context attributes this service reads; extension attributes are ignored."""
 
     specversion: Literal["1.0"] = Field(description="The CloudEvents specification version, always 1.0.")
-    id: NonEmptyStr = Field(description="Unique per source; (source, id) is the idempotency key.")
-    source: NonEmptyStr = Field(description="URI-reference of the producing system, e.g. /crm/complaints.")
-    type: NonEmptyStr = Field(description="The event type, e.g. recovery.signal.complaint.")
-    time: Rfc3339Time = Field(description="When the signal occurred: RFC 3339 with an offset (kept in UTC).")
-    subject: NonEmptyStr | None = Field(
+    id: Identifier = Field(description="Unique per source; (source, id) is the idempotency key.")
+    source: Identifier = Field(description="URI-reference of the producing system, e.g. /crm/complaints.")
+    type: ShortText = Field(min_length=1, description="The event type, e.g. recovery.signal.complaint.")
+    time: SignalTime = Field(description="When the signal occurred: RFC 3339 with an offset (kept in UTC).")
+    subject: Identifier | None = Field(
         default=None, description="The customer id; optional, but if present it must equal data.customer_id."
     )
-    datacontenttype: str | None = Field(
+    datacontenttype: ShortText | None = Field(
         default=None, description="Media type of data; application/json when present."
     )
-    dataschema: str | None = Field(default=None, description="URI of the schema data adheres to.")
+    dataschema: ShortText | None = Field(default=None, description="URI of the schema data adheres to.")
 
 
 DataT = TypeVar("DataT")
