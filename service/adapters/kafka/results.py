@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -20,6 +22,9 @@ from service.adapters.kafka.wire import NonEmptyStr, WireModel
 from service.adapters.retry import retrying
 from service.app.commands import CaseNotFound
 from service.domain.errors import DomainError
+from service.observability import ISOLATED_RECORDS
+
+log = structlog.get_logger()
 
 SETTLED: Final = "recovery.compensation.settled"
 FAILED: Final = "recovery.compensation.failed"
@@ -87,9 +92,17 @@ class ResultsConsumer:
         except (InvalidMessage, DomainError, CaseNotFound) as e:
             reason = e.reason if isinstance(e, InvalidMessage) else str(e)
             await dead_letter(self.producer, self.dlq_topic, record, reason)
+        except Exception as e:  # a bug this answer triggers: isolate it (transient faults were waited out)
+            ISOLATED_RECORDS.labels("billing_result").inc()
+            log.error("record_isolated", stage="billing_result", offset=record.offset, error=type(e).__name__)
+            await dead_letter(self.producer, self.dlq_topic, record, f"processing_failed: {type(e).__name__}")
         consumer = self.subscriber.consumer
-        if consumer is not None:
+        if consumer is None:
+            return
+        try:
             await consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+        except KafkaError as e:  # the effect is idempotent: a re-read after a rebalance changes nothing
+            log.warning("kafka_commit_failed", error=type(e).__name__)
 
 
 async def _record_as_it_is(record: Any, _faststream_parser: Any) -> FastStreamKafkaMessage:
