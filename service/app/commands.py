@@ -32,7 +32,7 @@ class CaseNotFound(LookupError):
 
 
 class CommandTransaction(Protocol):
-    async def prior_answer(self, actor: str, key: str) -> tuple[str, Answer] | None: ...
+    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None: ...
 
     async def case(self, case_id: str) -> CaseState | None: ...
 
@@ -46,7 +46,7 @@ class CommandTransaction(Protocol):
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None: ...
 
-    async def remember(self, actor: str, key: str, command: str, answer: Answer) -> None: ...
+    async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None: ...
 
     async def resolved_with(self, root_cause: str, since: datetime) -> list[str]: ...
 
@@ -69,6 +69,11 @@ class Command:
     trends: TrendPolicy = TrendPolicy()
     opens_for: str | None = None  # a customer id: the command opens that customer's next case
     opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
+
+    @property
+    def target(self) -> str:
+        """What an Idempotency-Key is scoped to, with the actor: the case, or the customer a case is opened for."""
+        return self.case_id if self.opens_for is None else f"customer/{self.opens_for}"
 
 
 async def _watch_trend(tx: CommandTransaction, tag: str, policy: TrendPolicy) -> None:
@@ -96,7 +101,7 @@ async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, ren
 async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
     async with store.transaction() as tx:
         if command.idempotency_key is not None:
-            prior = await tx.prior_answer(command.actor, command.idempotency_key)
+            prior = await tx.prior_answer(command.actor, command.target, command.idempotency_key)
             if prior is not None:
                 return _same_command(prior, command)
         if command.opens_for is not None:
@@ -110,7 +115,7 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
         state = await _append(tx, before, events, sla, command.trends)
         answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
         if command.idempotency_key is not None:
-            await tx.remember(command.actor, command.idempotency_key, command.name, answer)
+            await tx.remember(command.actor, command.target, command.idempotency_key, command.name, answer)
     return answer
 
 

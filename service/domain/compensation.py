@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +19,10 @@ from service.domain.events import (
     CompensationRequested,
     CompensationSettled,
 )
+from service.domain.money import quantize_amount
 from service.domain.workflow import RESOLVERS, Actor
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_REQUEST_NAMESPACE = uuid.UUID("3b9d7e2a-6c41-4f58-8a0d-5e7f1c2b9a63")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,16 @@ class CompensationLimits:
         return limit is None or amount <= limit
 
 
+def compensation_request_id(case_id: str, actor: str, idempotency_key: str | None, ordinal: int) -> str:
+    """Billing's request id: unique across all cases, and the same whenever the same actor repeats a key on a case.
+
+    With an Idempotency-Key it is a uuid5 of (case, actor, key); without one, of (case, the request's
+    number on the case). Billing dedupes on it, so it must never name two requests.
+    """
+    name = [case_id, actor, idempotency_key] if idempotency_key is not None else [case_id, ordinal]
+    return str(uuid.uuid5(_REQUEST_NAMESPACE, json.dumps(name)))
+
+
 def decide_request_compensation(
     state: CaseState,
     request_id: str,
@@ -51,7 +63,7 @@ def decide_request_compensation(
     """Within the actor's limit and the stake it goes to billing at once; otherwise it waits for approval."""
     if state.status is CaseStatus.CLOSED:
         raise WrongState("the case is closed")
-    _check_amount(state, amount, currency)
+    amount = _checked_amount(state, amount, currency)
     if any(c.request_id == request_id for c in state.compensations):
         return []  # the same request again: billing must never see it twice
     waits = []
@@ -122,11 +134,9 @@ def decide_compensation_result(
     return [CompensationFailed(case_id=state.case_id, at=now, request_id=request_id, reason=detail)]
 
 
-def _check_amount(state: CaseState, amount: Decimal, currency: str) -> None:
-    if not amount.is_finite() or amount <= 0:
-        raise InvalidValue("amount must be a positive decimal", "amount")
-    if not _CURRENCY.match(currency):
-        raise InvalidValue("currency must be an ISO 4217 code such as EUR", "currency")
+def _checked_amount(state: CaseState, amount: Decimal, currency: str) -> Decimal:
+    quantized = quantize_amount(amount, currency)
     stake = state.amount_at_stake
     if stake is not None and stake.currency != currency:
         raise InvalidValue(f"the case's amount at stake is in {stake.currency}; compensate in it", "currency")
+    return quantized

@@ -26,17 +26,77 @@ def openapi() -> dict:  # type: ignore[type-arg]
     return http_app(Service(settings), settings).openapi()
 
 
+def operations_of(document: dict) -> dict:  # type: ignore[type-arg]
+    return {(method, path): op for path, item in document["paths"].items() for method, op in item.items()}
+
+
 def test_every_contract_endpoint_is_documented_with_its_answers_and_refusals() -> None:
-    document = openapi()
-    operations = {
-        (method, path): op for path, item in document["paths"].items() for method, op in item.items()
-    }
+    operations = operations_of(openapi())
     assert set(operations) >= CONTRACT
     for key in CONTRACT:
         responses = operations[key]["responses"]
-        assert {"401", "403"} <= set(responses), key
+        assert {"401", "422", "503"} <= set(responses), key
         success = responses.get("200") or responses.get("201")
         assert success and "$ref" in str(success["content"]), key
-        assert responses["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
         if key[0] == "post":
-            assert "422" in responses and "Idempotency-Key" in str(operations[key].get("parameters", [])), key
+            assert {"403", "409", "413"} <= set(responses), key
+            assert "Idempotency-Key" in str(operations[key].get("parameters", [])), key
+        if "{case_id}" in key[1]:
+            assert "404" in responses, key
+    assert "400" in operations[("get", "/v1/cases")]["responses"]  # a cursor the API did not issue
+
+
+def test_every_refusal_is_documented_as_error_body_and_fastapis_own_422_shape_is_gone() -> None:
+    document = openapi()
+    for key, operation in operations_of(document).items():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("/ErrorBody"), (key, status)
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+    error = document["components"]["schemas"]["ErrorBody"]
+    assert set(error["required"]) == {"error", "detail", "field"}
+
+
+def test_the_bearer_scheme_is_documented_and_required_by_every_v1_operation() -> None:
+    document = openapi()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    for key, operation in operations_of(document).items():
+        assert key[1].startswith("/v1/") and operation["security"] == [{"bearer": []}], key
+
+
+def test_every_string_a_command_takes_has_a_documented_bound() -> None:
+    from service.adapters.http.bounds import MAX_ID_LENGTH, MAX_OWNER_LENGTH, MAX_TEXT_LENGTH
+    from service.domain.money import MAX_AMOUNT
+
+    document = openapi()
+    schemas = document["components"]["schemas"]
+    for name in (
+        "AssignBody",
+        "OutcomeBody",
+        "ResolveBody",
+        "CompensationBody",
+        "FollowUpBody",
+        "ReopenBody",
+        "OpenBody",
+    ):
+        assert schemas[name]["additionalProperties"] is False, name
+        for field, schema in schemas[name]["properties"].items():
+            for option in schema.get("anyOf", [schema]):
+                if option.get("type") == "string" and "enum" not in option and field != "amount":
+                    assert option["maxLength"] in (MAX_ID_LENGTH, MAX_OWNER_LENGTH, MAX_TEXT_LENGTH, 3), (
+                        name,
+                        field,
+                    )
+                    assert "pattern" in option, (name, field)
+    amount = schemas["CompensationBody"]["properties"]["amount"]
+    assert {"type": "number", "exclusiveMinimum": 0.0, "maximum": float(MAX_AMOUNT)} in amount["anyOf"]
+    for key, operation in operations_of(document).items():
+        for parameter in operation.get("parameters", []):
+            for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
+                if option.get("type") == "string" and "enum" not in option and "format" not in option:
+                    assert option["maxLength"] <= 1000 and "pattern" in option, (key, parameter["name"])

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.cloudevents import encode_binary
+from service.adapters.postgres.command_store import PostgresCommandStore
 from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
+from tests.integration.api_only import api_over
 from tests.support import AGENT, AUTH, MANAGER, eventually, publish, signal_event
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -56,17 +60,21 @@ async def test_compensation_within_limits_goes_at_once_above_waits_for_approval_
     path = f"/v1/cases/{case['case_id']}/compensations"
     small = {"kind": "credit", "amount": "40.00", "currency": "EUR", "reason": "goodwill"}
     large = {"kind": "refund", "amount": "400.00", "currency": "EUR", "reason": "full repair cost"}
-    assert (await api.post(path, json=small, headers={**AGENT, "Idempotency-Key": "c-1"})).status_code == 200
+    first = await api.post(path, json=small, headers={**AGENT, "Idempotency-Key": "c-1"})
+    assert first.status_code == 200
     waiting = await api.post(path, json=large, headers={**AGENT, "Idempotency-Key": "c-2"})
-    [_, held] = waiting.json()["compensations"]
+    [within, held] = waiting.json()["compensations"]
     assert (
         held["status"] == "awaiting_approval" and len(held["needs_approval"]) == 2
     )  # agent limit and 1.5x stake
-    assert (await api.post(f"{path}/c-2/approve", headers=AGENT)).status_code == 403
-    approved = await api.post(f"{path}/c-2/approve", headers=MANAGER)
+    c1, c2 = within["request_id"], held["request_id"]
+    assert len({c1, c2, "c-1", "c-2"}) == 4  # billing's ids are the service's own, not the callers' keys
+    assert (await api.post(f"{path}/{c2}/approve", headers=AGENT)).status_code == 403
+    approved = await api.post(f"{path}/{c2}/approve", headers=MANAGER)
     assert approved.json()["compensations"][1]["status"] == "requested"
-    assert (await api.post(f"{path}/c-2/approve", headers=MANAGER)).status_code == 200  # again: nothing new
-    assert (await api.post(path, json=small, headers={**AGENT, "Idempotency-Key": "c-1"})).status_code == 200
+    assert (await api.post(f"{path}/{c2}/approve", headers=MANAGER)).status_code == 200  # again: nothing new
+    again = await api.post(path, json=small, headers={**AGENT, "Idempotency-Key": "c-1"})
+    assert again.status_code == 200 and again.json() == first.json()
 
     requests = AIOKafkaConsumer(
         settings.topic_compensation_requests, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest"
@@ -84,16 +92,17 @@ async def test_compensation_within_limits_goes_at_once_above_waits_for_approval_
     finally:
         await requests.stop()
     bodies = {json.loads(r.value)["request_id"]: json.loads(r.value) for r in seen}
-    assert len(seen) == 2 and set(bodies) == {"c-1", "c-2"}
-    assert bodies["c-1"]["approved_by"] == "ana" and bodies["c-2"]["approved_by"] == "mia"
+    assert len(seen) == 2 and set(bodies) == {c1, c2}
+    assert bodies[c1]["approved_by"] == "ana" and bodies[c2]["approved_by"] == "mia"
+    assert bodies[c1]["amount"] == "40.00" and bodies[c2]["amount"] == "400.00"
     validator = Draft202012Validator(
         json.loads((SCHEMAS / "outgoing/compensation.requested.data.schema.json").read_text())
     )
     for body in bodies.values():
         validator.validate(body)
 
-    await billing_answer(producer, settings, "settled", {"request_id": "c-1", "reference": "PAY-77"})
-    await billing_answer(producer, settings, "failed", {"request_id": "c-2", "reason": "card expired"})
+    await billing_answer(producer, settings, "settled", {"request_id": c1, "reference": "PAY-77"})
+    await billing_answer(producer, settings, "failed", {"request_id": c2, "reason": "card expired"})
 
     async def landed() -> list[dict[str, Any]] | None:
         comps = (await api.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()["compensations"]
@@ -119,3 +128,111 @@ async def test_a_bad_compensation_request_is_refused_naming_the_field(
     answer = await api.post(f"/v1/cases/{case['case_id']}/compensations", json=body, headers=AGENT)
     assert answer.status_code == 422 and answer.json()["field"] == field
     assert (await api.get(f"/v1/cases/{case['case_id']}", headers=AGENT)).json()["compensations"] == []
+
+
+@pytest.fixture
+async def api_alone(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API over PostgreSQL alone: amounts and request ids need no broker."""
+    async with api_over(pool, database_url) as client:
+        yield client
+
+
+async def open_by_hand(api: httpx.AsyncClient, customer: str) -> str:
+    body = {"customer_id": customer, "severity": "major", "reason": "escalated"}
+    opened = await api.post("/v1/cases", json=body, headers=MANAGER)
+    assert opened.status_code == 201
+    return opened.json()["case_id"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("content", "currency", "stored"),
+    [
+        ('"1E+1"', "EUR", "10.00"),
+        ("12.5", "EUR", "12.50"),
+        ("40", "EUR", "40.00"),
+        ('"10.500"', "EUR", "10.50"),
+        ('"1E+3"', "JPY", "1000"),
+        ('"1.234"', "BHD", "1.234"),
+    ],
+)
+async def test_an_amount_is_stored_and_shown_in_its_currencys_minor_unit_in_plain_notation(
+    api_alone: httpx.AsyncClient, content: str, currency: str, stored: str
+) -> None:
+    case_id = await open_by_hand(api_alone, f"amount-{currency}")
+    body = f'{{"kind": "credit", "amount": {content}, "currency": "{currency}", "reason": "goodwill"}}'
+    answer = await api_alone.post(
+        f"/v1/cases/{case_id}/compensations",
+        content=body,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["compensations"][0]["amount"] == stored
+    events = (await api_alone.get(f"/v1/cases/{case_id}", headers=AUTH)).json()["events"]
+    [requested] = [e for e in events if e["type"] == "case.compensation_requested"]
+    assert requested["data"]["amount"] == stored
+
+
+@pytest.mark.parametrize(
+    ("content", "currency", "field"),
+    [
+        ('"0.1234567"', "EUR", "amount"),
+        ('"1e-7"', "EUR", "amount"),
+        ("1e-7", "EUR", "amount"),
+        ("1.07e308", "EUR", "amount"),
+        ('"1.07e308"', "EUR", "amount"),
+        ("100000000.000000001", "EUR", "amount"),  # a float would have read 100000000.0 and said yes
+        ('"1000000000.01"', "EUR", "amount"),
+        ('"100.5"', "JPY", "amount"),
+        ('"0"', "EUR", "amount"),
+        ('"ten"', "EUR", "amount"),
+        ('"10"', "XXE", "currency"),
+        ("1.07e308", "XXE", "amount"),  # both out of bounds: the first one is named
+        ('"10"', "XAU", "currency"),
+    ],
+)
+async def test_an_amount_outside_its_currencys_bounds_or_an_unknown_currency_is_refused_naming_it(
+    api_alone: httpx.AsyncClient, content: str, currency: str, field: str
+) -> None:
+    case_id = await open_by_hand(api_alone, "amount-refused")
+    body = f'{{"kind": "refund", "amount": {content}, "currency": "{currency}", "reason": "x"}}'
+    answer = await api_alone.post(
+        f"/v1/cases/{case_id}/compensations",
+        content=body,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
+    assert (await api_alone.get(f"/v1/cases/{case_id}", headers=AUTH)).json()["compensations"] == []
+
+
+async def test_the_same_idempotency_key_on_two_cases_makes_two_requests_each_with_its_own_request_id(
+    api_alone: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    cases = [await open_by_hand(api_alone, customer) for customer in ("twin-1", "twin-2")]
+    body = {"kind": "refund", "amount": "400.00", "currency": "EUR", "reason": "repair cost"}
+    key = {"Idempotency-Key": "refund-1"}
+    answers = [
+        await api_alone.post(f"/v1/cases/{c}/compensations", json=body, headers={**AGENT, **key})
+        for c in cases
+    ]
+    assert [a.json()["case_id"] for a in answers] == cases
+    [first], [second] = (a.json()["compensations"] for a in answers)
+    assert first["request_id"] != second["request_id"]
+    repeated = await api_alone.post(
+        f"/v1/cases/{cases[0]}/compensations", json=body, headers={**AGENT, **key}
+    )
+    assert repeated.json() == answers[0].json()
+    without_key = await api_alone.post(f"/v1/cases/{cases[0]}/compensations", json=body, headers=AGENT)
+    ids = [c["request_id"] for c in without_key.json()["compensations"]]
+    assert len(ids) == 2 and len({*ids, second["request_id"]}) == 3
+
+    store = PostgresCommandStore(pool)
+    for case_id, request in zip(cases, (first, second), strict=True):
+        assert await store.case_for_request(request["request_id"]) == case_id
+        approved = await api_alone.post(
+            f"/v1/cases/{case_id}/compensations/{request['request_id']}/approve", headers=MANAGER
+        )
+        assert approved.status_code == 200 and approved.json()["compensations"][0]["status"] == "requested"
+    mine = await api_alone.post(
+        f"/v1/cases/{cases[1]}/compensations/{first['request_id']}/approve", headers=MANAGER
+    )
+    assert mine.status_code == 422 and mine.json()["field"] == "request_id"  # another case's request

@@ -79,9 +79,17 @@ class CasePage(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="Machine-readable reason, e.g. not_found, unauthenticated, missing_field.")
-    detail: str
-    field: str | None = Field(default=None, description="The request field at fault, when there is one.")
+    """Every refusal, whatever its status: 4xx for the caller's request, 503 while the database is away."""
+
+    error: str = Field(
+        description="Machine-readable reason: unauthenticated, not_allowed, not_found, invalid_request, "
+        "unknown_field, invalid_json, missing_field, invalid_value, wrong_state, invalid_cursor, body_too_large, "
+        "unavailable."
+    )
+    detail: str = Field(description="A sentence for people saying why.")
+    field: str | None = Field(
+        description="The parameter, header or body field at fault (`body` for the body as a whole), or null."
+    )
 
 
 class RootCauseCount(BaseModel):

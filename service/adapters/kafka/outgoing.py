@@ -14,6 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, NoReturn
 
 from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
@@ -237,6 +238,15 @@ def _goes_to_billing(stored_type: str, data: dict[str, Any]) -> bool:
     return stored_type == "case.compensation_approved"
 
 
+def _plain_amount(amount: Any) -> str:
+    """Plain notation, as billing's schema wants (an amount stored as 1E+1 goes out as 10); anything else as it is."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    return format(value, "f") if value.is_finite() and -18 < value.adjusted() < 18 else str(amount)
+
+
 def _compensation_message(
     event: LoggedEvent, data: dict[str, Any], topic: str, source: str
 ) -> OutgoingMessage:
@@ -246,7 +256,7 @@ def _compensation_message(
     }
     try:
         request = CompensationRequestData.model_validate(
-            {**fields, "amount": str(data.get("amount")), "approved_by": data.get("actor")}
+            {**fields, "amount": _plain_amount(data.get("amount")), "approved_by": data.get("actor")}
         )
     except ValidationError as error:
         _invalid(event, _reason(error))

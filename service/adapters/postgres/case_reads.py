@@ -67,7 +67,10 @@ def encode_cursor(deadline: datetime, case_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         deadline, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(deadline), case_id
+        at = datetime.fromisoformat(deadline)
+        if at.tzinfo is None or not case_id.isprintable():  # never one this API issued; PostgreSQL refuses NUL
+            raise ValueError("forged cursor")
+        return at, case_id
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidCursor("cursor is not one this API issued") from e
 

@@ -24,9 +24,12 @@ class PostgresCommandTransaction:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def prior_answer(self, actor: str, key: str) -> tuple[str, Answer] | None:
+    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None:
         row = await self._conn.fetchrow(
-            "SELECT command, status, body FROM command_answers WHERE actor = $1 AND key = $2", actor, key
+            "SELECT command, status, body FROM command_answers WHERE actor = $1 AND target = $2 AND key = $3",
+            actor,
+            target,
+            key,
         )
         return None if row is None else (row["command"], Answer(row["status"], json.loads(row["body"])))
 
@@ -56,11 +59,13 @@ class PostgresCommandTransaction:
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
 
-    async def remember(self, actor: str, key: str, command: str, answer: Answer) -> None:
+    async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None:
         try:
             await self._conn.execute(
-                "INSERT INTO command_answers (actor, key, command, status, body) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO command_answers (actor, target, key, command, status, body)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
                 actor,
+                target,
                 key,
                 command,
                 answer.status,

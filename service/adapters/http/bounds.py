@@ -1,0 +1,94 @@
+"""Every bound on what the HTTP API accepts, in one place; the OpenAPI document shows each one.
+
+Outside a bound a request is refused with 422 naming the field, before anything is read or stored.
+The amount's bounds (minor unit, maximum) are the domain's: service/domain/money.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, Path, Query
+from pydantic import Field
+
+MAX_ID_LENGTH = 200  # case, step and request ids, customer ids, root-cause tags, Idempotency-Key
+MAX_OWNER_LENGTH = 200  # the owner a case is assigned to
+MAX_TEXT_LENGTH = 4000  # staff free text: notes, reasons, prevention actions
+MAX_CURSOR_LENGTH = 1000  # the paging cursor the API issued
+MAX_BODY_BYTES = 64 * 1024  # a whole request body: the largest valid one is far smaller
+
+# Ids and names: no control characters at all (C0, DEL, C1), which PostgreSQL and log lines choke on.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Free text: tab, line feed and carriage return are fine, every other control character is refused.
+TEXT_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def id_field(description: str, **extra: Any) -> Any:
+    return Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description=description,
+        **extra,
+    )
+
+
+def text_field(description: str, required: bool = True, **extra: Any) -> Any:
+    return Field(
+        min_length=1 if required else 0,
+        max_length=MAX_TEXT_LENGTH,
+        pattern=TEXT_CHARACTERS,
+        description=description,
+        **extra,
+    )
+
+
+Owner = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_OWNER_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Who owns the case from now on.",
+    ),
+]
+
+CaseId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_CONTROL_CHARACTERS, description="The case id."),
+]
+StepId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="The step's id on its case: step-1, step-2, ...",
+    ),
+]
+RequestId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="The compensation's `request_id`, as the case shows it.",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Scoped to the actor and the case (or, when opening, the customer): repeat it to get "
+        "the first answer back without a second change. The same key on another case is another command.",
+    ),
+]
+
+
+def query_id(description: str) -> Any:
+    return Query(
+        min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_CONTROL_CHARACTERS, description=description
+    )
