@@ -151,10 +151,12 @@ async def end_to_end(
     count: int,
     batch: int,
     roles: list[dict[str, str]] = ONE,
+    build: str | None = None,
 ) -> tuple[float, float, int]:
     """(signals/s once the group has settled until the last is stored, signals/s from process start, peak RSS).
 
-    Each process is a `recovery serve` with the given extra settings, in the same consumer group.
+    Each process is a `recovery serve` with the given extra settings, in the same consumer group; `build` is
+    the folder of another checkout to run instead of this one (bench/compare.py).
     """
     cpu_before = {name: cpu_seconds(name) for name in ("postgres", "tansu")}
     psutil.cpu_percent()
@@ -168,6 +170,7 @@ async def end_to_end(
             env={**os.environ, **service_env(bootstrap, dsn, topics, batch, group, port), **extra},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            cwd=build,
         )
         for port, extra in zip(ports, roles, strict=True)
     ]

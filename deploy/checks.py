@@ -275,14 +275,14 @@ def check_alerts(report: Report) -> None:
     report.check(
         not stale, "every runbook section belongs to an alert", f"sections without an alert: {stale}"
     )
-    production = (REPO / "README.md").read_text(encoding="utf-8").partition("\n## Production\n")[2]
+    production = (REPO / "docs" / "operators.md").read_text(encoding="utf-8").partition("\n## Production\n")[2]
     unlisted = [
         n
         for n in names
-        if f"| {n} |" not in production or f"(deploy/RUNBOOK.md#{github_anchor(n)})" not in production
+        if f"| {n} |" not in production or f"(../deploy/RUNBOOK.md#{github_anchor(n)})" not in production
     ]
     report.check(
-        not unlisted, "the README's Production section lists every alert with its runbook link", str(unlisted)
+        not unlisted, "docs/operators.md's Production section lists every alert with its runbook link", str(unlisted)
     )
     check_scrape_jobs(report)
 
