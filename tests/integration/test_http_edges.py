@@ -243,3 +243,15 @@ async def test_an_idempotency_key_is_scoped_to_its_actor_and_its_case(api: httpx
     assert len(by_someone_else.json()["steps"]) == 2
     reused = await api.post(f"/v1/cases/{first['case_id']}/acknowledge", headers={**AGENT, **key})
     refused(reused, 422, "invalid_value", "Idempotency-Key")
+
+
+async def test_while_the_database_is_away_reads_and_commands_answer_503_in_the_same_shape(
+    database_url: str,
+) -> None:
+    away = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    await away.close()  # every use now fails the way a lost connection does (asyncpg.InterfaceError)
+    async with api_over(away, database_url) as api:
+        answer = await api.get("/v1/cases", headers=AUTH)
+        refused(answer, 503, "unavailable")
+        assert answer.headers["retry-after"] == "1"
+        refused(await api.post("/v1/cases/x/acknowledge", headers=AGENT), 503, "unavailable")
