@@ -298,4 +298,6 @@ def http_app(
         compensation_limits(settings),
         trends,
     )
-    return create_app(service.reads, settings.api_tokens, service.ready, lifespan, service.alive, [commands])
+    return create_app(
+        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, [commands]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -43,6 +44,7 @@ from service.domain.case import CaseStatus
 from service.domain.severity import Severity
 from service.observability import OPEN_CASES
 
+_UNAVAILABLE: tuple[type[BaseException], ...] = (*TRANSIENT, TimeoutError)
 BAD_CURSOR: Responses = {400: refusal("The cursor is not one this API issued (`error` is `invalid_cursor`).")}
 # Deadlines PostgreSQL and Python both hold, with room for any time zone.
 EARLIEST, LATEST = "1900-01-01T00:00:00Z", "9000-01-01T00:00:00Z"
@@ -54,7 +56,7 @@ def create_app(
     tokens: dict[str, ApiToken],
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-    alive: Callable[[], bool] = lambda: True,
+    failures: Callable[[], list[str]] = list,
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     app = FastAPI(
@@ -73,22 +75,25 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        if not alive():
-            return JSONResponse(
-                {"status": "failed", "detail": "the consumer stopped on a batch; see logs"}, 503
-            )
+        """Alive unless a loop stopped on an error that belongs to no record: then restart the process."""
+        stopped = failures()
+        if stopped:
+            return JSONResponse({"status": "failed", "failed": stopped}, 503)
         return JSONResponse({"status": "alive"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        """Each dependency this process needs, "up" or "down"; answers within two seconds whatever they do."""
         checks = await ready()
-        return JSONResponse({"ready": all(checks.values()), **checks}, 200 if all(checks.values()) else 503)
+        body = {"ready": all(checks.values()), **{k: "up" if up else "down" for k, up in checks.items()}}
+        return JSONResponse(body, 200 if all(checks.values()) else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await ready()  # recovery_ready{dependency}, as /readyz sees it now
         try:
-            counts = await reads_of().open_cases_by_severity()
-        except TRANSIENT:  # still serve the process's own metrics while the database is away
+            counts = await asyncio.wait_for(reads_of().open_cases_by_severity(), 2)
+        except _UNAVAILABLE:  # still serve the process's own metrics while the database is away
             counts = None
         for severity in Severity:
             if counts is not None:
