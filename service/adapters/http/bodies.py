@@ -1,0 +1,70 @@
+"""The command bodies: strict (an unknown field is refused naming it) and bounded (see bounds.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.adapters.http.bounds import Owner, id_field, text_field
+from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
+from service.domain.money import MAX_AMOUNT
+from service.domain.severity import Severity
+from service.domain.signals import Channel, Tier
+
+
+class CommandBody(BaseModel):
+    """A command's body: a field it does not know is refused (422 naming it), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssignBody(CommandBody):
+    owner: Owner
+
+
+class StepBody(CommandBody):
+    kind: StepKind
+
+
+class OutcomeBody(CommandBody):
+    outcome: StepOutcome
+    notes: str = text_field("What happened (staff notes).", required=False, default="")
+
+
+class ResolveBody(CommandBody):
+    resolution_type: ResolutionType | None = None
+    root_cause: str | None = id_field("A tag from the configured root-cause taxonomy.", default=None)
+    prevention_action: str | None = text_field("What changes so it does not happen again.", default=None)
+
+
+class CompensationBody(CommandBody):
+    kind: CompensationKind
+    amount: Decimal = Field(
+        gt=0,
+        le=MAX_AMOUNT,
+        description='In the case\'s currency, as a JSON string or number, e.g. "120.00": no more decimals than'
+        f" the currency's ISO 4217 minor unit (EUR 2, JPY 0, BHD 3), at most {MAX_AMOUNT:f}. Stored and sent to"
+        " billing in that minor unit, in plain notation.",
+    )
+    currency: str = Field(
+        min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="A current ISO 4217 code, e.g. EUR."
+    )
+    reason: str = text_field("Why, for billing and the case history.")
+
+
+class FollowUpBody(CommandBody):
+    satisfied: bool
+    notes: str = text_field("What the customer said.", required=False, default="")
+
+
+class ReopenBody(CommandBody):
+    reason: str = text_field("Why the case is reopened.")
+
+
+class OpenBody(CommandBody):
+    customer_id: str = id_field("The customer the case is about.")
+    severity: Severity
+    channel: Channel | None = None
+    customer_tier: Tier = Tier.STANDARD
+    reason: str = text_field("Why staff open it (internal escalation).")
