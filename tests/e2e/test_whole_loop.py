@@ -120,7 +120,8 @@ async def loop(
         f"{path}/compensations", json=comp, headers={**AGENT, "Idempotency-Key": "loop-refund"}
     )
     assert held.json()["compensations"][0]["status"] == "awaiting_approval"
-    assert (await api.post(f"{path}/compensations/loop-refund/approve", headers=AUTH)).status_code == 200
+    request_id = held.json()["compensations"][0]["request_id"]  # the service's own, unique across cases
+    assert (await api.post(f"{path}/compensations/{request_id}/approve", headers=AUTH)).status_code == 200
 
     headers, body = encode_binary(
         id="bill-1",
@@ -128,7 +129,7 @@ async def loop(
         type="recovery.compensation.settled",
         subject="loop-1",
         time=datetime.now(UTC),
-        data={"request_id": "loop-refund", "reference": "PAY-9"},
+        data={"request_id": request_id, "reference": "PAY-9"},
     )
     await producer.send_and_wait(settings.topic_compensation_results, body, key=b"loop-1", headers=headers)
 
