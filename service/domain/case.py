@@ -149,14 +149,38 @@ def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
     )
 
 
-def reopens(state: CaseState | None, signal: Signal, sla: SlaPolicy) -> bool:
-    """A signal within the reopen window after resolution reopens the case instead of opening a new one."""
-    return (
-        state is not None
-        and state.status is CaseStatus.RESOLVED
-        and state.resolved_at is not None
-        and signal.occurred_at - state.resolved_at <= sla.reopen_window
-    )
+class Placement(StrEnum):
+    """Where a failure signal goes: a new case, the customer's latest case, or that case reopened."""
+
+    OPEN_NEW = "open_new"
+    ATTACH = "attach"
+    REOPEN = "reopen"
+
+
+def placement(state: CaseState | None, signal: Signal, sla: SlaPolicy) -> Placement:
+    """A signal attaches to an open case; within the reopen window after a resolution it reopens the case
+    (resolved, or closed by a follow-up: the window counts from the resolution); a signal dated at or before
+    that resolution is one the resolution answered, so it is recorded on the case and reopens nothing;
+    otherwise it opens the customer's next case."""
+    if state is None:
+        return Placement.OPEN_NEW
+    if state.status is CaseStatus.OPEN:
+        return Placement.ATTACH
+    resolved_at = state.resolved_at
+    if resolved_at is None:
+        return Placement.OPEN_NEW
+    if signal.occurred_at <= resolved_at:
+        return Placement.ATTACH
+    start = sla.clock_start(signal.occurred_at, signal.received_at)
+    return Placement.REOPEN if start - resolved_at <= sla.reopen_window else Placement.OPEN_NEW
+
+
+def clocked(signal: Signal, classification: Classification, sla: SlaPolicy) -> Classification:
+    """The classification with the clock rule that moved the signal's clocks to its arrival, if one did."""
+    rule = sla.clock_rule(signal.occurred_at, signal.received_at)
+    if rule is None or classification.severity is None:
+        return classification
+    return replace(classification, reasons=(*classification.reasons, rule))
 
 
 def decide_signal(
@@ -164,21 +188,26 @@ def decide_signal(
 ) -> list[CaseEvent]:
     """Open, attach, escalate or reopen; a non-failure decides nothing.
 
-    Redelivered signals never get here: intake drops every (source, id) it has applied before.
+    Redelivered signals never get here: intake drops every (source, id) it has applied before. The
+    classification carries every reason recorded on the signal, the clock rule's too (see `clocked`).
     """
     if classification.severity is None:
         return []
     ref = signal_ref(signal, classification)
-    if state is not None and state.status is CaseStatus.OPEN:
-        return _attach(state, ref, classification, sla, now)
-    if state is not None and reopens(state, signal, sla):
+    where = placement(state, signal, sla)
+    if where is Placement.OPEN_NEW or state is None:
+        return [_open(state, signal, ref, sla, now)]
+    if where is Placement.REOPEN:
         return [_reopen(state, ref, sla, now)]
-    return [_open(state, signal, ref, sla, now)]
+    if state.status is not CaseStatus.OPEN:  # dated before the resolution: recorded, nothing else
+        return [SignalAttached(case_id=state.case_id, at=now, signal=ref)]
+    return _attach(state, ref, classification, sla, now)
 
 
 def _open(
     previous: CaseState | None, signal: Signal, ref: SignalRef, sla: SlaPolicy, now: datetime
 ) -> CaseOpened:
+    start = sla.clock_start(signal.occurred_at, signal.received_at)
     ordinal = previous.ordinal + 1 if previous else 1
     return CaseOpened(
         case_id=case_id_for(signal.customer_id, ordinal),
@@ -189,9 +218,9 @@ def _open(
         channel=signal.channel,
         severity=ref.severity,
         signal=ref,
-        opened_at=signal.occurred_at,
-        first_response_deadline=sla.first_response_deadline(signal.channel, signal.occurred_at),
-        resolution_deadline=sla.resolution_deadline(ref.severity, signal.occurred_at),
+        opened_at=start,
+        first_response_deadline=sla.first_response_deadline(signal.channel, start),
+        resolution_deadline=sla.resolution_deadline(ref.severity, start),
     )
 
 
@@ -200,9 +229,8 @@ def _attach(
 ) -> list[CaseEvent]:
     events: list[CaseEvent] = [SignalAttached(case_id=state.case_id, at=now, signal=ref)]
     if ref.severity > state.severity:
-        deadline = tightened(
-            state.resolution_deadline, sla.resolution_deadline(ref.severity, ref.occurred_at)
-        )
+        start = sla.clock_start(ref.occurred_at, ref.received_at)
+        deadline = tightened(state.resolution_deadline, sla.resolution_deadline(ref.severity, start))
         events.append(
             CaseEscalated(
                 case_id=state.case_id,
@@ -257,17 +285,21 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     if not isinstance(event, CaseReopened):
         return _worked(replace(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)
+    stake = larger_stake(state.amount_at_stake, event.signal.amount_at_stake if event.signal else None)
     return replace(
         state,
         version=version,
         status=CaseStatus.OPEN,
         severity=event.severity,
         signal_count=signals,
+        amount_at_stake=stake,
         reopen_count=state.reopen_count + 1,
         resolved_at=None,
         resolution=None,
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.at,
+        # the resolution answered the customer; snapshots stored before CaseResolved recorded that lack it
+        acknowledged_at=state.acknowledged_at or state.resolved_at,
     )
 
 
@@ -290,7 +322,15 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
             resolved_by=event.actor,
             resolved_at=event.at,
         )
-        return replace(state, status=CaseStatus.RESOLVED, resolved_at=event.at, resolution=resolution)
+        # A resolution answers the customer: it stops the first-response clock for good, reopened or not.
+        acknowledged = state.acknowledged_at or event.at
+        return replace(
+            state,
+            status=CaseStatus.RESOLVED,
+            resolved_at=event.at,
+            resolution=resolution,
+            acknowledged_at=acknowledged,
+        )
     if isinstance(event, CaseClosed):
         return replace(state, status=CaseStatus.CLOSED)
     if isinstance(

@@ -47,7 +47,7 @@ class CaseOpened(_Event):
     channel: Channel | None
     severity: Severity
     signal: SignalRef | None  # None when staff opened it by hand (an internal escalation)
-    opened_at: datetime  # the failure's time: the clocks start here
+    opened_at: datetime  # the clocks start here: the signal's time, or its arrival when a clock rule applied
     first_response_deadline: datetime
     resolution_deadline: datetime
     opened_by: str | None = None

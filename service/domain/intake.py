@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from service.domain.case import CaseState, decide_signal, evolve, reopens
+from service.domain.case import CaseState, Placement, clocked, decide_signal, evolve, placement
 from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReopened
 from service.domain.severity import Classification, CustomerHistory, Policy, classify
 from service.domain.signals import Signal
@@ -68,7 +68,7 @@ def plan_intake(
         state = latest.get(signal.customer_id)
         times = failures.setdefault(signal.customer_id, [])
         history = _history(state, signal, times, sla, history_window)
-        classification = classify(signal, history, policy, sentiment)
+        classification = clocked(signal, classify(signal, history, policy, sentiment), sla)
         events = decide_signal(state, signal, classification, sla, now)
         for event in events:
             state = evolve(state, event)
@@ -124,8 +124,15 @@ def _history(
     """`failure_times` is sorted: two binary searches count the failures in the window."""
     since = signal.occurred_at - window
     prior = bisect_right(failure_times, signal.occurred_at) - bisect_left(failure_times, since)
-    reopen_count = 0 if state is None else state.reopen_count + int(reopens(state, signal, sla))
-    return CustomerHistory(prior_failures_in_window=prior, reopen_count=reopen_count)
+    return CustomerHistory(prior_failures_in_window=prior, reopen_count=_reopens_counted(state, signal, sla))
+
+
+def _reopens_counted(state: CaseState | None, signal: Signal, sla: SlaPolicy) -> int:
+    """The reopens of the case the signal lands on, counting the one it causes; a new case has none."""
+    where = placement(state, signal, sla)
+    if state is None or where is Placement.OPEN_NEW:
+        return 0
+    return state.reopen_count + (where is Placement.REOPEN)
 
 
 def _outcome(classification: Classification, events: Sequence[CaseEvent]) -> Outcome:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.adapters.sentiment import VaderSentiment
-from service.domain.case import case_id_for
+from service.domain.case import CaseState, CaseStatus, case_id_for
+from service.domain.events import CaseOpened
 from service.domain.intake import Outcome, plan_intake
 from service.domain.severity import Severity, load_default_policy
 from service.domain.signals import Signal, SignalKind, Tier
@@ -95,3 +97,36 @@ def test_the_repeat_modifier_counts_exactly_the_failures_in_the_window(
         before = [*recent["c-1"], *(s.occurred_at for s in signals[:n])]
         prior = sum(1 for t in before if at - WINDOW <= t <= at)
         assert ("modifier:repeat_failures" in applied.classification.reasons) == (prior >= threshold)
+
+
+def resolved_case(reopens: int, resolved_at: datetime) -> CaseState:
+    first = plan([nps(0, 6, at=resolved_at - timedelta(days=1))]).cases[case_id_for("c-1", 1)]
+    return replace(first, status=CaseStatus.RESOLVED, resolved_at=resolved_at, reopen_count=reopens)
+
+
+def test_reopened_twice_raises_the_reopened_case_but_not_the_customers_next_one() -> None:
+    twice = resolved_case(reopens=2, resolved_at=T0 - timedelta(days=60))
+    result = plan_intake([nps(1, 6)], [None], {"c-1": twice}, {}, POLICY, SlaPolicy(), WINDOW, T0)
+    [applied] = result.applied
+    assert applied.outcome is Outcome.OPENED and applied.case_id == case_id_for("c-1", 2)
+    assert applied.classification.severity is Severity.MINOR
+    assert "modifier:repeat_reopens" not in applied.classification.reasons
+    once = resolved_case(reopens=1, resolved_at=T0 - timedelta(days=1))
+    result = plan_intake([nps(2, 6)], [None], {"c-1": once}, {}, POLICY, SlaPolicy(), WINDOW, T0)
+    [applied] = result.applied
+    assert applied.outcome is Outcome.REOPENED and applied.classification.severity is Severity.MODERATE
+    assert "modifier:repeat_reopens" in applied.classification.reasons
+
+
+def test_a_clock_rule_is_recorded_among_the_signals_reasons_and_on_its_case() -> None:
+    sla = SlaPolicy()
+    ahead = replace(nps(1, 2), occurred_at=T0 + timedelta(days=3))
+    old = replace(nps(2, 2, customer="c-2"), occurred_at=T0 - timedelta(days=400))
+    fine = replace(nps(3, 2, customer="c-3"), occurred_at=T0 - timedelta(hours=2))
+    result = plan([ahead, old, fine])
+    reasons = [a.classification.reasons for a in result.applied]
+    assert reasons == [("nps:0-3", "clock:future_time"), ("nps:0-3", "clock:too_old"), ("nps:0-3",)]
+    opened = [e.event for e in result.events]
+    assert [e.signal.reasons for e in opened if isinstance(e, CaseOpened) and e.signal] == reasons
+    assert [e.opened_at for e in opened if isinstance(e, CaseOpened)] == [T0, T0, fine.occurred_at]
+    assert sla.clock_skew == timedelta(minutes=5) and sla.max_signal_age == timedelta(days=30)

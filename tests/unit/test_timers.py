@@ -136,3 +136,61 @@ def test_a_resolved_case_waits_for_its_follow_up_and_a_closed_one_for_nothing() 
     assert due.type == "case.followup_due"
     assert decide_timer(evolve(resolved, due), follow_up, follow_up.due_at, SLA) == []
     assert timers_for(replace(resolved, status=CaseStatus.CLOSED), SLA) == []
+
+
+def test_a_case_resolved_without_contact_and_reopened_has_no_first_response_clock() -> None:
+    """A resolution answers the customer: the first-response clock of a reopened case stays stopped, so its
+    long-past warning and breach never fire at the reopen."""
+    from service.domain.case import decide_signal
+    from service.domain.events import CaseResolved, ResolutionType
+
+    state = opened()  # chat: first response due within the hour, never acknowledged
+    resolved_at = T0 + timedelta(days=2)
+    state = evolve(
+        state,
+        CaseResolved(
+            case_id=state.case_id,
+            at=resolved_at,
+            actor="m",
+            resolution_type=ResolutionType.APOLOGY_ONLY,
+            root_cause="other",
+            prevention_action="none",
+        ),
+    )
+    now = resolved_at + timedelta(days=1)
+    signal = Signal(
+        source="s", id="2", kind=SignalKind.NPS, occurred_at=now, received_at=now, customer_id="c"
+    )
+    classification = Classification(
+        severity=Severity.MINOR, category=Category.OTHER, reasons=(), policy_version="t"
+    )
+    [reopen] = decide_signal(state, signal, classification, SLA, now)
+    reopened = evolve(state, reopen)
+    assert reopened.status is CaseStatus.OPEN
+    timers = timers_for(reopened, SLA)
+    assert {t.sla for t in timers} == {SlaKind.RESOLUTION}
+    assert all(t.due_at > now for t in timers)
+    first_response = next(
+        t for t in timers_for(opened(), SLA) if t.sla is SlaKind.FIRST_RESPONSE and t.kind is TimerKind.BREACH
+    )
+    assert decide_timer(reopened, first_response, now, SLA) == []
+
+
+def test_a_snapshot_resolved_before_the_rule_reopens_without_its_first_response_clock() -> None:
+    """Snapshots stored before a resolution recorded the first response still stop that clock at the reopen."""
+    from service.domain.case import decide_signal
+
+    resolved_at = T0 + timedelta(days=2)
+    state = replace(opened(), status=CaseStatus.RESOLVED, resolved_at=resolved_at)
+    assert state.acknowledged_at is None
+    now = resolved_at + timedelta(hours=1)
+    signal = Signal(
+        source="s", id="2", kind=SignalKind.NPS, occurred_at=now, received_at=now, customer_id="c"
+    )
+    classification = Classification(
+        severity=Severity.MINOR, category=Category.OTHER, reasons=(), policy_version="t"
+    )
+    [reopen] = decide_signal(state, signal, classification, SLA, now)
+    reopened = evolve(state, reopen)
+    assert reopened.acknowledged_at == resolved_at
+    assert {t.sla for t in timers_for(reopened, SLA)} == {SlaKind.RESOLUTION}
