@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.domain.money import MAX_AMOUNT, minor_units
 from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
 
 SPECVERSION = "1.0"
@@ -105,13 +106,28 @@ class MoneyData(WireModel):
     """An amount of money; the amount is a decimal string so no precision is lost in JSON."""
 
     amount: str = Field(
-        pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$",
-        description='Non-negative decimal amount as a string, e.g. "120.50".',
+        pattern=r"^[0-9]{1,10}(\.[0-9]{1,3})?$",
+        description='Non-negative decimal amount as a string in plain notation, e.g. "120.50": at most'
+        " 1,000,000,000 and no more decimals than the currency's ISO 4217 minor unit (EUR 2, JPY 0, KWD 3).",
         examples=["120.50"],
     )
     currency: str = Field(
-        pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, 3 uppercase letters.", examples=["EUR"]
+        pattern=r"^[A-Z]{3}$",
+        description="A current ISO 4217 currency code with a minor unit, e.g. EUR.",
+        examples=["EUR"],
     )
+
+    @model_validator(mode="after")
+    def _within_the_currency(self) -> MoneyData:
+        places = minor_units().get(self.currency)
+        if places is None:
+            raise ValueError("currency: not a current ISO 4217 currency code")
+        amount = Decimal(self.amount)
+        if amount > MAX_AMOUNT:
+            raise ValueError("amount: more than 1000000000")
+        if amount != amount.quantize(Decimal(1).scaleb(-places)):
+            raise ValueError(f"amount: {self.currency} amounts have at most {places} decimals")
+        return self
 
     def to_money(self) -> Money:
         """The domain value of this amount."""
