@@ -100,6 +100,7 @@ async def fill(dsn: str, count: int) -> None:
                         "other",
                         "opened",
                         r[0],
+                        "bench",
                     )
                     for r in batch
                 ],

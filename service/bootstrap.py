@@ -22,6 +22,7 @@ from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.results import CompensationResult, ResultsConsumer
 from service.adapters.kafka.topics import ensure_topics
+from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
@@ -35,7 +36,6 @@ from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import PartitionKey
 from service.config import Settings
 from service.domain.compensation import CompensationLimits
-from service.domain.severity import load_default_policy
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -51,13 +51,15 @@ class SystemClock:
 
 
 def intake_rules(settings: Settings) -> IntakeRules:
-    policy = load_default_policy()
+    policy = load_policy(settings.policy_file)
     sla = SlaPolicy(
         resolution=settings.sla_resolution,
         first_response=settings.sla_first_response,
         warning_fraction=settings.sla_warning_fraction,
         reopen_window=settings.reopen_window,
         followup_after=settings.followup_after,
+        clock_skew=settings.clock_skew,
+        max_signal_age=settings.max_signal_age,
     )
     return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
+from service.adapters.policy_file import load_policy
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
@@ -89,6 +91,10 @@ class Settings(BaseSettings):
     sla_warning_fraction: float = Field(default=0.75, gt=0, lt=1)
     followup_after: PositiveDuration = timedelta(hours=48)
     reopen_window: PositiveDuration = timedelta(days=14)
+    # a signal's time starts its clocks unless it is this far ahead of arrival or older than this: then arrival
+    clock_skew: PositiveDuration = timedelta(minutes=5)
+    max_signal_age: PositiveDuration = timedelta(days=30)
+    policy_file: Path | None = None  # the classification policy (JSON); None: the packaged one
 
     root_causes: list[str] = Field(
         default_factory=lambda: [
@@ -106,6 +112,12 @@ class Settings(BaseSettings):
         min_length=1,
     )
     log_level: str = "INFO"
+
+    @field_validator("policy_file", mode="after")
+    @classmethod
+    def _policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
+        load_policy(value)  # refused at start-up, naming the field at fault, rather than at the first signal
+        return value
 
     @field_validator("sla_resolution", mode="after")
     @classmethod

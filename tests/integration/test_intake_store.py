@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from service.adapters.http.models import CaseView
+from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.intake_store import PostgresIntakeStore, PostgresIntakeTransaction
 from service.adapters.sentiment import VaderSentiment
 from service.app.intake import apply_signals
 from service.app.ports import PartitionKey
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
+from service.domain.case import case_id_for
 from service.domain.intake import IntakePlan, Outcome
+from service.domain.severity import load_default_policy
 from service.domain.signals import Signal, SignalKind
 
 NOW = datetime.now(UTC)
@@ -94,3 +99,26 @@ async def test_offsets_move_with_the_batch_and_never_backwards(pool: asyncpg.Poo
     await apply(store, nps("x", "c-2"), offsets={("t", 0): 10, ("t", 1): 4})
     await apply(store, nps("y", "c-2"), offsets={("t", 0): 7})  # a late, stale writer
     assert await store.next_offsets("g", [("t", 0), ("t", 1), ("t", 2)]) == {("t", 0): 10, ("t", 1): 4}
+
+
+async def test_a_cases_signals_read_with_their_cloudevents_type_clock_rule_and_policy_version(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresIntakeStore(pool)
+    year_old = replace(nps("old-1", "c-read"), occurred_at=NOW - timedelta(days=365))
+    await apply(store, year_old, nps("fine-1", "c-read", score=9))
+    found = await PostgresCaseReads(pool).get_case(case_id_for("c-read", 1))
+    assert found is not None
+    case, _ = found
+    [signal] = case.signals
+    assert (signal.type, signal.reasons) == ("recovery.signal.nps", ["nps:0-3", "clock:too_old"])
+    assert signal.occurred_at == year_old.occurred_at  # the signal keeps its own time
+    assert case.state.opened_at == NOW  # its clocks started at arrival
+    version = load_default_policy().version
+    assert signal.policy_version == version
+    [shown] = CaseView.of(case).model_dump(mode="json")["signals"]
+    assert (shown["type"], shown["policy_version"]) == ("recovery.signal.nps", version)
+    logged = await pool.fetch(
+        "SELECT signal_id, policy_version FROM signal_log WHERE customer_id = 'c-read' ORDER BY signal_id"
+    )
+    assert [tuple(r) for r in logged] == [("fine-1", version), ("old-1", version)]  # not-a-failure too

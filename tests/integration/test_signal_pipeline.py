@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from service.adapters.kafka.cloudevents import format_time
 from service.config import Settings
+from service.domain.severity import load_default_policy
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 from tests.support import AUTH, eventually, publish, signal_event
@@ -21,15 +23,17 @@ async def case_of(api: httpx.AsyncClient, customer: str) -> dict | None:  # type
 async def test_a_binary_nps_signal_opens_a_case_readable_over_http(
     api: httpx.AsyncClient, producer: AIOKafkaProducer, settings: Settings
 ) -> None:
-    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    at = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)  # within RECOVERY_MAX_SIGNAL_AGE
     await publish(
         producer, settings.topic_nps, "cust-1", signal_event(SignalKind.NPS, "cust-1", {"score": 2}, at=at)
     )
     case = await eventually(lambda: case_of(api, "cust-1"), what="the case")
     assert case["severity"] == "major"
     assert case["status"] == "open"
-    assert case["resolution_deadline"] == "2026-11-21T09:00:00Z"
+    assert case["resolution_deadline"] == format_time(at + timedelta(hours=24))
     assert case["signals"][0]["reasons"] == ["nps:0-3"]
+    assert case["signals"][0]["type"] == "recovery.signal.nps"  # the CloudEvents type, not the kind
+    assert case["signals"][0]["policy_version"] == load_default_policy().version
     detail = (await api.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
     types = [e["type"] for e in detail["events"]]
     assert types[0] == "case.opened"

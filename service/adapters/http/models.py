@@ -16,9 +16,15 @@ from service.domain.case import CASE_STATE
 class SignalView(BaseModel):
     source: str
     id: str
-    type: str = Field(description="Signal kind: complaint, nps, review, callback or ticket.")
+    type: str = Field(description="The signal's CloudEvents type, e.g. recovery.signal.nps.")
     severity: str
-    reasons: list[str] = Field(description="The classification rules that fired for this signal.")
+    reasons: list[str] = Field(
+        description="The classification rules that fired for this signal, and the clock rule (clock:future_time,"
+        " clock:too_old) when its clocks started at arrival instead of at its time."
+    )
+    policy_version: str | None = Field(
+        description="Version of the classification policy that gave the reasons; null for signals logged before it was kept."
+    )
     category: str
     occurred_at: datetime
     received_at: datetime

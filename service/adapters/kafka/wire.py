@@ -144,7 +144,11 @@ class CommonSignalData(WireModel):
     job_id: ShortIdentifier | None = Field(
         default=None, description="The job (visit, order) the signal is about, if any."
     )
-    channel: Channel | None = Field(default=None, description="Where the customer raised the signal.")
+    channel: Channel | None = Field(
+        default=None,
+        description="Where the customer raised the signal; it sets the first-response window. Absent: the"
+        " email window applies (4 h by default).",
+    )
     amount_at_stake: MoneyData | None = Field(
         default=None, description="Money at risk with this customer because of the failure."
     )
@@ -219,7 +223,12 @@ class CloudEventAttributes(WireModel):
     id: Identifier = Field(description="Unique per source; (source, id) is the idempotency key.")
     source: Identifier = Field(description="URI-reference of the producing system, e.g. /crm/complaints.")
     type: ShortText = Field(min_length=1, description="The event type, e.g. recovery.signal.complaint.")
-    time: SignalTime = Field(description="When the signal occurred: RFC 3339 with an offset (kept in UTC).")
+    time: SignalTime = Field(
+        description="When the signal occurred: RFC 3339 with an offset (kept in UTC). The case's clocks start"
+        " here, unless it is more than RECOVERY_CLOCK_SKEW (5 min) ahead of arrival or older than"
+        " RECOVERY_MAX_SIGNAL_AGE (30 days): then they start at arrival, the signal keeps this time and its"
+        " reasons say clock:future_time or clock:too_old."
+    )
     subject: Identifier | None = Field(
         default=None, description="The customer id; optional, but if present it must equal data.customer_id."
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.domain.case import CASE_STATE, CaseState
 
 
@@ -35,9 +36,10 @@ class StoredEvent:
 class CaseSignal:
     source: str
     id: str
-    type: str
+    type: str  # the CloudEvents type, recovery.signal.<kind>
     severity: str
     reasons: list[str]
+    policy_version: str | None  # the classification policy that gave the reasons; null for older signals
     category: str
     occurred_at: datetime
     received_at: datetime
@@ -50,8 +52,8 @@ class CaseRead:
 
 
 _SIGNALS = (
-    "SELECT case_id, source, signal_id AS id, kind AS type, severity, reasons, category, occurred_at,"
-    " received_at FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
+    "SELECT case_id, source, signal_id AS id, kind AS type, severity, reasons, policy_version, category,"
+    " occurred_at, received_at FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
     " ORDER BY occurred_at, received_at, source, signal_id"
 )
 
@@ -141,6 +143,7 @@ async def signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSigna
     found: dict[str, list[CaseSignal]] = {}
     for r in await conn.fetch(_SIGNALS, case_ids):
         fields = dict(r)
+        fields["type"] = TYPE_BY_KIND.get(fields["type"], fields["type"])
         found.setdefault(fields.pop("case_id"), []).append(CaseSignal(**fields))
     return found
 

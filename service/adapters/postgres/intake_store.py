@@ -27,6 +27,7 @@ SIGNAL_LOG_COLUMNS = [
     "category",
     "outcome",
     "case_id",
+    "policy_version",
 ]
 
 
@@ -94,6 +95,7 @@ class PostgresIntakeTransaction:
                     a.classification.category,
                     a.outcome,
                     a.case_id,
+                    a.classification.policy_version,
                 )
                 for a in applied
             ],
