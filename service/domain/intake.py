@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from service.domain.case import CaseState, Placement, clocked, decide_signal, evolve, placement
 from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReopened
-from service.domain.severity import Classification, CustomerHistory, Policy, classify
+from service.domain.severity import Classification, CustomerHistory, Policy, Severity, classify
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, timers_for
@@ -40,6 +40,7 @@ class Applied:
     classification: Classification
     outcome: Outcome
     case_id: str | None
+    case_severity: Severity | None = None  # the case's severity after the signal
 
 
 @dataclass
@@ -77,11 +78,11 @@ def plan_intake(
             latest[signal.customer_id] = plan.cases[state.case_id] = state
         if classification.severity is not None:
             insort(times, signal.occurred_at)
-        plan.applied.append(
-            Applied(
-                signal, classification, _outcome(classification, events), state.case_id if state else None
-            )
-        )
+        outcome = _outcome(classification, events)
+        if state is None:
+            plan.applied.append(Applied(signal, classification, outcome, None))
+        else:
+            plan.applied.append(Applied(signal, classification, outcome, state.case_id, state.severity))
     plan.timers = changed_timers(latest_cases, plan.cases, sla)
     return plan
 

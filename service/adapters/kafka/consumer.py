@@ -40,7 +40,7 @@ from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
 from service.adapters.retry import retrying
 from service.app.intake import IntakeResult
 from service.app.ports import IntakeStore, PartitionKey
-from service.domain.intake import Outcome
+from service.domain.intake import Applied, Outcome
 from service.domain.signals import Signal, SignalKind
 from service.observability import (
     ASSIGNED_PARTITIONS,
@@ -243,6 +243,7 @@ class SignalConsumer:
         BATCH_SECONDS.observe(seconds)
         BATCH_CONFLICTS.inc(result.conflicts)
         self._observe_lag(batch.records)
+        log_case_changes(result.applied)
         log.info(
             "batch_applied",
             records=len(batch.records),
@@ -263,6 +264,29 @@ class SignalConsumer:
             highwater = self.consumer.highwater(TopicPartition(topic, partition))
             if highwater is not None:
                 CONSUMER_LAG.labels(topic, str(partition)).set(max(highwater - offset - 1, 0))
+
+
+_CASE_CHANGES = {
+    Outcome.OPENED: "case_opened",
+    Outcome.ESCALATED: "case_escalated",
+    Outcome.REOPENED: "case_reopened",
+}
+
+
+def log_case_changes(applied: Sequence[Applied]) -> None:
+    """One INFO line per case a signal opened, escalated or reopened, with its ids (never free text); a signal
+    that only attaches is counted in the metrics, not logged: that volume suits thousands of signals a second."""
+    for a in applied:
+        event = _CASE_CHANGES.get(a.outcome)
+        if event is not None:
+            log.info(
+                event,
+                case_id=a.case_id,
+                customer_id=a.signal.customer_id,
+                severity=a.case_severity,
+                signal_source=a.signal.source,
+                signal_id=a.signal.id,
+            )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
