@@ -35,7 +35,10 @@ class CaseView(BaseModel):
     customer_id: str
     status: str = Field(description="open, resolved or closed")
     severity: str
-    opened_at: datetime = Field(description="When the failure was signalled (the opening signal's time).")
+    opened_at: datetime = Field(
+        description="When the clocks started: the opening signal's time, or its arrival when that time was too"
+        " far ahead (clock:future_time) or too old (clock:too_old)."
+    )
     received_at: datetime = Field(description="When the opening signal arrived.")
     first_response_deadline: datetime
     resolution_deadline: datetime
