@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit integration demo bench schemas clean deploy-check
+.PHONY: install run test lint unit integration demo bench schemas docs clean deploy-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: install lint  ## the whole suite: lint, types, schemas, unit, contract, in
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check service tests bench deploy/checks.py
+	$(BIN)/ruff check service tests bench tools deploy/checks.py
 	$(BIN)/mypy service
 
 unit: install
@@ -38,6 +38,9 @@ bench: install  ## throughput and memory figures, side by side with the raw limi
 
 schemas: install  ## regenerate schemas/ from the wire models
 	$(BIN)/python -m service.adapters.kafka.schema_export
+
+docs: install  ## regenerate the configuration reference in docs/operators.md from Settings
+	$(BIN)/python -m tools.config_reference
 
 deploy-check:  ## validate deploy/: alerts and their tests, runbook, dashboard, compose, Dockerfile, Kubernetes/KEDA
 	bash deploy/check.sh

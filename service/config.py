@@ -42,59 +42,125 @@ class ApiToken(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_idempotent_producer: bool = True
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: str | None = None
-    consumer_group: str = "recovery-loop"
-    topic_partitions: int = Field(default=6, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
-    consume: bool = True  # consume signals and billing results in this process
-    relay: bool = True  # publish the outgoing feed and fire SLA timers in this process
-    batch_max_records: int = Field(default=2000, ge=1)
-    batch_timeout_ms: int = Field(default=100, ge=1)
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated.")
+    kafka_idempotent_producer: bool = Field(
+        True,
+        description="Producer idempotence. `false` for brokers without it; `recovery dev` sets it for the"
+        " embedded Tansu.",
+    )
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        None, description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; unset: no SASL."
+    )
+    kafka_sasl_username: str | None = Field(None, description="The SASL user.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="The SASL password (a secret).")
+    kafka_ssl_cafile: str | None = Field(
+        None, description="CA file for the brokers' certificates; unset: the system CAs."
+    )
+    consumer_group: str = Field("recovery-loop", description="Consumer group of the signal consumers.")
+    topic_partitions: int = Field(
+        6, ge=1, description="Partitions of a topic the service creates because it is missing."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replication of a topic the service creates because it is missing."
+    )
+    consume: bool = Field(True, description="This process consumes signals and billing results.")
+    relay: bool = Field(
+        True,
+        description="This process publishes the outgoing feed and fires the SLA timers. With both `consume`"
+        " and `relay` false a process serves only the HTTP API, and needs no Kafka.",
+    )
+    batch_max_records: int = Field(2000, ge=1, description="Most records in one consumed batch.")
+    batch_timeout_ms: int = Field(100, ge=1, description="Longest wait to fill a batch, in milliseconds.")
 
-    topic_complaint: str = "recovery.signals.complaint.v1"
-    topic_nps: str = "recovery.signals.nps.v1"
-    topic_review: str = "recovery.signals.review.v1"
-    topic_callback: str = "recovery.signals.callback.v1"
-    topic_ticket: str = "recovery.signals.ticket.v1"
-    topic_dlq: str = "recovery.signals.dlq.v1"
-    topic_case_events: str = "recovery.case-events.v1"
-    topic_sla: str = "recovery.sla.v1"
-    topic_compensation_requests: str = "recovery.compensation.requests.v1"
-    topic_compensation_results: str = "recovery.compensation.results.v1"
-    topic_trends: str = "recovery.trends.v1"
-    trend_threshold: int = Field(default=6, ge=1)
-    trend_window: WholeDays = timedelta(days=90)
+    topic_complaint: str = Field("recovery.signals.complaint.v1", description="Complaint signals.")
+    topic_nps: str = Field("recovery.signals.nps.v1", description="NPS signals.")
+    topic_review: str = Field("recovery.signals.review.v1", description="Review signals.")
+    topic_callback: str = Field("recovery.signals.callback.v1", description="Callback signals.")
+    topic_ticket: str = Field("recovery.signals.ticket.v1", description="Ticket signals.")
+    topic_dlq: str = Field("recovery.signals.dlq.v1", description="Dead letters.")
+    topic_case_events: str = Field("recovery.case-events.v1", description="Outgoing case events.")
+    topic_sla: str = Field("recovery.sla.v1", description="Outgoing SLA warnings and breaches.")
+    topic_compensation_requests: str = Field(
+        "recovery.compensation.requests.v1", description="Outgoing compensation requests to billing."
+    )
+    topic_compensation_results: str = Field(
+        "recovery.compensation.results.v1", description="Billing's answers."
+    )
+    topic_trends: str = Field("recovery.trends.v1", description="Outgoing root-cause trends.")
+    trend_threshold: int = Field(
+        6, ge=1, description="Cases resolved with one root cause within the window that make a trend."
+    )
+    trend_window: WholeDays = Field(
+        timedelta(days=90),
+        description="The trend window: whole days, at least one (it is published in days).",
+    )
     compensation_limits: dict[str, Limit | None] = Field(
-        default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None}
+        default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None},
+        description="JSON: role -> limit in the case's currency (non-negative); null means unlimited.",
     )
-    compensation_stake_factor: Decimal = Field(default=Decimal("1.5"), gt=0, allow_inf_nan=False)
-    max_text_length: int = Field(default=20_000, ge=1, le=MAX_TEXT_LENGTH)
+    compensation_stake_factor: Decimal = Field(
+        Decimal("1.5"),
+        gt=0,
+        allow_inf_nan=False,
+        description="Above this multiple of the amount at stake, a compensation needs approval.",
+    )
+    max_text_length: int = Field(
+        20_000,
+        ge=1,
+        le=MAX_TEXT_LENGTH,
+        description=f"Longest customer free text a signal may carry, in characters (at most {MAX_TEXT_LENGTH:,});"
+        " a longer one is dead-lettered.",
+    )
 
-    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/recovery")
-    database_pool_size: int = Field(default=10, ge=2)
-    auto_migrate: bool = True
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/recovery"),
+        description="PostgreSQL DSN (a secret). For TLS add `?sslmode=verify-full&sslrootcert=…`.",
+    )
+    database_pool_size: int = Field(10, ge=2, description="Connection pool size.")
+    auto_migrate: bool = Field(
+        True, description="Apply migrations at start-up (`recovery migrate` does it alone)."
+    )
 
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=0, le=65535)
-    api_tokens: dict[str, ApiToken] = Field(default_factory=dict)
+    http_host: str = Field("127.0.0.1", description="Where the HTTP API listens.")
+    http_port: int = Field(8080, ge=0, le=65535, description="The HTTP API's port.")
+    api_tokens: dict[str, ApiToken] = Field(
+        default_factory=dict,
+        description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret).'
+        " `recovery dev` makes one owner token when this is unset.",
+    )
 
-    sla_resolution: dict[Severity, PositiveDuration] = Field(default_factory=lambda: dict(DEFAULT_RESOLUTION))
+    sla_resolution: dict[Severity, PositiveDuration] = Field(
+        default_factory=lambda: dict(DEFAULT_RESOLUTION),
+        description="JSON: severity -> ISO 8601 duration, positive. Severities left out keep their default.",
+    )
     sla_first_response: dict[Channel, PositiveDuration] = Field(
-        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE)
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE),
+        description="JSON: channel -> duration, positive. A signal without a channel gets email's.",
     )
-    sla_warning_fraction: float = Field(default=0.75, gt=0, lt=1)
-    followup_after: PositiveDuration = timedelta(hours=48)
-    reopen_window: PositiveDuration = timedelta(days=14)
-    # a signal's time starts its clocks unless it is this far ahead of arrival or older than this: then arrival
-    clock_skew: PositiveDuration = timedelta(minutes=5)
-    max_signal_age: PositiveDuration = timedelta(days=30)
-    policy_file: Path | None = None  # the classification policy (JSON); None: the packaged one
+    sla_warning_fraction: float = Field(
+        0.75, gt=0, lt=1, description="Where in each window the pre-breach warning falls, in (0, 1)."
+    )
+    followup_after: PositiveDuration = Field(
+        timedelta(hours=48), description="From resolution to the follow-up falling due."
+    )
+    reopen_window: PositiveDuration = Field(
+        timedelta(days=14), description="A signal within this time after resolution reopens the case."
+    )
+    clock_skew: PositiveDuration = Field(
+        timedelta(minutes=5),
+        description="A signal time further than this ahead of its arrival starts the clocks at arrival.",
+    )
+    max_signal_age: PositiveDuration = Field(
+        timedelta(days=30),
+        description="A signal time older than this at arrival starts the clocks at arrival.",
+    )
+    policy_file: Path | None = Field(
+        None,
+        description="The classification policy (JSON, as the packaged `policy.json`); unset: the packaged one.",
+    )
 
     root_causes: list[str] = Field(
         default_factory=lambda: [
@@ -110,8 +176,9 @@ class Settings(BaseSettings):
             "other",
         ],
         min_length=1,
+        description="JSON list: the root-cause taxonomy a resolution chooses from.",
     )
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
 
     @field_validator("policy_file", mode="after")
     @classmethod
