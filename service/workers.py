@@ -6,31 +6,33 @@ import asyncio
 
 import structlog
 
-from service.adapters.postgres.errors import TRANSIENT
+from service.adapters.retry import keep_running
 from service.app.timers import Fired, TimerStore, fire_due_timers
-from service.domain.errors import ConcurrencyConflict
 from service.domain.events import SlaBreached
 from service.domain.sla import SlaPolicy
 from service.observability import SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
 
 log = structlog.get_logger()
-_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, ConcurrencyConflict)
 
 
 async def fire_timers_forever(
     store: TimerStore, sla: SlaPolicy, limit: int = 1000, idle_seconds: float = 0.1
 ) -> None:
-    """Poll for due timers (an index range scan on unfired rows); a full claim polls again at once."""
-    while True:
-        try:
+    """Poll for due timers (an index range scan on unfired rows); a full claim polls again at once.
+
+    A database that restarts or is unreachable (or a race lost too often) is waited out by the one retry
+    policy; timers that fell due meanwhile are claimed when it is back. Firing is one transaction per claim
+    (the timers marked fired with their events), so an interrupted claim is simply claimed again.
+    """
+
+    async def turn() -> None:
+        while True:
             fired = await fire_due_timers(store, sla, limit)
-        except _RETRYABLE as e:
-            log.warning("timers_retry", error=type(e).__name__)
-            await asyncio.sleep(1.0)
-            continue
-        _observe(fired)
-        if len(fired) < limit:
-            await asyncio.sleep(idle_seconds)
+            _observe(fired)
+            if len(fired) < limit:
+                await asyncio.sleep(idle_seconds)
+
+    await keep_running("sla timers", turn)
 
 
 def _observe(fired: list[Fired]) -> None:

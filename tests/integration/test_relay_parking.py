@@ -3,6 +3,7 @@ every other case is published, and the operator's `recovery parked` commands let
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,8 +12,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 
+from service.adapters.kafka.outgoing import OutgoingTopics
+from service.adapters.kafka.relay import EventRelay
+from service.adapters.kafka.topics import ensure_topics
+from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.bootstrap import Service
 from service.config import Settings
 from tests.infra import Kafka
@@ -243,3 +250,90 @@ async def test_an_event_over_the_record_limit_is_parked_not_retried_forever(
             return ids if len(ids) >= 2 else None
 
         assert await eventually(published, what="the large event's case after the fix") == [big_id, after]
+
+
+class RefusingBroker:
+    """The real producer, but the broker answers MESSAGE_TOO_LARGE for a record batch that holds a record
+    carrying `marker` (as a broker with a lower max.message.bytes would), until `marker` is set to None."""
+
+    def __init__(self, producer: AIOKafkaProducer, marker: bytes) -> None:
+        self.producer = producer
+        self.marker: bytes | None = marker
+
+    def create_batch(self) -> RefusableBatch:
+        return RefusableBatch(self.producer.create_batch(), self)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return await self.producer.partitions_for(topic)  # type: ignore[no-any-return]
+
+    async def send_batch(self, batch: RefusableBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        if batch.refused:
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(MessageSizeTooLargeError("over the topic's max.message.bytes"))
+            return refused
+        return await self.producer.send_batch(batch.inner, topic, partition=partition)  # type: ignore[no-any-return]
+
+
+class RefusableBatch:
+    def __init__(self, inner: Any, broker: RefusingBroker) -> None:
+        self.inner, self.broker, self.refused = inner, broker, False
+
+    def append(self, *, key: bytes, value: bytes, timestamp: None, headers: list[tuple[str, bytes]]) -> Any:
+        metadata = self.inner.append(key=key, value=value, timestamp=timestamp, headers=headers)
+        if metadata is not None and self.broker.marker is not None and self.broker.marker in value:
+            self.refused = True
+        return metadata
+
+
+def first_seen(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+async def test_a_record_the_broker_refuses_is_found_and_parked_and_published_once_the_broker_takes_it(
+    kafka: Kafka, database_url: str, pool: asyncpg.Pool, producer: AIOKafkaProducer
+) -> None:
+    settings = make_settings(kafka, database_url)
+    await ensure_topics(settings, [settings.topic_case_events])
+    broker = RefusingBroker(producer, b"REFUSED-BY-THE-BROKER")
+    relay = EventRelay(PostgresEventFeed(pool), broker, OutgoingTopics.from_settings(settings))  # type: ignore[arg-type]
+    running = asyncio.create_task(relay.run())
+    db = await pool.acquire()
+    try:
+        async with Topic(kafka, settings.topic_case_events) as events:
+            log = Log(db)
+            r1 = await log.note("case-r")
+            s1 = await log.note("case-s")
+            refused, refused_id = await log.append("case-r", "case.step_added", actor="REFUSED-BY-THE-BROKER")
+            r3 = await log.note("case-r")
+            s2 = await log.note("case-s")
+
+            async def others_published() -> bool:
+                return first_seen(ids_of(await events.poll(), "case-s")) == [s1, s2]
+
+            await eventually(others_published, what="the other case published around the refused record")
+            await eventually(lambda: caught_up(db), what="the relay position past the refused record")
+            rows = await parked(db)
+            assert rows.keys() == {refused, refused + 1}
+            assert (
+                rows[refused]["reason"].startswith("MessageSizeTooLargeError")
+                and rows[refused]["behind"] is None
+            )
+            assert rows[refused + 1]["behind"] == refused
+            assert first_seen(ids_of(events.records, "case-r")) == [
+                r1
+            ]  # r1 may go out twice, with its one id
+
+            broker.marker = None  # the topic's limit was raised
+            released = recovery_cli(database_url, "parked", "retry", "--case", "case-r")
+            assert released.returncode == 0, released.stderr
+
+            async def case_published() -> list[str] | None:
+                ids = first_seen(ids_of(await events.poll(), "case-r"))
+                return ids if len(ids) == 3 else None
+
+            assert await eventually(case_published, what="the case after the retry") == [r1, refused_id, r3]
+            assert not running.done()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await pool.release(db)
