@@ -276,7 +276,9 @@ def dlq_channel(topic: str) -> ChannelSpec:
     )
 
 
-def outgoing_headers(type_: str, id_description: str, time_description: str) -> dict[str, Any]:
+def outgoing_headers(
+    type_: str, id_description: str, time_description: str, subject_description: str = "The case id."
+) -> dict[str, Any]:
     """Schema of the Kafka headers of an outgoing binary-mode CloudEvent of the given type."""
     properties = {
         "ce_specversion": {
@@ -297,7 +299,7 @@ def outgoing_headers(type_: str, id_description: str, time_description: str) -> 
             "pattern": UTC_TIME_PATTERN,
             "description": time_description,
         },
-        "ce_subject": {"type": "string", "minLength": 1, "description": "The case id."},
+        "ce_subject": {"type": "string", "minLength": 1, "description": subject_description},
         "content-type": {
             "type": "string",
             "const": JSON_CONTENT_TYPE,
@@ -434,13 +436,22 @@ def trends_channel(topic: str) -> ChannelSpec:
     message = MessageSpec(
         id="rootcauseTrendDetected",
         title=f"{TREND_TYPE} (binary mode)",
-        summary="Enough recently resolved cases share a root-cause tag; published once per crossing.",
+        summary="Enough recently resolved cases share a root-cause tag within the configured trend window;"
+        " published once per crossing: again only after the tag fell below the threshold (cases left the"
+        " window or were reopened) and crossed it anew. Falling below publishes nothing.",
         content_type=JSON_CONTENT_TYPE,
         headers=outgoing_headers(
-            TREND_TYPE, "The stored trend event's id.", "When the threshold was crossed."
+            TREND_TYPE,
+            "The stored trend event's id.",
+            "When the threshold was crossed.",
+            "The root-cause tag, not a case id (equals the record key and data.tag).",
         ),
         payload={"$ref": f"./{TREND_DATA_PATH}"},
-        key={"type": "string", "description": "The root-cause tag."},
+        key={
+            "type": "string",
+            "minLength": 1,
+            "description": "The root-cause tag (equals ce_subject and data.tag).",
+        },
     )
     return ChannelSpec(
         id="trends",
