@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,6 +49,7 @@ class IntakePlan:
     cases: dict[str, CaseState] = field(default_factory=dict)  # changed cases by case id
     applied: list[Applied] = field(default_factory=list)
     timers: dict[str, list[Timer]] = field(default_factory=dict)  # every timer of a case whose timers changed
+    root_causes: set[str] = field(default_factory=set)  # tags a reopen took a resolved case from
 
 
 def plan_intake(
@@ -84,7 +85,20 @@ def plan_intake(
         else:
             plan.applied.append(Applied(signal, classification, outcome, state.case_id, state.severity))
     plan.timers = changed_timers(latest_cases, plan.cases, sla)
+    plan.root_causes = root_causes_moved(latest_cases.values(), plan.cases)
     return plan
+
+
+def root_causes_moved(before: Iterable[CaseState], after: Mapping[str, CaseState]) -> set[str]:
+    """Root-cause tags whose resolved cases changed: a resolution added, or one a reopen cleared."""
+    previous = {state.case_id: state for state in before}
+    moved = set()
+    for case_id, state in after.items():
+        old = previous.get(case_id)
+        was = None if old is None else old.resolution
+        if was != state.resolution:
+            moved |= {r.root_cause for r in (was, state.resolution) if r is not None}
+    return moved
 
 
 def changed_timers(
