@@ -29,6 +29,7 @@ from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.timer_store import PostgresTimerStore
+from service.adapters.postgres.trend_store import PostgresTrendStore
 from service.adapters.retry import retrying
 from service.adapters.sentiment import VaderSentiment
 from service.app.commands import land_compensation_result
@@ -40,6 +41,7 @@ from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.observability import COMPENSATION_RESULTS, READY
+from service.trend_worker import review_trends_forever
 from service.workers import fire_timers_forever
 
 log = structlog.get_logger()
@@ -102,6 +104,8 @@ class Service:
         if s.relay:
             store = PostgresTimerStore(self.pool)
             self._run("sla-timers", fire_timers_forever(store, rules.sla))
+            trends = TrendPolicy(s.trend_threshold, s.trend_window)
+            self._run("trend-reviews", review_trends_forever(PostgresTrendStore(self.pool), trends))
         if self.uses_kafka:
             self._run("kafka-start", self._start_kafka(rules))
         log.info("service_started", group=s.consumer_group, consume=s.consume, relay=s.relay)
@@ -301,5 +305,5 @@ def http_app(
         trends,
     )
     return create_app(
-        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, [commands]
+        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, [commands], trends
     )

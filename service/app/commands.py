@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict, InvalidValue
-from service.domain.events import CaseEvent, CaseResolved
-from service.domain.intake import NewEvent, changed_timers
+from service.domain.events import CaseEvent
+from service.domain.intake import NewEvent, changed_timers, root_causes_moved
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer
-from service.domain.trends import TrendPolicy, decide_trend, trend_stream
+from service.domain.trends import TrendPolicy
 
 MAX_CONFLICT_RETRIES = 20
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
@@ -31,7 +32,7 @@ class CaseNotFound(LookupError):
     pass
 
 
-class CommandTransaction(Protocol):
+class CommandTransaction(TrendTransaction, Protocol):
     async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None: ...
 
     async def case(self, case_id: str) -> CaseState | None: ...
@@ -47,12 +48,6 @@ class CommandTransaction(Protocol):
     ) -> None: ...
 
     async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None: ...
-
-    async def resolved_with(self, root_cause: str, since: datetime) -> list[str]: ...
-
-    async def trend(self, tag: str) -> tuple[bool, int]: ...
-
-    async def record_trend(self, tag: str, event: NewEvent | None, active: bool) -> None: ...
 
 
 class CommandStore(Protocol):
@@ -74,17 +69,6 @@ class Command:
     def target(self) -> str:
         """What an Idempotency-Key is scoped to, with the actor: the case, or the customer a case is opened for."""
         return self.case_id if self.opens_for is None else f"customer/{self.opens_for}"
-
-
-async def _watch_trend(tx: CommandTransaction, tag: str, policy: TrendPolicy) -> None:
-    """After a resolution: does its root cause now cross the trend threshold?"""
-    now = await tx.now()
-    active, crossings = await tx.trend(tag)
-    event, still_above = decide_trend(
-        tag, await tx.resolved_with(tag, now - policy.window), active, policy, now
-    )
-    new = NewEvent(trend_stream(tag), crossings + 1, event) if event else None
-    await tx.record_trend(tag, new, still_above)
 
 
 async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
@@ -135,8 +119,10 @@ async def _append(
     if new_events:
         old = {} if before is None else {before.case_id: before}
         await tx.record(new_events, state, changed_timers(old, {state.case_id: state}, sla))
-        for tag in {e.root_cause for e in events if isinstance(e, CaseResolved)}:
-            await _watch_trend(tx, tag, trends)
+        # a resolution can cross a tag's threshold, a reopen (staff's, or a follow-up not satisfied) can
+        # take it below: either way the tag is looked at again in this transaction
+        for tag in sorted(root_causes_moved(old.values(), {state.case_id: state})):
+            await watch_trend(tx, tag, trends)
     return state
 
 

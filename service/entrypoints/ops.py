@@ -15,6 +15,7 @@ from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.projections import rebuild_cases
 from service.config import Settings
+from service.domain.trends import TrendPolicy
 
 
 def add_commands(commands: Any) -> None:
@@ -27,7 +28,9 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--status", default="open", help="open, resolved or closed (default open)")
     listing.add_argument("--limit", type=int, default=50)
     trends = commands.add_parser("trends", help="resolved cases per root cause, and the trends")
-    trends.add_argument("--window-days", type=int, default=90)
+    trends.add_argument(
+        "--window-days", type=int, default=None, help="the window to count over (default: the trend window)"
+    )
     projections = commands.add_parser("projections", help="the read models")
     rebuild = projections.add_subparsers(dest="projections_command", required=True).add_parser(
         "rebuild", help="replace the case read model with a replay of the event log"
@@ -63,8 +66,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await _parked(pool, args)
         reads = PostgresCaseReads(pool)
         if args.command == "trends":
-            for tag, count, trend in await reads.root_causes(args.window_days):
-                print(f"{tag:<24} {count:>6}  {'TREND' if trend else ''}")
+            policy = TrendPolicy(settings.trend_threshold, settings.trend_window)
+            for tag, count in await reads.root_causes(args.window_days or policy.window.days):
+                print(f"{tag:<24} {count:>6}  {'TREND' if policy.is_trend(count) else ''}")
             return 0
         if args.cases_command == "show":
             return await _show(reads, args.case_id)

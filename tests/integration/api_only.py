@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import httpx
@@ -14,7 +15,9 @@ from tests.support import TOKEN
 
 
 @asynccontextmanager
-async def api_over(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def api_over(
+    pool: asyncpg.Pool, database_url: str, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the real app, whose stores use `pool` (the commands and reads need PostgreSQL only)."""
     settings = Settings(
         database_url=database_url,
@@ -23,6 +26,7 @@ async def api_over(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx
             "test-agent-token": ApiToken(actor="ana", role="agent"),
             "test-manager-token": ApiToken(actor="mia", role="manager"),
         },
+        **overrides,
     )
     service = Service(settings)
     service.pool = pool

@@ -42,6 +42,7 @@ from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
+from service.domain.trends import TrendPolicy
 from service.observability import OPEN_CASES
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (*TRANSIENT, TimeoutError)
@@ -49,6 +50,7 @@ BAD_CURSOR: Responses = {400: refusal("The cursor is not one this API issued (`e
 # Deadlines PostgreSQL and Python both hold, with room for any time zone.
 EARLIEST, LATEST = "1900-01-01T00:00:00Z", "9000-01-01T00:00:00Z"
 _EARLIEST, _LATEST = datetime.fromisoformat(EARLIEST), datetime.fromisoformat(LATEST)
+_DEFAULT_TRENDS = TrendPolicy()
 
 
 def create_app(
@@ -58,6 +60,7 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     failures: Callable[[], list[str]] = list,
     routers: Sequence[APIRouter] = (),
+    trends: TrendPolicy = _DEFAULT_TRENDS,
 ) -> FastAPI:
     app = FastAPI(
         title="Recovery Loop",
@@ -69,7 +72,7 @@ def create_app(
     )
     app.state.tokens = tokens
     install_error_handlers(app)
-    app.include_router(_read_router(reads_of))
+    app.include_router(_read_router(reads_of, trends))
     for router in routers:
         app.include_router(router)
 
@@ -103,7 +106,7 @@ def create_app(
     return app
 
 
-def _read_router(reads_of: Callable[[], PostgresCaseReads]) -> APIRouter:
+def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy) -> APIRouter:
     router = APIRouter(prefix="/v1", route_class=AuthenticatedRoute, responses=COMMON)
 
     @router.get("/cases", response_model=CasePage, responses=BAD_CURSOR)
@@ -152,13 +155,24 @@ def _read_router(reads_of: Callable[[], PostgresCaseReads]) -> APIRouter:
 
     @router.get("/trends/root-causes", response_model=RootCauseTrends)
     async def root_cause_trends(
-        _: Actor, window_days: Annotated[int, Query(ge=1, le=3650)] = 90
+        _: Actor,
+        window_days: Annotated[
+            int,
+            Query(
+                ge=1,
+                le=3650,
+                description="The trailing window to count over, in days; the configured trend window if absent.",
+            ),
+        ] = trends.window.days,
     ) -> RootCauseTrends:
-        """Resolved cases per root-cause tag in the trailing window; `trend` marks tags above the threshold."""
+        """Resolved cases per root-cause tag over the trailing `window_days`, each with `trend`: its count is at
+        least the trend threshold, counted over that window. Only the configured trend window's crossings are
+        published (once each, on the trends topic); any other window is a what-if read, published nowhere."""
         rows = await reads_of().root_causes(window_days)
         return RootCauseTrends(
             window_days=window_days,
-            tags=[RootCauseCount(tag=t, count=n, trend=trend) for t, n, trend in rows],
+            threshold=trends.threshold,
+            tags=[RootCauseCount(tag=t, count=n, trend=trends.is_trend(n)) for t, n in rows],
         )
 
     return router

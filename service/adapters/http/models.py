@@ -103,10 +103,14 @@ class ErrorBody(BaseModel):
 
 class RootCauseCount(BaseModel):
     tag: str
-    count: int = Field(description="Cases resolved with this root cause within the window.")
-    trend: bool = Field(description="The tag crossed the trend threshold and has not fallen below it since.")
+    count: int = Field(description="Cases resolved with this root cause within the window (closed ones too).")
+    trend: bool = Field(description="`count` is at least `threshold`: a trend over the window asked for.")
 
 
 class RootCauseTrends(BaseModel):
-    window_days: int
+    window_days: int = Field(description="The trailing window counted over, in days.")
+    threshold: int = Field(
+        description="Cases in the window that make a trend (the configured trend threshold). Trend events are"
+        " published for the configured trend window only, once per crossing."
+    )
     tags: list[RootCauseCount]

@@ -124,16 +124,15 @@ class PostgresCaseReads:
         )
         return {r["severity"]: r["n"] for r in rows}
 
-    async def root_causes(self, window_days: int) -> list[tuple[str, int, bool]]:
-        """Resolved cases per root-cause tag within the window, and whether the tag is a trend now."""
+    async def root_causes(self, window_days: int) -> list[tuple[str, int]]:
+        """Resolved cases per root-cause tag within the trailing window, most first."""
         rows = await self._pool.fetch(
-            "SELECT c.root_cause, count(*) AS n, coalesce(bool_or(t.active), false) AS trend FROM cases c"
-            " LEFT JOIN rootcause_trends t ON t.tag = c.root_cause WHERE c.root_cause IS NOT NULL"
-            " AND c.status <> 'open' AND c.resolved_at >= now() - make_interval(days => $1)"
-            " GROUP BY c.root_cause ORDER BY n DESC, c.root_cause",
+            "SELECT root_cause, count(*) AS n FROM cases WHERE root_cause IS NOT NULL"
+            " AND status <> 'open' AND resolved_at >= now() - make_interval(days => $1)"
+            " GROUP BY root_cause ORDER BY n DESC, root_cause",
             window_days,
         )
-        return [(r["root_cause"], r["n"], r["trend"]) for r in rows]
+        return [(r["root_cause"], r["n"]) for r in rows]
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")

@@ -125,6 +125,12 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
     await conn.copy_records_to_table("events", records=rows, columns=_EVENT_COLUMNS)
 
 
+async def lock_appends(conn: Connection) -> None:
+    """Take the append lock now, held to commit, for a transaction that must not hold row locks an appender
+    waits for while it waits for the lock itself (the trend review: appenders lock trend rows after it)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_APPEND_LOCK)
+
+
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 

@@ -13,6 +13,7 @@ import asyncpg
 from service.adapters.postgres.case_reads import signals_of
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.trend_store import record_trend, resolved_with, trend_state
 from service.app.commands import Answer
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
@@ -74,35 +75,16 @@ class PostgresCommandTransaction:
         except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
             raise ConcurrencyConflict(type(e).__name__) from e
 
-    async def resolved_with(self, root_cause: str, since: datetime) -> list[str]:
-        rows = await self._conn.fetch(
-            "SELECT case_id FROM cases WHERE root_cause = $1 AND resolved_at >= $2 AND status <> 'open'",
-            root_cause,
-            since,
-        )
-        return [r["case_id"] for r in rows]
+    async def resolved_with(self, root_cause: str, since: datetime) -> dict[str, datetime]:
+        return await resolved_with(self._conn, root_cause, since)
 
     async def trend(self, tag: str) -> tuple[bool, int]:
-        row = await self._conn.fetchrow(
-            "SELECT active, crossings FROM rootcause_trends WHERE tag = $1 FOR UPDATE", tag
-        )
-        return (False, 0) if row is None else (row["active"], row["crossings"])
+        return await trend_state(self._conn, tag)
 
-    async def record_trend(self, tag: str, event: NewEvent | None, active: bool) -> None:
-        await self._conn.execute(
-            "INSERT INTO rootcause_trends (tag, active, crossings, crossed_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (tag) DO UPDATE SET active = EXCLUDED.active,"
-            " crossings = rootcause_trends.crossings + $3, crossed_at = coalesce($4, rootcause_trends.crossed_at)",
-            tag,
-            active,
-            1 if event else 0,
-            event.event.at if event else None,
-        )
-        if event is not None:
-            try:
-                await append_events(self._conn, [event])
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+    async def record_trend(
+        self, tag: str, event: NewEvent | None, active: bool, due_at: datetime | None
+    ) -> None:
+        await record_trend(self._conn, tag, event, active, due_at)
 
 
 class PostgresCommandStore:

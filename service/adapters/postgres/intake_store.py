@@ -10,6 +10,7 @@ import asyncpg
 
 from service.adapters.postgres.case_writes import append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
@@ -72,6 +73,8 @@ class PostgresIntakeTransaction:
             await save_cases(self._conn, plan.cases.values())
             await self._save_offsets(group, next_offsets)
             await append_events(self._conn, plan.events)
+            if plan.root_causes:  # rare (a signal reopened a resolved case): the trend loop recounts the tag
+                await mark_trends_due(self._conn, plan.root_causes)
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
 
