@@ -19,6 +19,8 @@ from service.domain.trends import TrendPolicy
 
 MAX_CONFLICT_RETRIES = 20
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
+# (the case, its customer's latest case, now): for rules that look at the customer's newer cases
+DecideWithLatest = Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
 Render = Callable[[CaseState, list[Any]], dict[str, Any]]
 
 
@@ -64,6 +66,8 @@ class Command:
     trends: TrendPolicy = TrendPolicy()
     opens_for: str | None = None  # a customer id: the command opens that customer's next case
     opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
+    # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
+    with_latest: DecideWithLatest | None = None
 
     @property
     def target(self) -> str:
@@ -95,12 +99,19 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
             before = await tx.case(command.case_id)
             if before is None:
                 raise CaseNotFound(command.case_id)
-            events = command.decide(before, await tx.now())
+            events = await _decided(tx, command, before)
         state = await _append(tx, before, events, sla, command.trends)
         answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
         if command.idempotency_key is not None:
             await tx.remember(command.actor, command.target, command.idempotency_key, command.name, answer)
     return answer
+
+
+async def _decided(tx: CommandTransaction, command: Command, case: CaseState) -> list[CaseEvent]:
+    now = await tx.now()
+    if command.with_latest is None:
+        return command.decide(case, now)
+    return command.with_latest(case, await tx.latest_case(case.customer_id) or case, now)
 
 
 async def _append(

@@ -116,11 +116,20 @@ def decide_resolve(
 
 
 def decide_follow_up(
-    state: CaseState, satisfied: bool, notes: str, actor: Actor, sla: SlaPolicy, now: datetime
+    state: CaseState,
+    latest: CaseState,
+    satisfied: bool,
+    notes: str,
+    actor: Actor,
+    sla: SlaPolicy,
+    now: datetime,
 ) -> list[CaseEvent]:
-    """The follow-up of a resolved case closes it when the customer is satisfied and reopens it when not."""
+    """The follow-up of a resolved case closes it when the customer is satisfied and reopens it when not
+    (only the customer's latest case reopens: `latest` is that case)."""
     if state.status is not CaseStatus.RESOLVED:
         raise WrongState(f"a follow-up needs a resolved case; this one is {state.status}")
+    if not satisfied:
+        _latest_of_its_customer(state, latest)
     recorded = FollowUpRecorded(
         case_id=state.case_id, at=now, actor=actor.name, satisfied=satisfied, notes=notes
     )
@@ -130,11 +139,12 @@ def decide_follow_up(
 
 
 def decide_reopen(
-    state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime
+    state: CaseState, latest: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime
 ) -> list[CaseEvent]:
-    """A resolved or closed case reopens with a reason; the resolution clock restarts now."""
+    """A resolved or closed case reopens with a reason if it is its customer's latest; the resolution clock restarts now."""
     if state.status is CaseStatus.OPEN:
         raise WrongState("the case is already open")
+    _latest_of_its_customer(state, latest)
     if not reason.strip():
         raise MissingField("reason is required", "reason")
     return [_reopened(state, reason, actor, sla, now)]
@@ -191,6 +201,19 @@ def _reopened(state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: 
         signal=None,
         severity=state.severity,
         resolution_deadline=sla.resolution_deadline(state.severity, now),
+    )
+
+
+def _latest_of_its_customer(state: CaseState, latest: CaseState) -> None:
+    """Only a customer's latest case reopens: intake places their signals on it, and they have one open case."""
+    if latest.ordinal <= state.ordinal:
+        return
+    if latest.status is CaseStatus.OPEN:
+        raise WrongState(
+            f"customer {state.customer_id} has a newer open case {latest.case_id}: work that one"
+        )
+    raise WrongState(
+        f"customer {state.customer_id} has a newer case {latest.case_id} ({latest.status}): reopen that one instead"
     )
 
 

@@ -211,7 +211,7 @@ def worked() -> list[CaseEvent]:
             s, ResolutionType.APOLOGY_ONLY, "scheduling", "double-book check", manager, {"scheduling"}, now
         ),
         lambda s: decide_timer(s, timers_for(s, SlaPolicy())[0], now, SlaPolicy()),  # the follow-up falls due
-        lambda s: decide_follow_up(s, True, "happy", manager, SlaPolicy(), now),
+        lambda s: decide_follow_up(s, s, True, "happy", manager, SlaPolicy(), now),
     ]
     events: list[CaseEvent] = []
     for decide in decisions:

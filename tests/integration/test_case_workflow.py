@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from service.config import Settings
 from service.domain.signals import SignalKind
+from tests.integration.api_only import api_over
 from tests.support import AGENT, MANAGER, eventually, publish, signal_event
 
 
@@ -169,3 +170,29 @@ async def test_staff_open_a_case_by_hand_but_never_a_second_open_one(api: httpx.
     assert second.status_code == 409 and case["case_id"] in second.json()["detail"]
     history = (await api.get(f"/v1/cases/{case['case_id']}", headers=AGENT)).json()["events"]
     assert history[0]["data"]["opened_by"] == "mia" and history[0]["data"]["reason"] == "CEO escalation"
+
+
+async def test_an_older_case_is_not_reopened_while_the_customer_has_a_newer_open_case_409_not_500(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    async with api_over(pool, database_url) as api:
+        body = {"customer_id": "two-cases", "severity": "major", "reason": "escalated"}
+        older = (await api.post("/v1/cases", json=body, headers=MANAGER)).json()["case_id"]
+        resolution = {"resolution_type": "apology_only", "root_cause": "scheduling", "prevention_action": "x"}
+        resolved = await api.post(f"/v1/cases/{older}/resolve", json=resolution, headers=MANAGER)
+        assert resolved.status_code == 200
+        newer = (await api.post("/v1/cases", json=body, headers=MANAGER)).json()["case_id"]
+        before = (await api.get(f"/v1/cases/{older}", headers=AGENT)).json()
+
+        unhappy = await api.post(f"/v1/cases/{older}/follow-up", json={"satisfied": False}, headers=AGENT)
+        reopened = await api.post(f"/v1/cases/{older}/reopen", json={"reason": "called"}, headers=MANAGER)
+        for refused in (unhappy, reopened):
+            assert refused.status_code == 409, refused.text
+            assert refused.json() == {
+                "error": "wrong_state",
+                "detail": f"customer two-cases has a newer open case {newer}: work that one",
+                "field": None,
+            }
+        assert (await api.get(f"/v1/cases/{older}", headers=AGENT)).json() == before
+        happy = await api.post(f"/v1/cases/{older}/follow-up", json={"satisfied": True}, headers=AGENT)
+        assert happy.status_code == 200 and happy.json()["status"] == "closed"

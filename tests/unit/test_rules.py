@@ -136,9 +136,11 @@ def test_the_resolution_gate(
 
 def test_a_follow_up_needs_a_resolved_case() -> None:
     with pytest.raises(WrongState):
-        decide_follow_up(case(), True, "", Actor("x", "agent"), SlaPolicy(), NOW)
+        decide_follow_up(case(), case(), True, "", Actor("x", "agent"), SlaPolicy(), NOW)
     resolved = replace(case(), status=CaseStatus.RESOLVED, resolved_at=NOW)
-    unhappy = decide_follow_up(resolved, False, "", Actor("x", "agent"), SlaPolicy(), NOW + timedelta(days=2))
+    unhappy = decide_follow_up(
+        resolved, resolved, False, "", Actor("x", "agent"), SlaPolicy(), NOW + timedelta(days=2)
+    )
     state = resolved
     for event in unhappy:
         state = evolve(state, event)

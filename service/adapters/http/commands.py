@@ -32,7 +32,7 @@ from service.adapters.http.errors import (
 )
 from service.adapters.http.models import CaseView
 from service.adapters.postgres.case_reads import CaseRead
-from service.app.commands import CaseNotFound, Command, CommandStore, run_command
+from service.app.commands import CaseNotFound, Command, CommandStore, DecideWithLatest, run_command
 from service.domain.case import CaseState
 from service.domain.compensation import (
     CompensationLimits,
@@ -85,6 +85,9 @@ def command_router(
 
     def on(case_id: str, name: str, actor: Any, key: str | None, decide: Any) -> Command:
         return Command(case_id, name, actor.actor, key, decide, trends)
+
+    def on_latest(case_id: str, name: str, actor: Any, key: str | None, decide: DecideWithLatest) -> Command:
+        return Command(case_id, name, actor.actor, key, lambda s, now: [], trends, with_latest=decide)
 
     def who(actor: Any) -> DomainActor:
         return DomainActor(actor.actor, actor.role)
@@ -196,27 +199,29 @@ def command_router(
     async def follow_up(
         case_id: CaseId, body: FollowUpBody, actor: Actor, key: IdempotencyKey = None
     ) -> JSONResponse:
-        """Record the follow-up: satisfied closes the case, not satisfied reopens it."""
+        """Record the follow-up: satisfied closes the case, not satisfied reopens it.
 
-        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
-            return decide_follow_up(s, body.satisfied, body.notes, who(actor), sla, now)
+        409 when not satisfied and the customer has a newer case: only their latest case reopens.
+        """
 
-        return await run(on(case_id, "follow_up", actor, key, decide))
+        def decide(s: CaseState, latest: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_follow_up(s, latest, body.satisfied, body.notes, who(actor), sla, now)
+
+        return await run(on_latest(case_id, "follow_up", actor, key, decide))
 
     @router.post("/reopen", response_model=CaseView)
     async def reopen(
         case_id: CaseId, body: ReopenBody, actor: Actor, key: IdempotencyKey = None
     ) -> JSONResponse:
-        """Reopen a resolved or closed case with a reason; the resolution clock restarts now."""
-        return await run(
-            on(
-                case_id,
-                "reopen",
-                actor,
-                key,
-                lambda s, now: decide_reopen(s, body.reason, who(actor), sla, now),
-            )
-        )
+        """Reopen a resolved or closed case with a reason; the resolution clock restarts now.
+
+        409 when the customer has a newer case: only their latest case reopens.
+        """
+
+        def decide(s: CaseState, latest: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_reopen(s, latest, body.reason, who(actor), sla, now)
+
+        return await run(on_latest(case_id, "reopen", actor, key, decide))
 
     both = APIRouter()
     both.include_router(opening)
