@@ -264,7 +264,7 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     assert state is not None, f"{event.type} before case.opened"
     version = state.version + 1
     if isinstance(event, SignalAttached):
-        stake = larger_stake(state.amount_at_stake, event.signal.amount_at_stake)
+        stake = _stake_after(state, event.signal.amount_at_stake)
         return replace(state, version=version, signal_count=state.signal_count + 1, amount_at_stake=stake)
     if isinstance(event, FollowUpDue):
         return replace(
@@ -285,7 +285,7 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
     if not isinstance(event, CaseReopened):
         return _worked(replace(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)
-    stake = larger_stake(state.amount_at_stake, event.signal.amount_at_stake if event.signal else None)
+    stake = _stake_after(state, event.signal.amount_at_stake if event.signal else None)
     return replace(
         state,
         version=version,
@@ -351,6 +351,21 @@ def _step_recorded(state: CaseState, event: StepRecorded) -> CaseState:
     contact = event.outcome is StepOutcome.COMPLETED and kind in CONTACT_STEPS
     acknowledged = state.acknowledged_at or (event.at if contact else None)
     return replace(state, steps=steps, acknowledged_at=acknowledged)
+
+
+def case_currency(state: CaseState) -> str | None:
+    """A case has one currency: its amount at stake's, or else its first compensation's (None until either)."""
+    if state.amount_at_stake is not None:
+        return state.amount_at_stake.currency
+    return state.compensations[0].currency if state.compensations else None
+
+
+def _stake_after(state: CaseState, new: Money | None) -> Money | None:
+    """A stake in another currency than the case's never counts, even on a case its compensations put in one."""
+    currency = case_currency(state)
+    if new is not None and currency is not None and new.currency != currency:
+        return state.amount_at_stake
+    return larger_stake(state.amount_at_stake, new)
 
 
 def larger_stake(current: Money | None, new: Money | None) -> Money | None:

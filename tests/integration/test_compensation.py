@@ -236,3 +236,63 @@ async def test_the_same_idempotency_key_on_two_cases_makes_two_requests_each_wit
         f"/v1/cases/{cases[1]}/compensations/{first['request_id']}/approve", headers=MANAGER
     )
     assert mine.status_code == 422 and mine.json()["field"] == "request_id"  # another case's request
+
+
+async def test_four_eyes_a_running_total_per_actor_and_one_currency_hold_through_the_api(
+    api_alone: httpx.AsyncClient,
+) -> None:
+    path = f"/v1/cases/{await open_by_hand(api_alone, 'governance')}/compensations"
+    piece = {"kind": "refund", "amount": "50.00", "currency": "EUR", "reason": "a quarter of 200"}
+    for _ in range(4):
+        answer = await api_alone.post(path, json=piece, headers=AGENT)
+        assert answer.status_code == 200
+    pieces = answer.json()["compensations"]
+    assert [c["status"] for c in pieces] == ["requested"] + ["awaiting_approval"] * 3
+    assert pieces[1]["needs_approval"] == [
+        "above the agent limit of 50 EUR: ana already granted 50.00 EUR on this case"
+    ]
+    dollars = await api_alone.post(path, json={**piece, "currency": "USD"}, headers=AGENT)
+    assert dollars.status_code == 422 and dollars.json()["field"] == "currency"
+    assert "EUR" in dollars.json()["detail"]
+
+    large = {"kind": "refund", "amount": "600.00", "currency": "EUR", "reason": "repair"}
+    mine = (await api_alone.post(path, json=large, headers=MANAGER)).json()["compensations"][-1]
+    assert mine["status"] == "awaiting_approval"
+    own = await api_alone.post(f"{path}/{mine['request_id']}/approve", headers=MANAGER)
+    assert own.status_code == 403 and own.json()["error"] == "not_allowed"
+    assert "four eyes" in own.json()["detail"]
+    by_owner = await api_alone.post(f"{path}/{mine['request_id']}/approve", headers=AUTH)
+    assert by_owner.status_code == 200
+    assert by_owner.json()["compensations"][-1] == {**mine, "status": "requested", "approved_by": "tester"}
+    by_manager = await api_alone.post(f"{path}/{pieces[1]['request_id']}/approve", headers=MANAGER)
+    assert by_manager.status_code == 200 and by_manager.json()["compensations"][1]["approved_by"] == "mia"
+
+
+async def test_billings_answer_to_a_request_still_waiting_for_approval_is_dead_lettered_with_its_reason(
+    api: httpx.AsyncClient, case: dict[str, Any], settings: Settings, producer: AIOKafkaProducer, kafka: Kafka
+) -> None:
+    path = f"/v1/cases/{case['case_id']}"
+    large = {"kind": "refund", "amount": "400.00", "currency": "EUR", "reason": "full repair cost"}
+    [held] = (await api.post(f"{path}/compensations", json=large, headers=AGENT)).json()["compensations"]
+    assert held["status"] == "awaiting_approval"
+    await billing_answer(
+        producer, settings, "settled", {"request_id": held["request_id"], "reference": "PAY-1"}
+    )
+
+    dlq = AIOKafkaConsumer(
+        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await dlq.start()
+    try:
+
+        async def dead_lettered() -> str | None:
+            batch = await dlq.getmany(timeout_ms=300)
+            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
+            return next((r for r in reasons if held["request_id"] in r), None)
+
+        reason = await eventually(dead_lettered, what="billing's answer on the dead-letter topic")
+    finally:
+        await dlq.stop()
+    assert "still waits for approval" in reason and "never sent to billing" in reason
+    after = (await api.get(path, headers=AUTH)).json()["compensations"]
+    assert after == [held]

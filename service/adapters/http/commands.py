@@ -172,8 +172,11 @@ def command_router(
         """Request a refund, credit or comped service; the case then shows it with billing's `request_id`.
 
         The `request_id` is unique across all cases: a uuid5 of (case, actor, Idempotency-Key), or of (case, the
-        request's number on the case) without a key. Within the actor's limit (and 1.5x the amount at stake) it
-        goes to billing at once; otherwise it waits for a manager's or owner's approval.
+        request's number on the case) without a key. It goes to billing at once when the actor's limit covers it
+        plus what the actor already granted on this case without approval (failed ones not counted), and the
+        case's total granted stays within 1.5x the amount at stake (a stake of 0: every request waits);
+        otherwise it waits for a manager's or owner's approval and `needs_approval` says why. A case has one
+        currency: its amount at stake's, else its first compensation's (another one: 422 naming `currency`).
         """
 
         def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
@@ -188,7 +191,10 @@ def command_router(
     async def approve_compensation(
         case_id: CaseId, request_id: RequestId, actor: Actor, key: IdempotencyKey = None
     ) -> JSONResponse:
-        """Approve a waiting compensation (manager within their limit, or owner): then it goes to billing."""
+        """Approve a waiting compensation (manager within their limit, or owner): then it goes to billing.
+
+        403 for the one who requested it (four eyes, whatever their role); 409 while the case is closed.
+        """
 
         def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
             return decide_approve_compensation(s, request_id, who(actor), limits, now)
