@@ -34,14 +34,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    UnknownError,
-)
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -65,11 +58,10 @@ RECORD_REFUSED: tuple[type[Exception], ...] = (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     RecordTooLargeError,
-    CorruptRecordException,
-    InvalidTimestampError,
-    UnknownError,  # what aiokafka makes of INVALID_RECORD (87), which it has no class for
 )
-"""The broker refuses a record for good, whatever the state of the cluster: the event's fault."""
+"""The broker refuses a record for good because of its size: the event's fault. Refusals that can come from
+the cluster's state rather than the record (a corrupt batch, a timestamp out of range, aiokafka's UnknownError
+for INVALID_RECORD) are not listed: parking on them could hold back every case; they end the loop instead."""
 MAX_RECORD_BYTES = 1_048_576
 """aiokafka's default max_request_size, which the service's producer keeps."""
 
@@ -121,7 +113,7 @@ class EventRelay:
                 parked = await self._publish_batch(events, {s: o.head for s, o in held.items()})
                 position = events[-1].position
                 await lease.advance(position, parked)
-                _count_parked(parked)
+                EVENTS_PARKED.inc(len(parked))
             PARKED_EVENTS.set(sum(o.count for o in held.values()) + len(parked))
             RELAY_LAG.set(max(await lease.head() - position, 0))
             if len(events) < self.batch:
@@ -155,10 +147,11 @@ class EventRelay:
         parked: list[Parked] = []
         for event, _ in ready:
             head = heads.get(event.stream_id)
-            fault = Parked.held(event, head) if head is not None else await self._publish_one(event)
-            if fault is not None:
+            if head is not None and head < event.position:
+                parked.append(Parked.held(event, head))
+            elif (fault := await self._publish_one(event)) is not None:
                 parked.append(fault)
-                heads.setdefault(event.stream_id, event.position)
+                heads[event.stream_id] = min(event.position, head or event.position)
         return parked
 
     async def _publish_one(self, event: LoggedEvent) -> Parked | None:
@@ -185,6 +178,8 @@ class EventRelay:
         return await lease.open_streams()
 
     async def _release_case(self, lease: RelayLease, events: Sequence[LoggedEvent]) -> None:
+        if not events:  # an operator skipped them all meanwhile
+            return
         for i, event in enumerate(events):
             fault = await self._publish_one(event)
             if fault is not None:
@@ -263,11 +258,6 @@ def _raise_first(outcomes: Sequence[object]) -> None:
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise min(errors, key=lambda e: isinstance(e, RECORD_REFUSED))
-
-
-def _count_parked(parked: list[Parked]) -> None:
-    if parked:
-        EVENTS_PARKED.inc(len(parked))
 
 
 @lru_cache(maxsize=100_000)
