@@ -5,7 +5,7 @@ A crash between publishing and recording the position re-publishes the same even
 it never skips one.
 
 One bad event holds back only its own case. An event that cannot be mapped to its records (its stored data
-fails the outgoing schema), or whose record the broker refuses for good (too large, invalid), is parked
+fails the outgoing schema), or whose record the broker refuses for good (too large), is parked
 (table parked_events) with the error's type and our own short message as its reason; every later event of
 that case is parked behind it, so the case's order on Kafka holds, while every other case's events go on
 and the position moves past the batch (the parked rows are written in the same transaction as the move).
