@@ -22,7 +22,7 @@ test: install lint  ## the whole suite: lint, types, schemas, unit, contract, in
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check service tests bench tools deploy/checks.py
+	$(BIN)/ruff check service tests bench tools deploy/checks.py examples
 	$(BIN)/mypy service
 
 unit: install

@@ -15,12 +15,14 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from service.adapters.http.api import create_app
+from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.results import CompensationResult, ResultsConsumer
+from service.adapters.kafka.schema_export import asyncapi, channel_specs, json_schemas, render
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
@@ -304,6 +306,8 @@ def http_app(
         compensation_limits(settings),
         trends,
     )
+    # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
+    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas())]
     return create_app(
-        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, [commands], trends
+        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, routers, trends
     )

@@ -56,6 +56,7 @@ SLA_DATA_PATH = "outgoing/sla.data.schema.json"
 COMPENSATION_DATA_PATH = "outgoing/compensation.requested.data.schema.json"
 TREND_DATA_PATH = "outgoing/rootcause.trend_detected.data.schema.json"
 RESULT_DATA_PATH = "inbound/compensation.result.data.schema.json"
+RESULT_EVENT_PATH = "inbound/compensation.result.event.schema.json"
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,38 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     documents[RESULT_DATA_PATH] = _schema_document(
         CompensationResultData.model_json_schema(mode="validation"), RESULT_DATA_PATH
     )
+    documents[RESULT_EVENT_PATH] = result_event_schema()
     return documents
+
+
+# What billing's answers carry, as decode_result reads them (decode_event: either mode, the signal envelope's
+# bounds; subject and the record key are never read).
+RESULT_ATTRIBUTES = {
+    "id": "Billing's own event id; (source, id) should be unique per answer, and stable when it is re-sent.",
+    "source": "Billing's URI-reference, e.g. /billing.",
+    "type": "The answer: recovery.compensation.settled or recovery.compensation.failed.",
+    "time": "When billing decided: RFC 3339 with an offset, from 1970-01-01T00:00:00Z up to (not including)"
+    " 2100-01-01T00:00:00Z.",
+    "subject": "Optional and not read; the case id (data.case_id of the request) is a good choice.",
+}
+RESULT_KEY_DESCRIPTION = (
+    "Optional and not read by the service: any key, or none. Recommended: data.request_id, so that every"
+    " answer to one request stays in order on one partition."
+)
+
+
+def result_event_schema() -> dict[str, Any]:
+    """Billing's answer as a structured CloudEvent: the envelope, a result type, and the result data."""
+    schema = _document(
+        StructuredCloudEvent[CompensationResultData], RESULT_EVENT_PATH, title="Compensation result event"
+    )
+    schema["description"] = (
+        f"A {' or '.join(RESULT_TYPES)} CloudEvent 1.0 in structured content mode, from billing."
+    )
+    schema["properties"]["type"]["enum"] = list(RESULT_TYPES)
+    for name, description in RESULT_ATTRIBUTES.items():
+        schema["properties"][name]["description"] = description
+    return schema
 
 
 # --- AsyncAPI ---------------------------------------------------------------------------------------------
@@ -407,26 +439,55 @@ def compensation_channel(topic: str) -> ChannelSpec:
     )
 
 
+def result_headers(type_: str) -> dict[str, Any]:
+    """Headers of billing's binary-mode answer: the envelope decode_result requires; subject optional."""
+    headers = binary_headers(type_)
+    for name, description in RESULT_ATTRIBUTES.items():
+        headers["properties"][f"ce_{name}"]["description"] = description
+    return headers
+
+
 def compensation_results_channel(topic: str) -> ChannelSpec:
-    """Billing's answers: settled or failed, naming the request id."""
-    messages = [
-        MessageSpec(
-            id=f"compensation{_camel(type_.removeprefix('recovery.compensation.'))}",
-            title=f"{type_} (binary or structured mode)",
-            summary=f"Billing's {type_.rsplit('.', 1)[-1]} answer to a compensation request.",
-            content_type=JSON_CONTENT_TYPE,
-            headers=outgoing_headers(type_, "Billing's own event id.", "When billing decided."),
-            payload={"$ref": f"./{RESULT_DATA_PATH}"},
-            key=_case_key(),
+    """Billing's answers, settled or failed, naming the request id, in either content mode."""
+    messages = []
+    for type_ in RESULT_TYPES:
+        outcome = type_.rsplit(".", 1)[-1]
+        name = f"compensation{_camel(outcome)}"
+        key = {"type": "string", "description": RESULT_KEY_DESCRIPTION}
+        messages.append(
+            MessageSpec(
+                id=name,
+                title=f"{type_} (binary mode)",
+                summary=f"Billing's {outcome} answer: attributes in ce_* headers, the record value is data.",
+                content_type=JSON_CONTENT_TYPE,
+                headers=result_headers(type_),
+                payload={"$ref": f"./{RESULT_DATA_PATH}"},
+                key=key,
+            )
         )
-        for type_ in RESULT_TYPES
-    ]
+        messages.append(
+            MessageSpec(
+                id=f"{name}Structured",
+                title=f"{type_} (structured mode)",
+                summary=f"Billing's {outcome} answer: the record value is the whole event in the JSON format.",
+                content_type=STRUCTURED_CONTENT_TYPE,
+                headers={
+                    "type": "object",
+                    "required": ["content-type"],
+                    "properties": {"content-type": {"type": "string", "const": STRUCTURED_CONTENT_TYPE}},
+                },
+                payload={"$ref": f"./{RESULT_EVENT_PATH}"},
+                key=key,
+            )
+        )
     return ChannelSpec(
         id="compensationResults",
         address=topic,
         action="receive",
         operation_id="receiveCompensationResult",
-        description="Settled or failed answers from billing; they land on the case that asked.",
+        description="Settled or failed answers from billing, in binary or structured mode; they land on the"
+        " case that asked. An answer that cannot be read, or names no known request, goes to the dead-letter"
+        " topic.",
         messages=messages,
     )
 

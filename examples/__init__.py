@@ -1,0 +1,1 @@
+"""Runnable integration examples: a signal publisher and a billing service, on the official CloudEvents SDK."""
