@@ -115,7 +115,11 @@ class Service:
     async def _connect(self) -> asyncpg.Pool:
         s = self.settings
         return await asyncpg.create_pool(
-            s.database_url.get_secret_value(), min_size=2, max_size=s.database_pool_size, timeout=10
+            s.database_url.get_secret_value(),
+            min_size=2,
+            max_size=s.database_pool_size,
+            timeout=10,
+            command_timeout=60,  # a connection that died without a reset fails (transient) instead of hanging
         )
 
     def _run(self, name: str, work: Coroutine[Any, Any, None]) -> None:

@@ -10,7 +10,7 @@ from service.adapters.retry import keep_running
 from service.app.timers import Fired, TimerStore, fire_due_timers
 from service.domain.events import SlaBreached
 from service.domain.sla import SlaPolicy
-from service.observability import SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
+from service.observability import ISOLATED_RECORDS, SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
 
 log = structlog.get_logger()
 
@@ -38,6 +38,9 @@ async def fire_timers_forever(
 def _observe(fired: list[Fired]) -> None:
     for f in fired:
         TIMER_LAG.observe(max(f.lag_seconds, 0.0))
+        if f.fault is not None:
+            ISOLATED_RECORDS.labels("timer").inc()
+            log.error("timer_isolated", case_id=f.timer.case_id, sla=f.timer.sla.value, error=f.fault)
         if f.event is None:
             continue
         counter = SLA_BREACHES if isinstance(f.event, SlaBreached) else SLA_WARNINGS

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict
-from service.domain.events import SlaBreached, SlaWarned
+from service.domain.events import CaseEvent, SlaBreached, SlaWarned
 from service.domain.intake import NewEvent
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, decide_timer
@@ -37,6 +37,7 @@ class Fired:
     timer: Timer
     event: SlaWarned | SlaBreached | None  # None: the clock stopped or the deadline moved
     lag_seconds: float  # from due time to firing, on the database's clock
+    fault: str | None = None  # the error type when deciding this timer failed: it was isolated, not fired
 
 
 async def fire_due_timers(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fired]:
@@ -61,11 +62,26 @@ async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fire
         fired: list[Fired] = []
         for timer in due:
             state = changed.get(timer.case_id) or states.get(timer.case_id)
-            decided = decide_timer(state, timer, now, sla) if state is not None else []
-            for new in decided:
-                state = changed[timer.case_id] = evolve(state, new)
+            lag = (now - timer.due_at).total_seconds()
+            try:
+                decided = decide_timer(state, timer, now, sla) if state is not None else []
+                evolved = _evolved(state, decided)
+            except Exception as e:  # a bug this one timer triggers: it is marked and reported, the rest fire
+                fired.append(Fired(timer, None, lag, type(e).__name__))
+                continue
+            for new, state in evolved:
+                changed[timer.case_id] = state
                 events.append(NewEvent(state.case_id, state.version, new))
             sla_event = decided[0] if decided and isinstance(decided[0], SlaWarned | SlaBreached) else None
-            fired.append(Fired(timer, sla_event, (now - timer.due_at).total_seconds()))
+            fired.append(Fired(timer, sla_event, lag))
         await tx.record(due, events, changed)
     return fired
+
+
+def _evolved(state: CaseState | None, decided: Sequence[CaseEvent]) -> list[tuple[CaseEvent, CaseState]]:
+    """Each decided event with the state after it, computed before anything is kept."""
+    steps = []
+    for event in decided:
+        state = evolve(state, event)
+        steps.append((event, state))
+    return steps

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
+import structlog
 
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases
 from service.adapters.postgres.errors import CONFLICTS
@@ -15,6 +16,9 @@ from service.domain.errors import ConcurrencyConflict
 from service.domain.events import SlaKind
 from service.domain.intake import NewEvent
 from service.domain.timers import Timer, TimerKind
+from service.observability import ISOLATED_RECORDS
+
+log = structlog.get_logger()
 
 
 class PostgresTimerTransaction:
@@ -29,18 +33,41 @@ class PostgresTimerTransaction:
             limit,
         )
         now: datetime = await self._conn.fetchval("SELECT now()")
-        timers = [
-            Timer(r["case_id"], SlaKind(r["sla"]), TimerKind(r["kind"]), r["deadline"], r["due_at"])
-            for r in rows
-        ]
+        timers = []
+        for r in rows:
+            try:
+                timers.append(
+                    Timer(r["case_id"], SlaKind(r["sla"]), TimerKind(r["kind"]), r["deadline"], r["due_at"])
+                )
+            except ValueError:  # a row no code of ours wrote: set aside (marked failed), never the loop's end
+                await self._set_aside(r["case_id"], r["sla"], r["kind"])
         return timers, now
 
-    async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]:
-        rows = await self._conn.fetch(
-            "SELECT state FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
+    async def _set_aside(self, case_id: str, sla: str, kind: str) -> None:
+        ISOLATED_RECORDS.labels("timer").inc()
+        log.error(
+            "timer_isolated", case_id=case_id, sla=sla[:40], kind=kind[:40], error="unreadable timer row"
         )
-        states = [CASE_STATE.validate_json(r["state"]) for r in rows]
-        return {s.case_id: s for s in states}
+        await self._conn.execute(
+            "UPDATE sla_timers SET fired_at = now() WHERE (case_id, sla, kind) = ($1, $2, $3)",
+            case_id,
+            sla,
+            kind,
+        )
+
+    async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]:
+        """The cases' snapshots; one that cannot be read is left out (its timers then decide nothing)."""
+        rows = await self._conn.fetch(
+            "SELECT case_id, state FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
+        )
+        states = {}
+        for r in rows:
+            try:
+                states[r["case_id"]] = CASE_STATE.validate_json(r["state"])
+            except ValueError as e:  # pydantic's ValidationError is a ValueError
+                ISOLATED_RECORDS.labels("timer").inc()
+                log.error("case_snapshot_unreadable", case_id=r["case_id"], error=type(e).__name__)
+        return states
 
     async def record(
         self, fired: Sequence[Timer], events: Sequence[NewEvent], cases: Mapping[str, CaseState]
