@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         description="JSON list: the root-cause taxonomy a resolution chooses from.",
     )
     log_level: str = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="`json`: one JSON object per line; `console`: human-readable lines; `auto`: console when"
+        " stdout is a terminal (as under `make run`), JSON otherwise (containers, files, pipes).",
+    )
 
     @field_validator("policy_file", mode="after")
     @classmethod

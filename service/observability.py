@@ -1,9 +1,13 @@
-"""Structured JSON logs and the Prometheus metric objects (names: recovery_<noun>_<unit>)."""
+"""Structured logs (JSON, or human-readable on a terminal) and the Prometheus metric objects (names:
+recovery_<noun>_<unit>)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
 import sys
+from typing import Literal
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
@@ -90,26 +94,53 @@ COMPENSATION_RESULTS = Counter(
 )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """One JSON object per line on stdout; customer free text is never passed to a logger."""
+HTTP_REQUESTS = Counter(
+    "recovery_http_requests_total",
+    "HTTP requests answered, by method, route template (`unmatched` for a path no route serves) and status.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "recovery_http_request_seconds",
+    "Seconds from an HTTP request's arrival to the end of its response, by method and route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BUILD_INFO = Gauge(
+    "recovery_build_info",
+    "Always 1; the running package's version and the Python it runs on.",
+    ["version", "python"],
+)
+BUILD_INFO.labels(importlib.metadata.version("recovery-loop"), platform.python_version()).set(1)
+
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> None:
+    """Logs on stdout: one JSON object per line, or structlog's aligned human-readable lines when asked
+    (`console`) or, with `auto`, when stdout is a terminal. Customer free text is never passed to a logger."""
+    terminal = sys.stdout.isatty()
+    console = log_format == "console" or (log_format == "auto" and terminal)
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    handler = logging.StreamHandler(sys.stdout)  # libraries' records (uvicorn, aiokafka) as JSON lines too
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(colors=terminal) if console else structlog.processors.JSONRenderer()
+    )
+    handler = logging.StreamHandler(sys.stdout)  # libraries' records (uvicorn, aiokafka) rendered alike
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(),
-            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
     logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
+    # The console renderer prints exceptions itself (format_exc_info would flatten them first).
+    exceptions = [] if console else [structlog.processors.format_exc_info]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+        processors=[*shared, *exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         print(f"recovery: configuration error\n{describe_error(e)}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command in ("cases", "trends", "projections", "parked"):

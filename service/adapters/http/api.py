@@ -37,6 +37,7 @@ from service.adapters.http.models import (
     RootCauseCount,
     RootCauseTrends,
 )
+from service.adapters.http.request_metrics import RequestMetrics
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
@@ -72,6 +73,7 @@ def create_app(
     )
     app.state.tokens = tokens
     install_error_handlers(app)
+    app.add_middleware(RequestMetrics)
     app.include_router(_read_router(reads_of, trends))
     for router in routers:
         app.include_router(router)
