@@ -21,10 +21,14 @@ from tests.support import eventually, publish, signal_event
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Labelled series that appear only after a business event this test does not cause (a compensation
-# requested and approved, then billing's answer): for these, the scrape must carry the metric family
-# (its HELP and TYPE lines), not yet a sample.
-FAMILY_ONLY = {"recovery_compensations_requested_total", "recovery_compensation_results_total"}
+# Labelled series that appear only after an event this test does not cause (a compensation requested
+# and approved, then billing's answer; a record that triggers a bug and is isolated): for these, the
+# scrape must carry the metric family (its HELP and TYPE lines), not yet a sample.
+FAMILY_ONLY = {
+    "recovery_compensations_requested_total",
+    "recovery_compensation_results_total",
+    "recovery_isolated_records_total",
+}
 # promtool's lint looks at naming and types. A line about one of prometheus_client's own default
 # collectors (process_*, python_*) would be outside this project's control, so only those may appear;
 # with prometheus_client 0.26 and promtool 2.42 there are none.
