@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
-    if args.command in ("cases", "trends", "projections", "parked"):
+    if args.command in ("cases", "trends", "projections", "parked", "dlq"):
         return asyncio.run(ops.run(args, settings))
     return _serve(settings, announce=args.command == "dev")
 

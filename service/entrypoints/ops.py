@@ -16,6 +16,7 @@ from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.projections import rebuild_cases
 from service.config import Settings
 from service.domain.trends import TrendPolicy
+from service.entrypoints import dead_letters
 
 
 def add_commands(commands: Any) -> None:
@@ -37,6 +38,7 @@ def add_commands(commands: Any) -> None:
     )
     rebuild.add_argument("--check", action="store_true", help="only compare; exit 1 when anything differs")
     _add_parked_commands(commands)
+    dead_letters.add_commands(commands)
 
 
 def _add_parked_commands(commands: Any) -> None:
@@ -58,6 +60,8 @@ def _add_parked_commands(commands: Any) -> None:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "dlq":  # Kafka only: no database
+        return await dead_letters.run(args, settings)
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
         if args.command == "projections":
