@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
+from service.adapters.http.tracing import TraceRequests
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
@@ -43,6 +44,7 @@ from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.observability import COMPENSATION_RESULTS, READY
+from service.tracing import configure_tracing, shutdown_tracing
 from service.trend_worker import review_trends_forever
 from service.workers import fire_timers_forever
 
@@ -186,7 +188,13 @@ class Service:
 
         async def land(result: CompensationResult) -> None:
             await land_compensation_result(
-                result.request_id, result.settled, result.detail, commands, commands, rules.sla
+                result.request_id,
+                result.settled,
+                result.detail,
+                commands,
+                commands,
+                rules.sla,
+                result.traceparent,
             )
             COMPENSATION_RESULTS.labels("settled" if result.settled else "failed").inc()
 
@@ -283,6 +291,7 @@ async def _within(probe: Coroutine[Any, Any, bool], seconds: float) -> bool:
 
 
 def build_app(settings: Settings) -> FastAPI:
+    configure_tracing()  # the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER names an exporter
     service = Service(settings)
 
     @asynccontextmanager
@@ -292,6 +301,7 @@ def build_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await service.stop()
+            shutdown_tracing()  # export the spans still buffered
 
     return http_app(service, settings, lifespan)
 
@@ -312,6 +322,8 @@ def http_app(
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas())]
-    return create_app(
+    app = create_app(
         service.reads, settings.api_tokens, service.ready, lifespan, service.failures, routers, trends
     )
+    app.add_middleware(TraceRequests)  # outermost: its span covers every other middleware
+    return app

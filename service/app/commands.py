@@ -68,6 +68,7 @@ class Command:
     opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
     # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
     with_latest: DecideWithLatest | None = None
+    traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
 
     @property
     def target(self) -> str:
@@ -100,7 +101,7 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
             if before is None:
                 raise CaseNotFound(command.case_id)
             events = await _decided(tx, command, before)
-        state = await _append(tx, before, events, sla, command.trends)
+        state = await _append(tx, before, events, sla, command.trends, command.traceparent)
         answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
         if command.idempotency_key is not None:
             await tx.remember(command.actor, command.target, command.idempotency_key, command.name, answer)
@@ -120,12 +121,13 @@ async def _append(
     events: list[CaseEvent],
     sla: SlaPolicy,
     trends: TrendPolicy,
+    traceparent: str | None,
 ) -> CaseState:
     state = before
     new_events = []
     for event in events:
         state = evolve(state, event)
-        new_events.append(NewEvent(state.case_id, state.version, event))
+        new_events.append(NewEvent(state.case_id, state.version, event, traceparent))
     assert state is not None, "a command on no case decided nothing"
     if new_events:
         old = {} if before is None else {before.case_id: before}
@@ -157,6 +159,7 @@ async def land_compensation_result(
     lookup: CompensationLookup,
     store: CommandStore,
     sla: SlaPolicy,
+    traceparent: str | None = None,
 ) -> None:
     """Billing's answer lands on the case that asked; an answer for no known request is refused."""
     from service.domain.compensation import decide_compensation_result
@@ -169,5 +172,8 @@ async def land_compensation_result(
         return decide_compensation_result(state, request_id, settled, detail, now)
 
     await run_command(
-        Command(case_id, "compensation_result", "billing", None, decide), store, sla, lambda s, _: {}
+        Command(case_id, "compensation_result", "billing", None, decide, traceparent=traceparent),
+        store,
+        sla,
+        lambda s, _: {},
     )

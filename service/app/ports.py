@@ -25,6 +25,7 @@ class LoggedEvent:
     type: str
     data: str
     recorded_at: datetime
+    traceparent: str | None = None  # W3C trace context of what caused the event; published as ce_traceparent
 
 
 PartitionKey = tuple[str, int]  # (topic, partition)

@@ -32,6 +32,7 @@ class NewEvent:
     stream_id: str
     version: int
     event: CaseEvent | TrendDetected
+    traceparent: str | None = None  # the W3C trace context of what caused it (a signal, a request), if known
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def plan_intake(
         events = decide_signal(state, signal, classification, sla, now)
         for event in events:
             state = evolve(state, event)
-            plan.events.append(NewEvent(state.case_id, state.version, event))
+            plan.events.append(NewEvent(state.case_id, state.version, event, signal.traceparent))
         if state is not None and events:
             latest[signal.customer_id] = plan.cases[state.case_id] = state
         if classification.severity is not None:

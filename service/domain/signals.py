@@ -88,6 +88,10 @@ class Signal:
     ticket_id: str | None = None
     priority: TicketPriority | None = None
     escalated: bool = False
+    # W3C Trace Context of the signal's creation (the CloudEvents distributed-tracing extension), already
+    # validated: the events the signal causes carry the traceparent on, so its trace continues past us.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

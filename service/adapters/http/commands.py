@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from service.adapters.http.errors import (
     Responses,
 )
 from service.adapters.http.models import CaseView
+from service.adapters.http.tracing import request_traceparent
 from service.adapters.postgres.case_reads import CaseRead
 from service.app.commands import CaseNotFound, Command, CommandStore, DecideWithLatest, run_command
 from service.domain.case import CaseState
@@ -75,6 +77,7 @@ def command_router(
     resolvers_only = [Depends(Roles(RESOLVERS, "resolve cases or approve compensation"))]
 
     async def run(command: Command) -> JSONResponse:
+        command = replace(command, traceparent=request_traceparent())
         try:
             answer = await run_command(command, store_of(), sla, _render)
         except CaseNotFound as e:

@@ -29,6 +29,8 @@ from service.domain.signals import Signal, SignalKind
 CE_PREFIX = "ce_"
 CONTENT_TYPE_HEADER = "content-type"
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time")
+TRACE_HEADERS = frozenset({"ce_traceparent", "ce_tracestate"})
+"""Read leniently: one repeated, without a value or not UTF-8 reads as absent instead of refusing the record."""
 _MAX_QUOTED = 80
 _MAX_ERRORS = 3
 
@@ -271,7 +273,18 @@ def _read_structured(body: bytes) -> tuple[dict[str, Any], Any]:
 def _read_binary_attributes(index: Headers) -> dict[str, Any]:
     _check_json_content_type(_header_text(index, CONTENT_TYPE_HEADER), "header content-type")
     names = [name for name in index if name.startswith(CE_PREFIX) and len(name) > len(CE_PREFIX)]
-    return {name[len(CE_PREFIX) :]: _header_text(index, name) for name in names}
+    return {name[len(CE_PREFIX) :]: _attribute_text(index, name) for name in names}
+
+
+def _attribute_text(index: Headers, name: str) -> str | None:
+    if name not in TRACE_HEADERS:
+        return _header_text(index, name)
+    values = index[name]
+    raw = values[0] if len(values) == 1 else None
+    try:
+        return None if raw is None else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _check_json_content_type(content_type: object, label: str) -> None:
@@ -306,6 +319,8 @@ def _signal(
         kind=kind,
         occurred_at=envelope.time,
         received_at=received_at,
+        traceparent=envelope.traceparent,
+        tracestate=envelope.tracestate if envelope.traceparent is not None else None,
         **data.signal_fields(),
     )
 

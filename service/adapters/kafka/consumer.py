@@ -37,6 +37,7 @@ from faststream.kafka.message import FakeConsumer
 from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
+from service.adapters.kafka.spans import apply_span, batch_span, describe_applied
 from service.adapters.retry import retrying
 from service.app.intake import IntakeResult
 from service.app.ports import IntakeStore, PartitionKey
@@ -87,6 +88,7 @@ class SignalConsumer:
         self.topics = topics
         self.dlq_topic = dlq_topic
         self.apply = apply
+        self.group = group
         self.failed: BaseException | None = None
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._writer: asyncio.Task[None] | None = None
@@ -142,16 +144,22 @@ class SignalConsumer:
                 self._queue.task_done()
 
     async def _write(self, batch: _Batch) -> None:
-        await self._dead_letter(batch.rejected)
-        offsets = _next_offsets(batch.records)
-        isolated = 0
-        try:
-            result = await self._apply([s for _, s in batch.decoded], offsets)
-        except Exception as e:  # not transient (those are waited out): some record in the batch is poison
-            log.warning("batch_isolating", records=len(batch.decoded), error=type(e).__name__)
-            result, isolated = await self._apply_isolating(batch.decoded, offsets)
-        await self._commit(offsets)
-        self._observe(batch, result, isolated)
+        signals = [s for _, s in batch.decoded]
+        with batch_span(len(batch.records), signals, self.group) as span:
+            await self._dead_letter(batch.rejected)
+            offsets = _next_offsets(batch.records)
+            isolated = 0
+            with apply_span() as applying:
+                try:
+                    result = await self._apply(signals, offsets)
+                # not transient (those are waited out): some record in the batch is poison
+                except Exception as e:
+                    log.warning("batch_isolating", records=len(batch.decoded), error=type(e).__name__)
+                    result, isolated = await self._apply_isolating(batch.decoded, offsets)
+                describe_applied(applying, result, len(batch.rejected) + isolated, _CASE_CHANGES)
+            await self._commit(offsets)
+            self._observe(batch, result, isolated)
+            describe_applied(span, result, len(batch.rejected) + isolated, {})
 
     async def _dead_letter(self, rejected: list[tuple[Record, str]]) -> None:
         for r, _ in rejected:

@@ -45,6 +45,7 @@ from service.domain.events import (
 )
 from service.domain.severity import Severity
 from service.domain.timers import TimerKind, sla_event_id
+from service.tracing import valid_traceparent
 
 SOURCE: Final = "urn:recovery-loop"
 STORED_CASE_PREFIX: Final = "case."
@@ -176,7 +177,24 @@ class OutgoingMessage:
 
 
 def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE) -> list[OutgoingMessage]:
-    """The records to publish for one stored event; ValueError if its shape is wrong."""
+    """The records to publish for one stored event; ValueError if its shape is wrong.
+
+    An event stored with a traceparent (its cause's trace context) goes out with it as ce_traceparent, the
+    CloudEvents distributed-tracing extension, on every record it maps to: the trace of the signal or request
+    that caused it continues in whoever consumes the record.
+    """
+    messages = _mapped(event, topics, source)
+    traceparent = valid_traceparent(event.traceparent)  # checked when stored; the log is not a wire contract
+    if traceparent is not None:
+        for m in messages:
+            m.headers.append((TRACEPARENT_HEADER, traceparent.encode()))
+    return messages
+
+
+TRACEPARENT_HEADER: Final = "ce_traceparent"
+
+
+def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:
     if event.type == TREND_STORED:
         return [_trend_message(event, topics.trends, source)]
     if not event.type.startswith(STORED_CASE_PREFIX) or event.type == STORED_CASE_PREFIX:

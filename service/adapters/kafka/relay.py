@@ -39,6 +39,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from service.adapters.kafka.outgoing import OutgoingMessage, OutgoingTopics, to_messages
+from service.adapters.kafka.spans import publish_span
 from service.adapters.postgres.event_feed import PostgresEventFeed, RelayLease
 from service.adapters.postgres.parking import RELAY, OpenStream, Parked
 from service.adapters.retry import keep_running
@@ -121,6 +122,13 @@ class EventRelay:
 
     async def _publish_batch(self, events: list[LoggedEvent], heads: dict[str, int]) -> list[Parked]:
         """Publish a batch but the events of cases held back, which it returns to be parked."""
+        with publish_span(events) as span:
+            parked = await self._publish_ready(events, heads)
+            if span.is_recording():
+                span.set_attribute("recovery.events.parked", len(parked))
+        return parked
+
+    async def _publish_ready(self, events: list[LoggedEvent], heads: dict[str, int]) -> list[Parked]:
         parked: list[Parked] = []
         ready: list[tuple[LoggedEvent, list[OutgoingMessage]]] = []
         for event in events:

@@ -48,6 +48,7 @@ class CompensationResult:
     request_id: str
     settled: bool
     detail: str
+    traceparent: str | None = None  # billing's trace context: the case event it causes carries it on
 
 
 def decode_result(value: bytes | None, headers: list[tuple[str, bytes]]) -> CompensationResult:
@@ -58,7 +59,9 @@ def decode_result(value: bytes | None, headers: list[tuple[str, bytes]]) -> Comp
     result = validate_data(CompensationResultData, data)
     settled = attributes.type == SETTLED
     detail = (result.reference if settled else result.reason) or ""
-    return CompensationResult(attributes.source, attributes.id, result.request_id, settled, detail)
+    return CompensationResult(
+        attributes.source, attributes.id, result.request_id, settled, detail, attributes.traceparent
+    )
 
 
 class ResultsConsumer:

@@ -41,6 +41,7 @@ from service.adapters.kafka.wire import (
 )
 from service.config import Settings
 from service.domain.signals import SignalKind
+from service.tracing import TRACEPARENT_PATTERN
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_URI = "https://schemas.recovery-loop.example/"  # placeholder host; $id only names the files
@@ -336,6 +337,14 @@ def outgoing_headers(
             "type": "string",
             "const": JSON_CONTENT_TYPE,
             "description": "data is the record value, as JSON.",
+        },
+        "ce_traceparent": {
+            "type": "string",
+            "pattern": TRACEPARENT_PATTERN,
+            "description": "CloudEvents distributed-tracing extension, present when what caused the event"
+            " carried trace context: the W3C traceparent of the signal (its ce_traceparent header or"
+            " traceparent attribute), of billing's answer, or of the HTTP command (this service's span for the"
+            " request when tracing is on, else the request's traceparent header). Continue that trace from it.",
         },
     }
     return {"type": "object", "required": list(OUTGOING_REQUIRED_HEADERS), "properties": properties}

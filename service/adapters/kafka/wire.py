@@ -12,6 +12,13 @@ from pydantic_core import PydanticCustomError
 
 from service.domain.money import MAX_AMOUNT, minor_units
 from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
+from service.tracing import (
+    TRACEPARENT_LENGTH,
+    TRACEPARENT_PATTERN,
+    TRACESTATE_MAX_LENGTH,
+    valid_traceparent,
+    valid_tracestate,
+)
 
 SPECVERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
@@ -94,6 +101,18 @@ ShortIdentifier = Annotated[
     str, Field(min_length=1, max_length=MAX_SHORT_TEXT_LENGTH, pattern=NO_CONTROL_CHARACTERS)
 ]
 FreeText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+# Trace context is read leniently: a value that is not valid W3C Trace Context reads as absent, so it never
+# costs a signal its case (the schema states the valid form; the codec drops anything else).
+Traceparent = Annotated[
+    str | None,
+    PlainValidator(valid_traceparent),
+    WithJsonSchema({"type": "string", "pattern": TRACEPARENT_PATTERN, "maxLength": TRACEPARENT_LENGTH}),
+]
+Tracestate = Annotated[
+    str | None,
+    PlainValidator(valid_tracestate),
+    WithJsonSchema({"type": "string", "maxLength": TRACESTATE_MAX_LENGTH}),
+]
 
 
 class WireModel(BaseModel):
@@ -217,7 +236,8 @@ class TicketData(CommonSignalData):
 
 
 class CloudEventAttributes(WireModel):
-    """The CloudEvents 1.0 context attributes this service reads; extension attributes are ignored."""
+    """The CloudEvents 1.0 context attributes this service reads; of the extension attributes, only the
+    distributed-tracing extension's traceparent and tracestate are read, and every other is ignored."""
 
     specversion: Literal["1.0"] = Field(description="The CloudEvents specification version, always 1.0.")
     id: Identifier = Field(description="Unique per source; (source, id) is the idempotency key.")
@@ -236,6 +256,20 @@ class CloudEventAttributes(WireModel):
         default=None, description="Media type of data; application/json when present."
     )
     dataschema: ShortText | None = Field(default=None, description="URI of the schema data adheres to.")
+    traceparent: Traceparent = Field(
+        default=None,
+        description="CloudEvents distributed-tracing extension: the W3C Trace Context traceparent of the event's"
+        " creation (version 00, lowercase hex, 55 characters, e.g."
+        " 00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01). The events the signal causes carry it on, as"
+        " the ce_traceparent of what the service publishes. A value that is not a valid traceparent is ignored"
+        " (the signal is accepted without it), never a reason to dead-letter.",
+    )
+    tracestate: Tracestate = Field(
+        default=None,
+        description="CloudEvents distributed-tracing extension: the W3C Trace Context tracestate that goes with"
+        " traceparent, at most 512 characters and 32 members. It is used on this service's spans only, not"
+        " stored or published; an invalid one is ignored.",
+    )
 
 
 DataT = TypeVar("DataT")

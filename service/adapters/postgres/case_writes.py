@@ -62,7 +62,7 @@ CASE_COLUMNS = [
     "root_cause",
     "resolved_at",
 ]
-_EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data"]
+_EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "traceparent"]
 
 
 async def _stage(conn: Connection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
@@ -118,7 +118,14 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
     if not events:
         return
     rows = [
-        (e.stream_id, e.version, event_id(e.stream_id, e.version), e.event.type, _json(e.event))
+        (
+            e.stream_id,
+            e.version,
+            event_id(e.stream_id, e.version),
+            e.event.type,
+            _json(e.event),
+            e.traceparent,
+        )
         for e in events
     ]
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_APPEND_LOCK)

@@ -91,8 +91,8 @@ async def lock_open_events(conn: Connection, relay: str, stream_id: str) -> list
     """A case's open rows as events, in position order, locked until the caller's transaction ends (an
     operator's skip waits meanwhile, so it never gives up an event the relay is publishing)."""
     rows = await conn.fetch(
-        "SELECT e.position, e.stream_id, e.version, e.event_id::text, e.type, e.data::text, e.recorded_at"
-        " FROM parked_events p JOIN events e ON e.position = p.position"
+        "SELECT e.position, e.stream_id, e.version, e.event_id::text, e.type, e.data::text, e.recorded_at,"
+        " e.traceparent FROM parked_events p JOIN events e ON e.position = p.position"
         " WHERE p.relay = $1 AND p.stream_id = $2 AND p.state IN ('parked', 'retry')"
         " ORDER BY p.position FOR UPDATE OF p",
         relay,
