@@ -13,6 +13,7 @@ from opentelemetry.trace import NoOpTracer
 
 from service.adapters.kafka.cloudevents import decode_signal, encode_binary, encode_structured
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
+from service.adapters.kafka.results import SETTLED, decode_result
 from service.app.ports import LoggedEvent
 from service.domain.signals import SignalKind
 from service.tracing import (
@@ -213,3 +214,17 @@ def test_an_exporter_it_cannot_honour_fails_naming_the_variable(
     with pytest.raises(TracingConfigError, match=named):
         configure_tracing()
     assert not tracing_on()
+
+
+def test_billings_answer_keeps_its_traceparent_for_the_case_event_it_causes() -> None:
+    headers, body = encode_binary(
+        id="r-1",
+        source="billing",
+        type=SETTLED,
+        subject="case-1",
+        time=NOW,
+        data={"request_id": "req-1", "reference": "pay-1"},
+    )
+    traced = decode_result(body, [*headers, ("ce_traceparent", W3C_EXAMPLE.encode())])
+    assert traced.settled and traced.traceparent == W3C_EXAMPLE
+    assert decode_result(body, [*headers, ("ce_traceparent", b"nonsense")]).traceparent is None
