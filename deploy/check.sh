@@ -150,15 +150,38 @@ prometheus_config() {
   "$PROMTOOL" check config "$work/prometheus.yml"
 }
 
-kubernetes() {
+kubernetes() {  # kubernetes TARGET KUSTOMIZATION_DIR: build it, check the build and the directory's files
+  local target=$1 directory=$2
   if command -v kubectl >/dev/null 2>&1; then
-    say "kubectl kustomize deploy/k8s/base"
-    kubectl kustomize deploy/k8s/base >"$work/built.yaml"
-    "$PY" deploy/checks.py kubernetes --built "$work/built.yaml" --versions "$KUBERNETES_VERSIONS"
+    say "kubectl kustomize $directory"
+    kubectl kustomize "$directory" >"$work/$target.yaml"
+    "$PY" deploy/checks.py kubernetes --target "$target" --built "$work/$target.yaml" --versions "$KUBERNETES_VERSIONS"
   else
     say "kubectl not found: deploy/checks.py renders the kustomization itself"
-    "$PY" deploy/checks.py kubernetes --versions "$KUBERNETES_VERSIONS"
+    "$PY" deploy/checks.py kubernetes --target "$target" --versions "$KUBERNETES_VERSIONS"
   fi
+}
+
+# The Prometheus Operator component is added to the base by an overlay, as an environment would do.
+# kustomize takes only relative paths to other kustomizations.
+operator_overlay() {
+  local overlay="$work/with-prometheus-operator"
+  mkdir -p "$overlay"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources: [$(realpath --relative-to="$overlay" deploy/k8s/base)]"
+    echo "components: [$(realpath --relative-to="$overlay" deploy/k8s/components/prometheus-operator)]"
+  } >"$overlay/kustomization.yaml"
+  kubernetes prometheus-operator "$overlay"
+}
+
+# promtool on the PrometheusRule's own groups, extracted from it: the same checks and tests as rules.yml.
+operator_rules() {
+  "$PY" deploy/prometheusrule.py --check &&
+    "$PY" deploy/checks.py operator-rules --out "$work/operator-rules" &&
+    "$PROMTOOL" check rules "$work/operator-rules/rules.yml" &&
+    "$PROMTOOL" test rules "$work/operator-rules/rules.test.yml"
 }
 
 check "promtool check rules deploy/prometheus/rules.yml" "$PROMTOOL" check rules deploy/prometheus/rules.yml
@@ -173,7 +196,14 @@ check "compose.yaml: Compose schema, services, secrets from the environment" \
   "$PY" deploy/checks.py compose --schema "$COMPOSE_SCHEMA"
 check "compose.yaml: dclint" compose_lint
 check "Dockerfile: slim, non-root, healthcheck" "$PY" deploy/checks.py dockerfile
-check "Kubernetes: kustomize build, schemas (strict) for $KUBERNETES_VERSIONS and KEDA, policy" kubernetes
+check "Kubernetes: kustomize build, schemas (strict) for $KUBERNETES_VERSIONS and KEDA, policy" \
+  kubernetes base deploy/k8s/base
+check "Kubernetes + the Prometheus Operator component: build, PodMonitor and PrometheusRule schemas, policy" \
+  operator_overlay
+check "PrometheusRule: generated from rules.yml; promtool check and test rules on its extracted groups" \
+  operator_rules
+check "Kubernetes, the external-secrets overlay: build, ExternalSecret schema, policy" \
+  kubernetes external-secrets deploy/k8s/overlays/external-secrets
 
 say ""
 if [ ${#failed[@]} -gt 0 ]; then

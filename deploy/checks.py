@@ -3,7 +3,10 @@
 It reads the service's source (service/observability.py for the metric names, service/config.py for
 the settings) instead of importing it, so it runs in the check tools' own environment. Needs PyYAML;
 the compose and Kubernetes checks also need jsonschema and kubernetes-validate (deploy/check.sh
-installs them). tests/deploy imports it for the metric-name helpers.
+installs them). tests/deploy imports it to show that each cross-check catches what it is for.
+
+Kubernetes targets: the base, the base with the Prometheus Operator component, and the external-secrets
+overlay (TARGETS); custom resources are validated against the hand-written schemas in deploy/k8s/schemas/.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,10 @@ DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 K8S_BASE = DEPLOY / "k8s" / "base"
+K8S_OPERATOR = DEPLOY / "k8s" / "components" / "prometheus-operator"
+K8S_EXTERNAL_SECRETS = DEPLOY / "k8s" / "overlays" / "external-secrets"
+PROMETHEUSRULE = K8S_OPERATOR / "prometheusrule.yaml"
+JOB = "recovery-loop"  # the scrape job the alert rules select on
 K8S_SCHEMAS = DEPLOY / "k8s" / "schemas"
 
 # The prometheus_client defaults on Linux (process collector, platform and GC collectors).
@@ -275,14 +282,18 @@ def check_alerts(report: Report) -> None:
     report.check(
         not stale, "every runbook section belongs to an alert", f"sections without an alert: {stale}"
     )
-    production = (REPO / "docs" / "operators.md").read_text(encoding="utf-8").partition("\n## Production\n")[2]
+    production = (
+        (REPO / "docs" / "operators.md").read_text(encoding="utf-8").partition("\n## Production\n")[2]
+    )
     unlisted = [
         n
         for n in names
         if f"| {n} |" not in production or f"(../deploy/RUNBOOK.md#{github_anchor(n)})" not in production
     ]
     report.check(
-        not unlisted, "docs/operators.md's Production section lists every alert with its runbook link", str(unlisted)
+        not unlisted,
+        "docs/operators.md's Production section lists every alert with its runbook link",
+        str(unlisted),
     )
     check_scrape_jobs(report)
 
@@ -512,36 +523,52 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
 
 
-def render_base(base: Path = K8S_BASE) -> list[dict[str, Any]]:
-    """What `kustomize build` makes of this base, for machines without kubectl: the resources in
-    order, with the namespace, the common labels and the image tags applied (the only transformers the
-    base uses; check_kubernetes fails if it uses another)."""
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
-    known = {"apiVersion", "kind", "namespace", "labels", "resources", "images"}
+def render(directory: Path) -> list[dict[str, Any]]:
+    """What `kustomize build` makes of a kustomization, for machines without kubectl: its resources (files
+    and other kustomizations) and its components' resources, then its namespace, labels, image tags and
+    `$patch: delete` patches applied (the only features deploy/k8s uses; anything else is refused)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    known = {"apiVersion", "kind", "namespace", "labels", "resources", "components", "images", "patches"}
     unknown = set(kustomization) - known
     if unknown:
-        raise ValueError(f"render_base cannot apply {sorted(unknown)}: install kubectl")
-    images = {i["name"]: i for i in kustomization.get("images", [])}
+        raise ValueError(f"render cannot apply {sorted(unknown)} in {directory}: install kubectl")
     docs = []
-    for resource in kustomization["resources"]:
-        for doc in load_documents(base / resource):
-            meta = doc.setdefault("metadata", {})
-            if "namespace" in kustomization:
-                meta["namespace"] = kustomization["namespace"]
-            for entry in kustomization.get("labels", []):
-                meta.setdefault("labels", {}).update(entry.get("pairs", {}))
-                template = doc.get("spec", {}).get("template")
-                if template is not None and entry.get("includeTemplates"):
-                    template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
-            for container in _containers(doc):
-                name, _, tag = container["image"].partition(":")
-                if name in images:
-                    image = images[name]
-                    container["image"] = (
-                        f"{image.get('newName', name)}:{image.get('newTag', tag or 'latest')}"
-                    )
-            docs.append(doc)
+    for entry in [*kustomization.get("resources", []), *kustomization.get("components", [])]:
+        path = (directory / entry).resolve()
+        docs += render(path) if path.is_dir() else load_documents(path)
+    for patch in kustomization.get("patches", []):
+        docs = _delete(docs, yaml.safe_load(patch["patch"]))
+    for doc in docs:
+        _transform(doc, kustomization)
     return docs
+
+
+def render_base(base: Path = K8S_BASE) -> list[dict[str, Any]]:
+    return render(base)
+
+
+def _delete(docs: list[dict[str, Any]], patch: dict[str, Any]) -> list[dict[str, Any]]:
+    if patch.pop("$patch", None) != "delete":
+        raise ValueError("render applies only `$patch: delete` patches: install kubectl")
+    name = patch["metadata"]["name"]
+    return [d for d in docs if (d.get("kind"), d["metadata"].get("name")) != (patch["kind"], name)]
+
+
+def _transform(doc: dict[str, Any], kustomization: dict[str, Any]) -> None:
+    images = {i["name"]: i for i in kustomization.get("images", [])}
+    meta = doc.setdefault("metadata", {})
+    if "namespace" in kustomization:
+        meta["namespace"] = kustomization["namespace"]
+    for entry in kustomization.get("labels", []):
+        meta.setdefault("labels", {}).update(entry.get("pairs", {}))
+        template = doc.get("spec", {}).get("template")
+        if template is not None and entry.get("includeTemplates"):
+            template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
+    for container in _containers(doc):
+        name, _, tag = container["image"].partition(":")
+        if name in images:
+            image = images[name]
+            container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag or 'latest')}"
 
 
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -564,16 +591,32 @@ def settings_fields(config: Path = REPO / "service" / "config.py") -> set[str]:
     raise ValueError("no Settings class in service/config.py")
 
 
-def check_kubernetes(report: Report, built: list[dict[str, Any]], versions: list[str]) -> None:
+# What deploy/check.sh builds: the base; the base with the Prometheus Operator component (an overlay made
+# for the check, as an environment would); the example overlay that takes the Secret from a secret store.
+# Each with the directory whose own files are validated one by one, and what to render without kubectl.
+TARGETS: dict[str, tuple[Path, Callable[[], list[dict[str, Any]]]]] = {
+    "base": (K8S_BASE, lambda: render(K8S_BASE)),
+    "prometheus-operator": (K8S_OPERATOR, lambda: render(K8S_BASE) + render(K8S_OPERATOR)),
+    "external-secrets": (K8S_EXTERNAL_SECRETS, lambda: render(K8S_EXTERNAL_SECRETS)),
+}
+# Custom resources, validated against the hand-written schemas in deploy/k8s/schemas/.
+CUSTOM_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh-v1alpha1-scaledobject.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh-v1alpha1-triggerauthentication.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com-v1-podmonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com-v1-prometheusrule.json",
+    ("external-secrets.io/v1", "ExternalSecret"): "external-secrets.io-v1-externalsecret.json",
+}
+
+
+def check_kubernetes(
+    report: Report, built: list[dict[str, Any]], versions: list[str], directory: Path = K8S_BASE
+) -> None:
     import jsonschema
     import kubernetes_validate
 
-    custom = {
-        ("keda.sh/v1alpha1", "ScaledObject"): K8S_SCHEMAS / "keda.sh-v1alpha1-scaledobject.json",
-        ("keda.sh/v1alpha1", "TriggerAuthentication"): K8S_SCHEMAS
-        / "keda.sh-v1alpha1-triggerauthentication.json",
-    }
-    files = sorted(p for p in K8S_BASE.glob("*.yaml") if p.name != "kustomization.yaml")
+    custom = {key: K8S_SCHEMAS / name for key, name in CUSTOM_SCHEMAS.items()}
+    files = sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml")
     sources = [(p.name, d) for p in files for d in load_documents(p)] + [
         (f"built {d.get('kind')}/{d.get('metadata', {}).get('name')}", d) for d in built
     ]
@@ -602,6 +645,11 @@ def check_kubernetes(report: Report, built: list[dict[str, Any]], versions: list
             except kubernetes_validate.SchemaNotFoundError as e:
                 report.check(False, f"{where}: a schema for {key}", e.message)
     _check_policy(report, built)
+    kinds = {d.get("kind") for d in built}
+    if "PodMonitor" in kinds:
+        _check_pod_monitor(report, built)
+    if "PrometheusRule" in kinds:
+        _check_prometheus_rule(report, built)
 
 
 def _one(built: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -618,34 +666,27 @@ def _check_policy(report: Report, built: list[dict[str, Any]]) -> None:
         "Deployment",
         "PodDisruptionBudget",
         "ScaledObject",
-        "Secret",
         "Service",
         "TriggerAuthentication",
     }
     report.check(expected <= set(kinds), f"the build has {sorted(expected)}", str(kinds))
     report.check(all(d["metadata"].get("namespace") for d in built), "every object has a namespace")
-    deployment, config, secret = _one(built, "Deployment"), _one(built, "ConfigMap"), _one(built, "Secret")
+    deployment, config = _one(built, "Deployment"), _one(built, "ConfigMap")
     settings = settings_fields()
     data = config.get("data", {})
     unknown = sorted(set(data) - settings)
     report.check(
         not unknown, "every ConfigMap key is a RECOVERY_* setting of service/config.py", str(unknown)
     )
-    secret_data = {**secret.get("stringData", {}), **secret.get("data", {})}
-    report.check(
-        set(secret_data) == SECRET_KEYS,
-        f"the Secret holds exactly {sorted(SECRET_KEYS)}",
-        str(sorted(secret_data)),
-    )
     report.check(not (set(data) & SECRET_KEYS), "no secret setting in the ConfigMap")
-    report.check(
-        all("CHANGE_ME" in str(v) for v in secret_data.values()),
-        "the committed Secret holds placeholders only (CHANGE_ME), never a real value",
-    )
-    report.check(
-        "sslmode=verify-full" in secret_data.get("RECOVERY_DATABASE_URL", ""),
-        "the database URL asks for TLS with certificate verification",
-    )
+    secret_name, secret_keys = _check_secret(report, built)
+    refs = {
+        source["secretRef"]["name"]
+        for container in _containers(deployment)
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    }
+    report.check(refs == {secret_name}, f"the containers take their secrets from {secret_name}", str(refs))
 
     pod = deployment["spec"]["template"]["spec"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -788,7 +829,7 @@ def _check_policy(report: Report, built: list[dict[str, Any]]) -> None:
     for auth in auths.values():
         for ref in auth["spec"].get("secretTargetRef", []):
             report.check(
-                ref["name"] == secret["metadata"]["name"] and ref["key"] in secret_data,
+                ref["name"] == secret_name and ref["key"] in secret_keys,
                 f"TriggerAuthentication {auth['metadata']['name']}: secret {ref['name']}/{ref['key']} exists",
             )
         for ref in auth["spec"].get("env", []):
@@ -796,6 +837,91 @@ def _check_policy(report: Report, built: list[dict[str, Any]]) -> None:
                 ref["name"] in data or ref["name"] in env,
                 f"TriggerAuthentication {auth['metadata']['name']}: env {ref['name']} is set on the container",
             )
+
+
+def _check_secret(report: Report, built: list[dict[str, Any]]) -> tuple[str, set[str]]:
+    """The name and keys of the Secret the pods read: the base's placeholder Secret, or one an
+    ExternalSecret makes from a secret store (deploy/k8s/overlays/external-secrets)."""
+    secrets = [d for d in built if d["kind"] == "Secret"]
+    external = [d for d in built if d["kind"] == "ExternalSecret"]
+    report.check(
+        len(secrets) + len(external) == 1,
+        "one source of the secrets: the placeholder Secret or an ExternalSecret",
+        str([f"{d['kind']}/{d['metadata']['name']}" for d in secrets + external]),
+    )
+    if external:
+        target = external[0]["spec"]["target"]
+        keys = {item["secretKey"] for item in external[0]["spec"].get("data", [])}
+        report.check(
+            keys == SECRET_KEYS, f"the ExternalSecret makes exactly {sorted(SECRET_KEYS)}", str(sorted(keys))
+        )
+        report.check(
+            target.get("creationPolicy", "Owner") in ("Owner", "Orphan"),
+            "the External Secrets Operator creates the Secret (creationPolicy Owner or Orphan)",
+        )
+        return target["name"], keys
+    secret = secrets[0] if secrets else {"metadata": {"name": ""}}
+    values = {**secret.get("stringData", {}), **secret.get("data", {})}
+    report.check(
+        set(values) == SECRET_KEYS, f"the Secret holds exactly {sorted(SECRET_KEYS)}", str(sorted(values))
+    )
+    report.check(
+        all("CHANGE_ME" in str(v) for v in values.values()),
+        "the committed Secret holds placeholders only (CHANGE_ME), never a real value",
+    )
+    report.check(
+        "sslmode=verify-full" in values.get("RECOVERY_DATABASE_URL", ""),
+        "the database URL asks for TLS with certificate verification",
+    )
+    return secret["metadata"]["name"], set(values)
+
+
+def _check_pod_monitor(report: Report, built: list[dict[str, Any]]) -> None:
+    monitor, deployment = _one(built, "PodMonitor"), _one(built, "Deployment")
+    spec, template = monitor["spec"], deployment["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    ports = {p.get("name") for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    report.check(
+        spec["selector"].get("matchLabels", {}).items() <= labels.items()
+        and not spec["selector"].get("matchExpressions"),
+        "the PodMonitor selects the Deployment's pods",
+    )
+    report.check(
+        monitor["metadata"].get("namespace") == deployment["metadata"].get("namespace")
+        or deployment["metadata"].get("namespace") in spec.get("namespaceSelector", {}).get("matchNames", []),
+        "the PodMonitor looks in the Deployment's namespace",
+    )
+    report.check(
+        all(
+            e.get("port") in ports and e.get("path", "/metrics") == "/metrics"
+            for e in spec["podMetricsEndpoints"]
+        ),
+        "the PodMonitor scrapes /metrics on a named container port",
+        str(sorted(map(str, ports))),
+    )
+    report.check(
+        labels.get(spec.get("jobLabel", "")) == JOB,
+        f"the PodMonitor's jobLabel gives the job the alert rules select on ({JOB})",
+        f"jobLabel {spec.get('jobLabel')!r}",
+    )
+
+
+def _check_prometheus_rule(report: Report, built: list[dict[str, Any]]) -> None:
+    rule = _one(built, "PrometheusRule")
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    report.check(
+        rule["spec"]["groups"] == groups,
+        f"the PrometheusRule's groups equal {RULES.relative_to(REPO)}'s",
+        "run python deploy/prometheusrule.py",
+    )
+
+
+def write_operator_rules(out: Path) -> None:
+    """The PrometheusRule's groups as a rules file, next to a copy of the rule tests, for promtool."""
+    rule = load_documents(PROMETHEUSRULE)[0]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RULES.name).write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    (out / RULE_TESTS.name).write_text(RULE_TESTS.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -816,7 +942,15 @@ def main(argv: list[str] | None = None) -> int:
     kubernetes = sub.add_parser(
         "kubernetes", help="every manifest and the kustomize build, schemas and policy"
     )
+    kubernetes.add_argument(
+        "--target", choices=sorted(TARGETS), default="base", help="what to build and check"
+    )
     kubernetes.add_argument("--built", type=Path, help="`kubectl kustomize` output (rendered here if absent)")
+    operator_rules = sub.add_parser(
+        "operator-rules",
+        help="write the PrometheusRule's groups and a copy of the rule tests into a directory",
+    )
+    operator_rules.add_argument("--out", type=Path, required=True)
     kubernetes.add_argument("--versions", default="1.29,1.37", help="Kubernetes versions to validate against")
     args = parser.parse_args(argv)
     report = Report()
@@ -833,8 +967,18 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({name: sorted(where) for name, where in sorted(used_metric_names().items())}, indent=2)
         )
     elif args.check == "kubernetes":
-        built = load_documents(args.built) if args.built else render_base()
-        check_kubernetes(report, built, args.versions.split(","))
+        directory, rendered = TARGETS[args.target]
+        built = load_documents(args.built) if args.built else rendered()
+        check_kubernetes(report, built, args.versions.split(","), directory)
+        if args.target == "prometheus-operator":
+            kinds = sorted(d["kind"] for d in built)
+            report.check(
+                {"PodMonitor", "PrometheusRule"} <= set(kinds),
+                "the build has the PodMonitor and the PrometheusRule",
+                str(kinds),
+            )
+    elif args.check == "operator-rules":
+        write_operator_rules(args.out)
     return report.exit_code()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,3 +100,83 @@ def test_the_scaledobject_schema_takes_no_topic_but_refuses_what_keda_refuses(
     typo = copy.deepcopy(committed)
     typo["spec"]["maxReplicas"] = 10
     assert list(validator.iter_errors(typo))
+
+
+def test_the_prometheus_operator_build_passes_and_its_rules_cannot_drift(
+    checks: ModuleType, base: list[dict[str, Any]]
+) -> None:
+    built = checks.TARGETS["prometheus-operator"][1]()
+    assert policy_failures(checks, built) == []
+    report = checks.Report()
+    checks._check_pod_monitor(report, built)
+    checks._check_prometheus_rule(report, built)
+    assert report.failures == []
+
+    rule = next(d for d in built if d["kind"] == "PrometheusRule")
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "1h"
+    report = checks.Report()
+    checks._check_prometheus_rule(report, built)
+    assert len(report.failures) == 1 and "equal" in report.failures[0], report.failures
+
+
+@pytest.mark.parametrize(
+    ("change", "failure"),
+    [
+        ({"jobLabel": "app.kubernetes.io/component"}, "jobLabel"),
+        ({"podMetricsEndpoints": [{"port": "metrics"}]}, "named container port"),
+        ({"selector": {"matchLabels": {"app.kubernetes.io/name": "other"}}}, "selects"),
+    ],
+)
+def test_a_pod_monitor_that_would_not_feed_the_alerts_fails(
+    checks: ModuleType, change: dict[str, Any], failure: str
+) -> None:
+    built = checks.TARGETS["prometheus-operator"][1]()
+    next(d for d in built if d["kind"] == "PodMonitor")["spec"].update(change)
+    report = checks.Report()
+    checks._check_pod_monitor(report, built)
+    assert len(report.failures) == 1 and failure in report.failures[0], report.failures
+
+
+def test_the_external_secrets_overlay_replaces_the_placeholder_with_the_three_keys(
+    checks: ModuleType,
+) -> None:
+    built = checks.TARGETS["external-secrets"][1]()
+    kinds = [d["kind"] for d in built]
+    assert "Secret" not in kinds and kinds.count("ExternalSecret") == 1
+    assert policy_failures(checks, built) == []
+
+    missing = copy.deepcopy(built)
+    external = next(d for d in missing if d["kind"] == "ExternalSecret")
+    external["spec"]["data"] = external["spec"]["data"][:2]
+    failures = policy_failures(checks, missing)
+    assert any("makes exactly" in f for f in failures) and any("TriggerAuthentication" in f for f in failures)
+
+    both = copy.deepcopy(built) + [d for d in checks.render(checks.K8S_BASE) if d["kind"] == "Secret"]
+    assert any("one source of the secrets" in f for f in policy_failures(checks, both))
+
+
+def test_promtool_runs_the_rule_tests_on_the_groups_extracted_from_the_prometheusrule(
+    checks: ModuleType, deploy_tools: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    promtool = deploy_tools["PROMTOOL"]
+    checks.write_operator_rules(tmp_path / "as-generated")
+    passed = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "as-generated" / "rules.test.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+    rule = checks.load_documents(checks.PROMETHEUSRULE)[0]
+    first = rule["spec"]["groups"][0]["rules"][0]
+    first["expr"] = "vector(0) > 1"  # an alert that can never fire: its firing test must fail
+    edited = tmp_path / "prometheusrule.yaml"
+    edited.write_text(yaml.safe_dump(rule))
+    monkeypatch.setattr(checks, "PROMETHEUSRULE", edited)
+    checks.write_operator_rules(tmp_path / "edited")
+    failed = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "edited" / "rules.test.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode != 0 and first["alert"] in failed.stdout + failed.stderr
