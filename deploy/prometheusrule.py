@@ -47,7 +47,9 @@ def main(argv: list[str]) -> int:
     if argv == ["--check"]:
         current = PROMETHEUSRULE.read_text(encoding="utf-8") if PROMETHEUSRULE.exists() else ""
         if current != wanted:
-            print(f"{PROMETHEUSRULE.relative_to(DEPLOY.parent)} is stale: run python deploy/prometheusrule.py")
+            print(
+                f"{PROMETHEUSRULE.relative_to(DEPLOY.parent)} is stale: run python deploy/prometheusrule.py"
+            )
             return 1
         return 0
     if argv:
