@@ -9,11 +9,13 @@ import sys
 from typing import Any
 
 import asyncpg
+from tqdm import tqdm
 
 from service.adapters.http.models import CaseDetail, CaseView, EventView
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
-from service.adapters.postgres.projections import rebuild_cases
+from service.adapters.postgres.projection_swap import RebuildRunning
+from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
 from service.config import Settings
 from service.domain.trends import TrendPolicy
 from service.entrypoints import dead_letters
@@ -36,7 +38,12 @@ def add_commands(commands: Any) -> None:
     rebuild = projections.add_subparsers(dest="projections_command", required=True).add_parser(
         "rebuild", help="replace the case read model with a replay of the event log"
     )
-    rebuild.add_argument("--check", action="store_true", help="only compare; exit 1 when anything differs")
+    rebuild.add_argument(
+        "--check", action="store_true", help="only compare, taking no lock; exit 1 when anything differs"
+    )
+    rebuild.add_argument(
+        "--quiet", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
     _add_parked_commands(commands)
     dead_letters.add_commands(commands)
 
@@ -65,7 +72,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
         if args.command == "projections":
-            return await _rebuild(pool, args.check)
+            return await _rebuild(pool, args.check, args.quiet)
         if args.command == "parked":
             return await _parked(pool, args)
         reads = PostgresCaseReads(pool)
@@ -98,16 +105,37 @@ async def _show(reads: PostgresCaseReads, case_id: str) -> int:
     return 0
 
 
-async def _rebuild(pool: asyncpg.Pool, check_only: bool) -> int:
+async def _rebuild(pool: asyncpg.Pool, check_only: bool, quiet: bool) -> int:
+    """The replay streams the log with a progress bar (rate, ETA) on stderr; appends wait only for the swap."""
     async with pool.acquire() as conn:
-        report = await rebuild_cases(conn, check_only)
+        total = await total_events(conn)
+        with tqdm(total=total, unit="event", unit_scale=True, file=sys.stderr, disable=quiet or None) as bar:
+
+            async def advance(events: int) -> None:
+                bar.update(events)
+
+            try:
+                report = await rebuild_cases(conn, check_only, progress=advance)
+            except RebuildRunning as e:
+                print(str(e), file=sys.stderr)
+                return 2
+    _print_rebuild(report, check_only)
+    return 1 if check_only and report.differing_count else 0
+
+
+def _print_rebuild(report: RebuildReport, check_only: bool) -> None:
     verb = "checked" if check_only else "rebuilt"
     print(
-        f"{verb} {report.streams} cases from {report.events} events; {len(report.differing)} differ from the read model"
+        f"{verb} {report.streams} cases from {report.events} events;"
+        f" {report.differing_count} differ from the read model"
     )
+    if not check_only:
+        print(
+            f"  replayed up to log position {report.position}; {report.caught_up} events appended meanwhile"
+            f" were caught up, {report.tail} of them with appends blocked ({report.blocked_seconds * 1000:.0f} ms)"
+        )
     for case_id in report.differing[:20]:
         print(f"  differs: {case_id}")
-    return 1 if check_only and report.differing else 0
 
 
 async def _parked(pool: asyncpg.Pool, args: argparse.Namespace) -> int:

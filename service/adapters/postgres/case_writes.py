@@ -95,7 +95,7 @@ async def save_timers(conn: Connection, timers: Mapping[str, Sequence[Timer]]) -
 
 
 async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
-    rows = _case_rows(cases)
+    rows = case_rows(cases)
     if not rows:
         return
     await _stage(conn, "stage_cases", CASE_COLUMNS, rows)
@@ -149,7 +149,8 @@ def _json(event: object) -> str:
     return adapter.dump_json(event).decode()
 
 
-def _case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
+def case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
+    """The read model's rows for these cases, in CASE_COLUMNS order (the rebuild fills its shadow with them)."""
     return [
         (
             c.case_id,
