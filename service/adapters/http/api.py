@@ -21,6 +21,7 @@ from service.adapters.http.bounds import (
     CaseId,
     query_id,
 )
+from service.adapters.http.docs_pages import install_docs_pages
 from service.adapters.http.errors import (
     COMMON,
     NOT_FOUND,
@@ -67,6 +68,8 @@ def create_app(
         title="Recovery Loop",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs_pages, with assets from this process, not a CDN
+        redoc_url=None,
         description="Every /v1 request carries `Authorization: Bearer <token>`, checked before anything else"
         " (401, then 403 for a role that may not act). Every refusal answers "
         '`{"error", "detail", "field"}`; a body that is not JSON answers 422 with `error` `invalid_json`.',
@@ -74,6 +77,7 @@ def create_app(
     app.state.tokens = tokens
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
+    install_docs_pages(app)
     app.include_router(_read_router(reads_of, trends))
     for router in routers:
         app.include_router(router)
