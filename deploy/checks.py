@@ -130,16 +130,7 @@ def exported_sample_names(service_dir: Path = REPO / "service") -> set[str]:
     return names
 
 
-_KEYWORDS = frozenset(
-    {
-        "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-        "group_left", "group_right", "inf", "nan", "atan2",
-    }
-)  # fmt: skip
 _GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$__\w+|\$\w+")
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_IDENTIFIER = re.compile(r"(?<![\w.:])[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -148,18 +139,35 @@ def grafana_to_promql(expr: str) -> str:
 
 
 def promql_metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression reads (functions, keywords, labels and durations left out)."""
-    text = _STRINGS.sub('""', grafana_to_promql(expr))
-    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
-    text = _GROUPING.sub(" ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        word = match.group(0)
-        if word in _KEYWORDS or re.match(r"\s*\(", text[match.end() :]):
-            continue  # a keyword, or a function or aggregation call
-        names.add(word)
+    """Metric names a PromQL expression reads: the names of its vector selectors (`name{...}` or
+    `{__name__="name"}`), found by a real PromQL parser (promql-parser, Prometheus's grammar in Rust).
+    Raises ValueError when the expression does not parse."""
+    import promql_parser
+
+    names: set[str] = set()
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            matchers = [*node.matchers.matchers, *(m for group in node.matchers.or_matchers for m in group)]
+            names.update(m.value for m in matchers if m.name == "__name__")
+        return True
+
+    try:
+        tree = promql_parser.parse(grafana_to_promql(expr))
+    except ValueError as e:
+        raise ValueError(f"not PromQL ({e}): {expr}") from e
+    promql_parser.walk(tree, visit)
     return names
+
+
+def _metric_names(report: Report, where: str, expr: str) -> set[str]:
+    try:
+        return promql_metric_names(expr)
+    except ValueError as e:
+        report.check(False, f"{where}: parses as PromQL", str(e))
+        return set()
 
 
 def is_exported(name: str, samples: set[str]) -> bool:
@@ -272,7 +280,7 @@ def check_alerts(report: Report) -> None:
         report.check(name in silent, f"{name}: rules.test.yml tests it not firing")
         unknown = {
             n
-            for n in promql_metric_names(alert["expr"])
+            for n in _metric_names(report, name, alert["expr"])
             if n not in recorded and n not in PROMETHEUS_SYNTHETIC and not is_exported(n, samples)
         }
         report.check(
@@ -358,7 +366,7 @@ def check_dashboard(report: Report, promtool: str) -> None:
     for where, expr in exprs:
         unknown = {
             n
-            for n in promql_metric_names(expr)
+            for n in _metric_names(report, where, expr)
             if n not in PROMETHEUS_SYNTHETIC and not is_exported(n, samples)
         }
         report.check(

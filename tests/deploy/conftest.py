@@ -3,16 +3,19 @@ database (tests/integration/conftest.py) or as a process (tests/support.py's Ser
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from tests.e2e.conftest import db
 from tests.integration.conftest import api, producer, service, settings
 
-__all__ = ["api", "db", "deploy_tools", "producer", "service", "settings"]
+__all__ = ["api", "checks", "db", "deploy_tools", "producer", "service", "settings"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,3 +33,14 @@ def deploy_tools() -> dict[str, str]:
     assert result.returncode == 0, result.stdout + result.stderr
     found = (re.match(r"^([A-Z_]+)=(.+)$", line) for line in result.stdout.splitlines())
     return {m.group(1): m.group(2) for m in found if m}
+
+
+@pytest.fixture(scope="session")
+def checks() -> ModuleType:
+    """deploy/checks.py as a module (it is a script in deploy/, not a package)."""
+    spec = importlib.util.spec_from_file_location("deploy_checks", REPO / "deploy" / "checks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["deploy_checks"] = module
+    spec.loader.exec_module(module)
+    return module

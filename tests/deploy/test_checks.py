@@ -4,10 +4,8 @@ the rendered base and expects that check, and only that kind of check, to fail."
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,16 +15,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_checks", REPO / "deploy" / "checks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_checks"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

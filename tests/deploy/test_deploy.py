@@ -9,6 +9,7 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -91,6 +92,29 @@ async def test_every_metric_the_dashboard_and_alerts_read_is_in_a_real_scrape(
     assert not missing, f"read by the dashboard or the alerts but not in the scrape: {missing}"
     not_declared = sorted(name for name in FAMILY_ONLY & set(used) if name not in families)
     assert not not_declared, f"no metric family in the scrape for {not_declared}"
+
+
+async def test_the_metric_list_the_offline_checks_use_is_what_a_real_scrape_exports(
+    scrape: str, checks: ModuleType
+) -> None:
+    """deploy/check.sh runs with no service to scrape, so it reads the metric constructors in service/;
+    this keeps that list equal to the real /metrics, family by family and type by type."""
+    families = {
+        f.name: f.type for f in text_string_to_metric_families(scrape) if f.name.startswith("recovery_")
+    }
+    scraped = {name: kind for name, kind in families.items() if not _is_created_of(name, families)}
+    offline = checks.exported_metrics()
+    assert "recovery_http_requests" in offline and "recovery_build_info" in offline  # the extraction works
+    assert scraped == offline
+
+
+def _is_created_of(name: str, families: dict[str, str]) -> bool:
+    """A `_created` series, which the text format shows as a family of its own."""
+    return name.endswith("_created") and families.get(name[: -len("_created")]) in (
+        "counter",
+        "histogram",
+        "summary",
+    )
 
 
 async def _run(*command: str, stdin: str = "") -> tuple[int, str]:
