@@ -55,7 +55,8 @@ def _serve(settings: Settings, announce: bool) -> int:
     if announce:
         print(
             f"\nRecovery Loop is starting\n  API      {base}/v1/cases\n  docs     {base}/docs"
-            f"  (OpenAPI {base}/openapi.json)\n  metrics  {base}/metrics\n"
+            f"  (OpenAPI {base}/openapi.json)\n  topics   {base}/asyncapi  (AsyncAPI {base}/asyncapi.json)\n"
+            f"  metrics  {base}/metrics\n"
             f"  kafka    {settings.kafka_bootstrap_servers}\n",
             flush=True,
         )
