@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit integration demo bench schemas docs clean deploy-check
+.PHONY: install run test lint unit integration demo bench schemas docs clean deploy-check browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,19 @@ install: $(STAMP)
 run: install  ## embedded broker + database + the service (Ctrl-C stops all)
 	$(BIN)/recovery dev
 
-test: install lint  ## the whole suite: lint, types, schemas, unit, contract, integration, e2e
+test: install lint browser  ## the whole suite: lint, types, schemas, unit, contract, integration, e2e, browser
 	$(BIN)/python -m service.adapters.kafka.schema_export --check
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:  ## install Debian's chromium when it is missing (as root, with apt-get); otherwise say which package
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  else \
+	    echo "The browser tests need Debian's chromium package (/usr/bin/chromium): run apt-get install chromium as root." >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: install
 	$(BIN)/ruff check service tests bench tools deploy/checks.py examples

@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
+from service.adapters.http.console import console_router
 from service.adapters.http.tracing import TraceRequests
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
@@ -321,7 +322,8 @@ def http_app(
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas())]
+    console = console_router(service.reads, service.commands, intake_rules(settings).sla, trends)
+    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
     app = create_app(
         service.reads, settings.api_tokens, service.ready, lifespan, service.failures, routers, trends
     )

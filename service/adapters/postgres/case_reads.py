@@ -20,6 +20,7 @@ class CaseFilter:
     severity: str | None = None
     owner: str | None = None
     due_before: datetime | None = None
+    unassigned: bool = False  # only cases with no owner
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ def _where(where: CaseFilter) -> tuple[list[str], list[Any]]:
         if value is not None:
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
+    if where.unassigned:
+        clauses.append("owner IS NULL")
     if where.due_before is not None:
         args.append(where.due_before)
         clauses.append(f"resolution_deadline < ${len(args)}")

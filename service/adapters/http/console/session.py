@@ -1,0 +1,91 @@
+"""Console sessions: a signed, HttpOnly, SameSite=Strict cookie naming the token by its hash, with a CSRF token.
+
+The signing key is random per process: sessions end when the process restarts; a configurable key comes next.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from fastapi import Request, Response
+
+from service.config import ApiToken
+
+COOKIE = "recovery_console"
+PATH = "/console"
+LIFETIME_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    token_hash: str | None  # None: not signed in yet (the sign-in form still has its CSRF token)
+    csrf: str
+    expires: int
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Sessions:
+    """Issues and checks session cookies with a key made when the process starts."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
+
+    def new(self, token: str | None) -> Session:
+        hashed = None if token is None else token_hash(token)
+        return Session(hashed, secrets.token_urlsafe(32), int(time.time()) + LIFETIME_SECONDS)
+
+    def read(self, request: Request) -> Session | None:
+        """The request's session when its cookie is ours, intact and not expired."""
+        raw = request.cookies.get(COOKIE, "")
+        payload, _, signature = raw.rpartition(".")
+        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            fields = json.loads(base64.urlsafe_b64decode(payload.encode()))
+            session = Session(fields["k"], str(fields["c"]), int(fields["e"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        return session if session.expires > time.time() else None
+
+    def write(self, response: Response, request: Request, session: Session) -> None:
+        body = json.dumps({"k": session.token_hash, "c": session.csrf, "e": session.expires})
+        payload = base64.urlsafe_b64encode(body.encode()).decode()
+        response.set_cookie(
+            COOKIE,
+            f"{payload}.{self._sign(payload)}",
+            max_age=LIFETIME_SECONDS,
+            path=PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def clear(response: Response) -> None:
+    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
+
+
+def actor_of(session: Session | None, tokens: dict[str, ApiToken]) -> ApiToken | None:
+    """The actor whose token the session names, while that token is still configured."""
+    if session is None or session.token_hash is None:
+        return None
+    for token, actor in tokens.items():
+        if hmac.compare_digest(token_hash(token), session.token_hash):
+            return actor
+    return None
+
+
+def csrf_ok(session: Session | None, sent: str | None) -> bool:
+    return session is not None and sent is not None and hmac.compare_digest(session.csrf, sent)

@@ -1,0 +1,151 @@
+"""What the console shows of a case: its clocks' states, time left, and its history as readable lines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.adapters.postgres.case_reads import CaseRead, StoredEvent
+from service.domain.case import CaseState, CaseStatus
+from service.domain.sla import SlaPolicy
+
+# worst first: the queue shows a case's worst running clock
+STATES = ("breached", "warned", "on time", "stopped")
+
+
+@dataclass(frozen=True)
+class Clock:
+    name: str
+    deadline: datetime
+    state: str  # one of STATES
+    stopped_at: datetime | None
+
+    @property
+    def running(self) -> bool:
+        return self.state != "stopped"
+
+    @property
+    def late(self) -> bool:
+        """Stopped after its deadline: the breach stays on the record."""
+        return self.stopped_at is not None and self.stopped_at > self.deadline
+
+
+def clocks(case: CaseState, sla: SlaPolicy, now: datetime) -> list[Clock]:
+    """Both clocks: first response (stops at the first contact) and resolution (stops at the resolution)."""
+    is_open = case.status is CaseStatus.OPEN
+    first = _clock(
+        "First response",
+        case.opened_at,
+        case.first_response_deadline,
+        case.acknowledged_at,
+        is_open and case.acknowledged_at is None,
+        sla,
+        now,
+    )
+    resolution = _clock(
+        "Resolution",
+        case.resolution_clock_started_at,
+        case.resolution_deadline,
+        case.resolved_at,
+        is_open,
+        sla,
+        now,
+    )
+    return [first, resolution]
+
+
+def _clock(
+    name: str,
+    start: datetime,
+    deadline: datetime,
+    stopped_at: datetime | None,
+    running: bool,
+    sla: SlaPolicy,
+    now: datetime,
+) -> Clock:
+    if not running:
+        return Clock(name, deadline, "stopped", stopped_at)
+    if now >= deadline:
+        return Clock(name, deadline, "breached", None)
+    if now >= sla.warning_at(start, deadline):
+        return Clock(name, deadline, "warned", None)
+    return Clock(name, deadline, "on time", None)
+
+
+def next_clock(case: CaseState, sla: SlaPolicy, now: datetime) -> Clock:
+    """The running clock due soonest (the resolution clock when none runs), with the case's worst state."""
+    all_clocks = clocks(case, sla, now)
+    running = [c for c in all_clocks if c.running] or all_clocks[1:]
+    soonest = min(running, key=lambda c: c.deadline)
+    worst = min((c.state for c in running), key=STATES.index)
+    return Clock(soonest.name, soonest.deadline, worst, soonest.stopped_at)
+
+
+def time_left(deadline: datetime, now: datetime) -> str:
+    """'2h 05m left' or 'overdue by 3m': what the countdown script also writes, second by second."""
+    left = deadline - now
+    words = _span(abs(left))
+    return f"{words} left" if left >= timedelta(0) else f"overdue by {words}"
+
+
+def _span(span: timedelta) -> str:
+    minutes = int(span.total_seconds()) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins:02d}m"
+    return f"{mins}m"
+
+
+def severity_reasons(case: CaseRead) -> list[str]:
+    """The rules that fired on the case's signals, each once, in the order they first fired."""
+    seen: dict[str, None] = {}
+    for signal in case.signals:
+        for reason in signal.reasons:
+            seen.setdefault(reason, None)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    version: int
+    title: str
+    actor: str | None
+    details: list[tuple[str, str]]
+
+
+_HIDDEN = {"case_id", "at", "actor", "type", "schema_version", "traceparent"}
+
+
+def timeline(events: list[StoredEvent]) -> list[TimelineEntry]:
+    """The whole history, oldest first, each event as a title, who did it and its own fields."""
+    return [_entry(e) for e in events]
+
+
+def _entry(event: StoredEvent) -> TimelineEntry:
+    data: dict[str, Any] = json.loads(event.data)
+    title = event.type.removeprefix("case.").replace("_", " ").capitalize().replace("Sla ", "SLA ")
+    details = [
+        (k.replace("_", " "), _text(v)) for k, v in data.items() if k not in _HIDDEN and v not in (None, "")
+    ]
+    actor = data.get("actor")
+    return TimelineEntry(
+        event.recorded_at, event.version, title, actor if isinstance(actor, str) else None, details
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        if "amount" in value and "currency" in value:
+            return f"{value['amount']} {value['currency']}"
+        if "reasons" in value:
+            return f"{value.get('type', 'signal')} ({value.get('severity')}): {', '.join(value['reasons'])}"
+        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    return str(value)

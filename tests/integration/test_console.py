@@ -1,0 +1,172 @@
+"""The console over HTTP, on a migrated database: sessions, CSRF, the version check and refusals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.bootstrap import Service, http_app
+from service.config import ApiToken, Settings
+from tests.support import AUTH, TOKEN
+
+AGENT_TOKEN = "test-agent-token"
+
+
+@pytest.fixture
+async def app(pool: asyncpg.Pool, database_url: str) -> Any:
+    settings = Settings(
+        database_url=database_url,
+        api_tokens={
+            TOKEN: ApiToken(actor="tester", role="owner"),
+            AGENT_TOKEN: ApiToken(actor="ana", role="agent"),
+        },
+    )
+    service = Service(settings)
+    service.pool = pool
+    return http_app(service, settings)
+
+
+@pytest.fixture
+async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that keeps cookies, as a browser does (a dotted host, so the cookie jar keeps them)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+        yield client
+
+
+async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
+    page = await client.get(path)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    csrf = await csrf_of(client, "/console/sign-in")
+    return await client.post("/console/sign-in", data={"csrf": csrf, "token": token})
+
+
+async def open_case(client: httpx.AsyncClient, customer: str) -> dict[str, Any]:
+    body = {"customer_id": customer, "severity": "major", "channel": "phone", "reason": "escalated by phone"}
+    opened = await client.post("/v1/cases", json=body, headers=AUTH)
+    assert opened.status_code == 201, opened.text
+    return dict(opened.json())
+
+
+async def test_a_wrong_token_is_refused_and_a_known_one_opens_a_session(browser: httpx.AsyncClient) -> None:
+    assert (await browser.get("/console/queue")).headers["location"] == "/console/sign-in"
+    wrong = await sign_in(browser, "not-a-token")
+    assert wrong.status_code == 401 and "not one this service knows" in wrong.text
+    right = await sign_in(browser, TOKEN)
+    assert right.status_code == 303 and right.headers["location"] == "/console/queue"
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert TOKEN not in right.headers["set-cookie"]  # the cookie names the token by its hash only
+    queue = await browser.get("/console/queue")
+    assert queue.status_code == 200 and "Signed in as <strong>tester</strong>" in queue.text
+
+
+async def test_a_forged_or_tampered_cookie_is_no_session(browser: httpx.AsyncClient) -> None:
+    await sign_in(browser, TOKEN)
+    cookie = browser.cookies.get("recovery_console")
+    assert cookie is not None
+    browser.cookies.clear()
+    browser.cookies.set("recovery_console", cookie[:-2] + ("00" if cookie[-2:] != "00" else "11"))
+    assert (await browser.get("/console/queue")).status_code == 303
+
+
+async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "csrf-1")
+    await sign_in(browser, TOKEN)
+    path = f"/console/cases/{case['case_id']}"
+    forged = await browser.post(f"{path}/assign", data={"owner": "mallory", "version": case["version"]})
+    assert forged.status_code == 403 and "expired or was not sent by the console" in forged.text
+    wrong = await browser.post(f"{path}/assign", data={"owner": "x", "version": case["version"], "csrf": "x"})
+    assert wrong.status_code == 403
+    after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
+    assert after["owner"] is None and after["version"] == case["version"]
+
+
+async def test_assign_and_acknowledge_run_the_api_use_cases_and_show_in_the_timeline(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "work-1")
+    await sign_in(browser, AGENT_TOKEN)
+    path = f"/console/cases/{case['case_id']}"
+    csrf = await csrf_of(browser, path)
+    assigned = await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "ana", "version": "1"})
+    assert assigned.status_code == 303 and assigned.headers["location"].endswith("?done=assigned")
+    acked = await browser.post(f"{path}/acknowledge", data={"csrf": csrf, "version": "2"})
+    assert acked.status_code == 303
+    after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
+    assert after["owner"] == "ana" and after["acknowledged_at"] is not None
+    assert [e["data"]["actor"] for e in after["events"][1:]] == ["ana", "ana"]
+    page = (await browser.get(path)).text
+    assert "Assigned</strong> by ana" in page and "Acknowledged</strong> by ana" in page
+
+
+async def test_a_stale_version_is_refused_with_a_message_to_reload(browser: httpx.AsyncClient) -> None:
+    case = await open_case(browser, "stale-1")
+    await sign_in(browser, TOKEN)
+    path = f"/console/cases/{case['case_id']}"
+    csrf = await csrf_of(browser, path)
+    await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "ana", "version": "1"})
+    stale = await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "bob", "version": "1"})
+    assert stale.status_code == 409
+    assert "This case changed since you loaded it" in stale.text and "Reload the page" in stale.text
+    after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
+    assert after["owner"] == "ana" and after["version"] == 2
+
+
+async def test_a_refused_action_shows_the_domain_reason_next_to_its_form(browser: httpx.AsyncClient) -> None:
+    case = await open_case(browser, "refused-1")
+    await sign_in(browser, AGENT_TOKEN)
+    path = f"/console/cases/{case['case_id']}"
+    csrf = await csrf_of(browser, path)
+    blank = await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "  ", "version": "1"})
+    assert (
+        blank.status_code == 422 and 'id="assign-refusal"' in blank.text and "owner is required" in blank.text
+    )
+    api = await browser.post(f"/v1/cases/{case['case_id']}/assign", json={"owner": "  "}, headers=AUTH)
+    assert api.status_code == 422  # the API refuses the same, for the same reason
+    assert (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()["version"] == 1
+
+
+async def test_the_queue_filters_unassigned_mine_severity_and_customer(browser: httpx.AsyncClient) -> None:
+    first = await open_case(browser, "queue-a")
+    await open_case(browser, "queue-b")
+    await browser.post(f"/v1/cases/{first['case_id']}/assign", json={"owner": "tester"}, headers=AUTH)
+    await sign_in(browser, TOKEN)
+    everything = (await browser.get("/console/queue")).text
+    assert "queue-a" in everything and "queue-b" in everything
+    mine = (await browser.get("/console/queue", params={"mine": "true"})).text
+    assert "queue-a" in mine and "queue-b" not in mine
+    unassigned = (await browser.get("/console/queue", params={"unassigned": "true"})).text
+    assert "queue-b" in unassigned and "queue-a" not in unassigned
+    minor = (await browser.get("/console/queue", params={"severity": "minor"})).text
+    assert "No open cases match" in minor
+    one = (await browser.get("/console/queue", params={"customer": "queue-b", "severity": ""})).text
+    assert "queue-b" in one and "queue-a" not in one
+    bad = await browser.get("/console/queue", params={"cursor": "forged"})
+    assert bad.status_code == 200 and "not one this console made" in bad.text
+
+
+async def test_signing_out_ends_the_session(browser: httpx.AsyncClient) -> None:
+    await sign_in(browser, TOKEN)
+    csrf = await csrf_of(browser, "/console/queue")
+    out = await browser.post("/console/sign-out", data={"csrf": csrf})
+    assert out.status_code == 303
+    assert (await browser.get("/console/queue")).headers["location"] == "/console/sign-in"
+
+
+async def test_the_console_assets_are_served_by_the_service(browser: httpx.AsyncClient) -> None:
+    script = await browser.get("/console/static/console.js")
+    assert script.status_code == 200 and "countdown" in script.text
+    assert (await browser.get("/console/static/../routes.py")).status_code == 404
