@@ -62,6 +62,14 @@ async def sign_in(page: Page, url: str, token: str) -> None:
     await expect(page.get_by_role("heading", name="Open cases")).to_be_visible()
 
 
+async def assert_every_field_is_labelled(page: Page) -> None:
+    unlabelled = await page.evaluate(
+        "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(e => e.labels.length === 0).map(e => e.name)"
+    )
+    assert unlabelled == []
+
+
 def screenshots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("RECOVERY_CONSOLE_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,6 +108,7 @@ async def test_staff_sign_in_see_the_queue_and_work_a_case_in_a_real_browser(
     await countdown.evaluate("el => { el.textContent = '' }")
     await expect(countdown).to_have_text(re.compile(r"left|overdue"))  # our script refills it every second
     await page.screenshot(path=screenshots(tmp_path) / "queue.png", full_page=True)
+    await assert_every_field_is_labelled(page)
 
     await page.get_by_label("Customer").fill("browser-later")
     await page.get_by_role("button", name="Filter").click()
@@ -137,6 +146,7 @@ async def test_staff_sign_in_see_the_queue_and_work_a_case_in_a_real_browser(
     await expect(timeline).to_contain_text("Acknowledged by tester")
     await expect(page.get_by_role("row", name=re.compile("First response"))).to_contain_text("stopped")
     await page.screenshot(path=screenshots(tmp_path) / "case.png", full_page=True)
+    await assert_every_field_is_labelled(page)
 
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_text("You are signed out")).to_be_visible()

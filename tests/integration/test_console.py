@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from service.adapters.http.console import routes
 from service.bootstrap import Service, http_app
 from service.config import ApiToken, Settings
 from tests.support import AUTH, TOKEN
@@ -170,3 +171,18 @@ async def test_the_console_assets_are_served_by_the_service(browser: httpx.Async
     script = await browser.get("/console/static/console.js")
     assert script.status_code == 200 and "countdown" in script.text
     assert (await browser.get("/console/static/../routes.py")).status_code == 404
+
+
+async def test_the_queue_pages_on_the_reads_keyset_cursor(
+    browser: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routes, "PAGE_SIZE", 2)
+    for customer in ("page-1", "page-2", "page-3"):
+        await open_case(browser, customer)
+    await sign_in(browser, TOKEN)
+    first = (await browser.get("/console/queue")).text
+    assert first.count("Open case ") == 2 and "First page" not in first
+    found = re.search(r'rel="next" href="([^"]+)"', first)
+    assert found
+    second = (await browser.get(found.group(1).replace("&amp;", "&"))).text
+    assert second.count("Open case ") == 1 and "Next page" not in second and "First page" in second

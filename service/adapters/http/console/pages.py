@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -12,9 +15,14 @@ from fastapi.templating import Jinja2Templates
 
 from service.adapters.http.bounds import MAX_BODY_BYTES
 from service.adapters.http.console.session import Session, Sessions, actor_of
+from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.app.commands import CommandStore
 from service.config import ApiToken
+from service.domain.sla import SlaPolicy
+from service.domain.trends import TrendPolicy
 
 HERE = Path(__file__).parent
+PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]*$")
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 # every asset is the service's own: no CDN, no inline script
 _HEADERS = {
@@ -28,6 +36,17 @@ _HEADERS = {
 
 class TooLarge(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Console:
+    """What every console route works with: the API's stores and rules, and the session keys."""
+
+    reads_of: Callable[[], PostgresCaseReads]
+    store_of: Callable[[], CommandStore]
+    sla: SlaPolicy
+    trends: TrendPolicy
+    sessions: Sessions
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -56,3 +75,8 @@ def signed_in(request: Request, sessions: Sessions) -> tuple[Session, ApiToken] 
     tokens: dict[str, ApiToken] = request.app.state.tokens
     actor = actor_of(session, tokens)
     return None if session is None or actor is None else (session, actor)
+
+
+def expired(request: Request) -> HTMLResponse:
+    message = "This form had expired or was not sent by the console. Reload the page and try again."
+    return render(request, "refused.html", 403, csrf="", actor=None, message=message)

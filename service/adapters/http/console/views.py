@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,7 +120,9 @@ class TimelineEntry:
     details: list[tuple[str, str]]
 
 
-_HIDDEN = {"case_id", "at", "actor", "type", "schema_version", "traceparent"}
+# the case's own id and customer are on the page already; who and when head each entry
+_HIDDEN = {"case_id", "customer_id", "at", "actor", "type", "schema_version", "traceparent"}
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 
 
 def timeline(events: list[StoredEvent]) -> list[TimelineEntry]:
@@ -148,4 +151,6 @@ def _text(value: Any) -> str:
         return ", ".join(f"{k}: {_text(v)}" for k, v in value.items() if v is not None)
     if isinstance(value, list):
         return ", ".join(_text(v) for v in value)
+    if isinstance(value, str) and _ISO.match(value):
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(value)
