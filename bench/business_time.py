@@ -1,6 +1,6 @@
 """Deadlines per second: the 24x7 calendar against a business calendar with holidays.
 
-    .venv/bin/python -m bench.business_time [--deadlines 100000]
+    .venv/bin/python -m bench.business_time [--deadlines 20000]
 
 The business calendar is `support-de` from examples/sla-policy.json (two windows a weekday, Saturday
 mornings, Bavarian public holidays 2025-2030, an iCalendar closure). Starts are spread over 2026; each
@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from service.adapters.sla_policy_file import load_sla_policy
-from service.domain.business_time import add_business_time, business_time_between, day_intervals
+from service.domain.business_time import add_business_time, business_time_between, open_day
 from service.domain.calendars import BusinessCalendar, always_open
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sla-policy.json"
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOWS = (timedelta(hours=4), timedelta(hours=72))
+REPEATS = 5
 
 
 def starts(n: int) -> list[datetime]:
@@ -31,10 +32,16 @@ def starts(n: int) -> list[datetime]:
     return [YEAR_START + i * stride + timedelta(seconds=(i * 7919) % 3600) for i in range(n)]
 
 
-def rate(n: int, work: Callable[[], None]) -> float:
-    began = time.perf_counter()
-    work()
-    return n / (time.perf_counter() - began)
+def rate(n: int, work: Callable[[], None], cold: bool = False) -> float:
+    """The best of REPEATS runs (the least disturbed by other load); `cold` clears the memo before each."""
+    best = float("inf")
+    for _ in range(REPEATS):
+        if cold:
+            open_day.cache_clear()
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return n / best
 
 
 def deadlines(calendar: BusinessCalendar, instants: list[datetime], window: timedelta) -> Callable[[], None]:
@@ -55,17 +62,18 @@ def elapsed(calendar: BusinessCalendar, instants: list[datetime], span: timedelt
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deadlines", type=int, default=100_000)
+    parser.add_argument("--deadlines", type=int, default=20_000)
     n = parser.parse_args().deadlines
     business = load_sla_policy(SAMPLE).named("support-de")
     assert business is not None
     instants = starts(n)
-    print(f"{n} deadlines each; rates in deadlines per second (higher is better)")
+    print(f"{n} deadlines per run, best of {REPEATS} runs; deadlines per second (higher is better)")
     for window in WINDOWS:
         print(f"window {window}:")
         print(f"  24x7                       {rate(n, deadlines(always_open(), instants, window)):>12,.0f}")
-        day_intervals.cache_clear()
-        print(f"  support-de, cold memo      {rate(n, deadlines(business, instants, window)):>12,.0f}")
+        print(
+            f"  support-de, cold memo      {rate(n, deadlines(business, instants, window), cold=True):>12,.0f}"
+        )
         print(f"  support-de, warm memo      {rate(n, deadlines(business, instants, window)):>12,.0f}")
     span = timedelta(days=5)
     print(f"open time over {span} (business_time_between):")

@@ -1,8 +1,9 @@
 """Exact business-time arithmetic on UTC instants: deadlines, elapsed open time, warning points.
 
-Each local day's windows become UTC intervals once (memoised per calendar and day); the arithmetic then
-walks those intervals, never minutes. Wall-clock edges resolve to the first instant at which the
-calendar's local clock shows that time or later on that date:
+Each local day's windows become UTC intervals once (memoised per calendar and day, with the day's total);
+the arithmetic walks days, skips whole days it passes, and looks at windows only where it stops: never
+minutes. Wall-clock edges resolve to the first instant at which the calendar's local clock shows that
+time or later on that date:
 - a time that exists twice (autumn fold) is its first occurrence, as zoneinfo's fold=0 reads it;
 - a time that does not exist (spring gap) is the instant the clocks jump, when the wall clock first
   passes it. zoneinfo would read it one gap later (fold=0) or one gap earlier (fold=1); both would make
@@ -17,6 +18,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from service.domain.calendars import BusinessCalendar
@@ -38,11 +40,17 @@ def add_business_time(calendar: BusinessCalendar, start: datetime, duration: tim
     if calendar.always_open or duration == ZERO:
         return start + duration
     left = duration
-    for opens, closes in _intervals_from(calendar, start):
-        opens = max(opens, start)
-        if left <= closes - opens:
-            return opens + left
-        left -= closes - opens
+    for day in _days_from(calendar, start):
+        if day.opens >= start and left > day.total:
+            left -= day.total  # the whole day passes: skip its windows
+            continue
+        for opens, closes in day.intervals:
+            if closes <= start:
+                continue
+            opens = max(opens, start)
+            if left <= closes - opens:
+                return opens + left
+            left -= closes - opens
     raise InvalidValue(
         f"calendar {calendar.name}: no open time within {MAX_SEARCH_DAYS} days", field="duration"
     )
@@ -56,10 +64,14 @@ def business_time_between(calendar: BusinessCalendar, a: datetime, b: datetime) 
     if calendar.always_open:
         return b - a
     total = ZERO
-    for opens, closes in _intervals_from(calendar, a):
-        if opens >= b:
+    for day in _days_from(calendar, a):
+        if day.opens >= b:
             break
-        total += min(closes, b) - max(opens, a)
+        if day.opens >= a and day.closes <= b:
+            total += day.total
+            continue
+        for opens, closes in day.intervals:
+            total += max(min(closes, b) - max(opens, a), ZERO)
     return total
 
 
@@ -74,19 +86,28 @@ def business_warning_at(
     return add_business_time(calendar, start, business_time_between(calendar, start, deadline) * fraction)
 
 
-def _intervals_from(calendar: BusinessCalendar, start: datetime) -> Iterator[Interval]:
-    """The open intervals that end after `start`, in order, day by day (lazily: a deadline stops early)."""
+class OpenDay(NamedTuple):
+    """The UTC intervals of the windows that open on one local date, with their span and total."""
+
+    intervals: tuple[Interval, ...]
+    opens: datetime
+    closes: datetime
+    total: timedelta
+
+
+def _days_from(calendar: BusinessCalendar, start: datetime) -> Iterator[OpenDay]:
+    """The days with open time ending after `start`, in order (lazily: a deadline stops early)."""
     # Two days back: a window that opened yesterday may still be open (midnight crossing, zone jumps).
     first = start.astimezone(calendar.zone).date().toordinal() - 2
     for ordinal in range(first, first + MAX_SEARCH_DAYS):
-        for interval in day_intervals(calendar, ordinal):
-            if interval[1] > start:
-                yield interval
+        day = open_day(calendar, ordinal)
+        if day is not None and day.closes > start:
+            yield day
 
 
-@lru_cache(maxsize=65536)
-def day_intervals(calendar: BusinessCalendar, ordinal: int) -> tuple[Interval, ...]:
-    """The UTC intervals of the windows that open on one local date (by ordinal), empty ones dropped."""
+@lru_cache(maxsize=16384)  # about 45 years of days for one calendar; a few MB at most
+def open_day(calendar: BusinessCalendar, ordinal: int) -> OpenDay | None:
+    """The open time of the windows that open on one local date (by ordinal); None when there is none."""
     day = date.fromordinal(ordinal)
     midnight = datetime(day.year, day.month, day.day)
     spans = (
@@ -96,7 +117,10 @@ def day_intervals(calendar: BusinessCalendar, ordinal: int) -> tuple[Interval, .
         )
         for w in calendar.opens_on(day)
     )
-    return tuple((a, b) for a, b in spans if a < b)
+    intervals = tuple((a, b) for a, b in spans if a < b)
+    if not intervals:
+        return None
+    return OpenDay(intervals, intervals[0][0], intervals[-1][1], sum((b - a for a, b in intervals), ZERO))
 
 
 def _edge(zone: ZoneInfo, wall: datetime) -> datetime:
