@@ -40,7 +40,7 @@ async def settings(kafka: Kafka, database_url: str) -> Settings:
 async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
     process = ServiceProcess(settings, tmp_path, "service").start()
     try:
-        await eventually(process.url_ready, what=f"the service ready\n{process.log_tail}")
+        await eventually(process.url_ready, what="the service ready")
         yield process
     finally:
         process.stop()

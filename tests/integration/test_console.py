@@ -79,6 +79,9 @@ async def test_a_forged_or_tampered_cookie_is_no_session(browser: httpx.AsyncCli
     browser.cookies.clear()
     browser.cookies.set("recovery_console", cookie[:-2] + ("00" if cookie[-2:] != "00" else "11"))
     assert (await browser.get("/console/queue")).status_code == 303
+    browser.cookies.clear()
+    odd = await browser.get("/console/queue", headers={b"cookie": "recovery_console=e30.é".encode()})
+    assert odd.status_code == 303
 
 
 async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
@@ -91,6 +94,8 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert forged.status_code == 403 and "expired or was not sent by the console" in forged.text
     wrong = await browser.post(f"{path}/assign", data={"owner": "x", "version": case["version"], "csrf": "x"})
     assert wrong.status_code == 403
+    odd = await browser.post(f"{path}/assign", data={"owner": "x", "version": case["version"], "csrf": "é"})
+    assert odd.status_code == 403
     after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
     assert after["owner"] is None and after["version"] == case["version"]
 

@@ -47,11 +47,14 @@ class Sessions:
         """The request's session when its cookie is ours, intact and not expired."""
         raw = request.cookies.get(COOKIE, "")
         payload, _, signature = raw.rpartition(".")
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+        if not payload or not _same(signature, self._sign(payload)):
             return None
         try:
             fields = json.loads(base64.urlsafe_b64decode(payload.encode()))
-            session = Session(fields["k"], str(fields["c"]), int(fields["e"]))
+            hashed, csrf, expires = fields["k"], fields["c"], fields["e"]
+            if not (hashed is None or isinstance(hashed, str)) or not isinstance(csrf, str):
+                return None
+            session = Session(hashed, csrf, int(expires))
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires > time.time() else None
@@ -82,10 +85,15 @@ def actor_of(session: Session | None, tokens: dict[str, ApiToken]) -> ApiToken |
     if session is None or session.token_hash is None:
         return None
     for token, actor in tokens.items():
-        if hmac.compare_digest(token_hash(token), session.token_hash):
+        if _same(token_hash(token), session.token_hash):
             return actor
     return None
 
 
 def csrf_ok(session: Session | None, sent: str | None) -> bool:
-    return session is not None and sent is not None and hmac.compare_digest(session.csrf, sent)
+    return session is not None and sent is not None and _same(session.csrf, sent)
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of any two strings (compare_digest refuses non-ASCII str, so compare bytes)."""
+    return hmac.compare_digest(a.encode(), b.encode())
