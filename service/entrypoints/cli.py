@@ -54,7 +54,8 @@ def _serve(settings: Settings, announce: bool) -> int:
     base = f"http://{settings.http_host}:{settings.http_port}"
     if announce:
         print(
-            f"\nRecovery Loop is starting\n  API      {base}/v1/cases\n  docs     {base}/docs"
+            f"\nRecovery Loop is starting\n  console  {base}/console  (sign in with an API token)\n"
+            f"  API      {base}/v1/cases\n  docs     {base}/docs"
             f"  (OpenAPI {base}/openapi.json)\n  topics   {base}/asyncapi  (AsyncAPI {base}/asyncapi.json)\n"
             f"  metrics  {base}/metrics\n"
             f"  kafka    {settings.kafka_bootstrap_servers}\n",

@@ -59,7 +59,7 @@ async def test_make_run_serves_the_demo_and_keeps_its_cases_across_a_restart(tmp
     try:
         await eventually(dev.ready, timeout=120, what="recovery dev to be ready")
         announced = dev.output.read_text()
-        for where in ("/v1/cases", "/docs", "/openapi.json", "/metrics"):
+        for where in ("/console", "/v1/cases", "/docs", "/openapi.json", "/metrics"):
             assert f":{http_port}{where}" in announced, announced
         demo = await asyncio.create_subprocess_exec(
             sys.executable,
