@@ -30,6 +30,7 @@ from service.adapters.http.errors import (
     TOO_LARGE,
     ApiError,
     Responses,
+    status_of,
 )
 from service.adapters.http.models import CaseView
 from service.adapters.http.tracing import request_traceparent
@@ -42,7 +43,7 @@ from service.domain.compensation import (
     decide_approve_compensation,
     decide_request_compensation,
 )
-from service.domain.errors import DomainError, NotAllowed, WrongState
+from service.domain.errors import DomainError
 from service.domain.events import CaseEvent
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -83,7 +84,7 @@ def command_router(
         except CaseNotFound as e:
             raise ApiError(404, "not_found", f"no case {command.case_id}") from e
         except DomainError as e:
-            raise ApiError(_status(e), e.code, e.detail, e.field) from e
+            raise ApiError(status_of(e), e.code, e.detail, e.field) from e
         return JSONResponse(answer.body, answer.status)
 
     def on(case_id: str, name: str, actor: Any, key: str | None, decide: Any) -> Command:
@@ -240,11 +241,3 @@ def command_router(
 
 def _render(state: CaseState, signals: list[Any]) -> dict[str, Any]:
     return CaseView.of(CaseRead(state, signals)).model_dump(mode="json")
-
-
-def _status(error: DomainError) -> int:
-    if isinstance(error, NotAllowed):
-        return 403
-    if isinstance(error, WrongState):
-        return 409
-    return 422

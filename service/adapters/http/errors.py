@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from service.adapters.http.models import ErrorBody
 from service.adapters.postgres.errors import TRANSIENT
-from service.domain.errors import ConcurrencyConflict
+from service.domain.errors import ConcurrencyConflict, DomainError, NotAllowed, WrongState
 
 
 class ApiError(Exception):
@@ -23,6 +23,15 @@ class ApiError(Exception):
 
 
 Responses = dict[int | str, dict[str, Any]]
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a domain refusal: the role may not (403), the state is wrong (409), else a field (422)."""
+    if isinstance(error, NotAllowed):
+        return 403
+    if isinstance(error, WrongState):
+        return 409
+    return 422
 
 
 def refusal(description: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import asyncpg
 from service.adapters.postgres.case_reads import signals_of
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
-from service.adapters.postgres.trend_store import record_trend, resolved_with, trend_state
+from service.adapters.postgres.trend_store import TrendRecords
 from service.app.commands import Answer
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.errors import ConcurrencyConflict
@@ -21,7 +21,7 @@ from service.domain.intake import NewEvent
 from service.domain.timers import Timer
 
 
-class PostgresCommandTransaction:
+class PostgresCommandTransaction(TrendRecords):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
@@ -74,17 +74,6 @@ class PostgresCommandTransaction:
             )
         except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
             raise ConcurrencyConflict(type(e).__name__) from e
-
-    async def resolved_with(self, root_cause: str, since: datetime) -> dict[str, datetime]:
-        return await resolved_with(self._conn, root_cause, since)
-
-    async def trend(self, tag: str) -> tuple[bool, int]:
-        return await trend_state(self._conn, tag)
-
-    async def record_trend(
-        self, tag: str, event: NewEvent | None, active: bool, due_at: datetime | None
-    ) -> None:
-        await record_trend(self._conn, tag, event, active, due_at)
 
 
 class PostgresCommandStore:

@@ -66,7 +66,25 @@ async def mark_trends_due(conn: Connection, tags: Collection[str]) -> None:
     )
 
 
-class PostgresTrendTransaction:
+class TrendRecords:
+    """A tag's trend state and its resolved cases, on the transaction's connection: what a trend review
+    needs, whether a command's (after a resolve or a reopen) or the review loop's."""
+
+    _conn: Connection
+
+    async def resolved_with(self, root_cause: str, since: datetime) -> dict[str, datetime]:
+        return await resolved_with(self._conn, root_cause, since)
+
+    async def trend(self, tag: str) -> tuple[bool, int]:
+        return await trend_state(self._conn, tag)
+
+    async def record_trend(
+        self, tag: str, event: NewEvent | None, active: bool, due_at: datetime | None
+    ) -> None:
+        await record_trend(self._conn, tag, event, active, due_at)
+
+
+class PostgresTrendTransaction(TrendRecords):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
@@ -87,17 +105,6 @@ class PostgresTrendTransaction:
 
     async def now(self) -> datetime:
         return await self._conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
-
-    async def resolved_with(self, root_cause: str, since: datetime) -> dict[str, datetime]:
-        return await resolved_with(self._conn, root_cause, since)
-
-    async def trend(self, tag: str) -> tuple[bool, int]:
-        return await trend_state(self._conn, tag)
-
-    async def record_trend(
-        self, tag: str, event: NewEvent | None, active: bool, due_at: datetime | None
-    ) -> None:
-        await record_trend(self._conn, tag, event, active, due_at)
 
 
 class PostgresTrendStore:

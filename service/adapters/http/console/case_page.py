@@ -26,9 +26,10 @@ from service.adapters.http.console.pages import (
     signed_in,
 )
 from service.adapters.http.console.session import csrf_ok
+from service.adapters.http.errors import status_of
 from service.app.commands import CaseNotFound, Command, Decide, run_command
 from service.domain.case import CaseState
-from service.domain.errors import DomainError, InvalidValue, NotAllowed, WrongState
+from service.domain.errors import DomainError, InvalidValue, WrongState
 from service.domain.events import CaseEvent
 from service.domain.workflow import Actor as DomainActor
 from service.domain.workflow import decide_acknowledge, decide_assign
@@ -119,7 +120,7 @@ async def _act(
     except CaseNotFound:
         return await _case(request, console, case_id, 404)
     except DomainError as e:
-        return await _case(request, console, case_id, _status(e), refusal=(name, e.detail))
+        return await _case(request, console, case_id, status_of(e), refusal=(name, e.detail))
     return go(f"/console/cases/{case_id}?done={done}")
 
 
@@ -149,11 +150,3 @@ async def _case(request: Request, console: Console, case_id: str, status: int, *
         time_left=views.time_left,
         **context,
     )
-
-
-def _status(error: DomainError) -> int:
-    if isinstance(error, NotAllowed):
-        return 403
-    if isinstance(error, WrongState):
-        return 409
-    return 422
