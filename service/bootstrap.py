@@ -207,12 +207,15 @@ class Service:
             s.topic_dlq,
             land,
         )
+        # The writer runs before the broker starts: the signal group starts delivering as soon as it has
+        # joined, and broker.start() returns only after the billing group has joined too (seconds later).
+        consumer.start()
         try:
             await broker.start()
         except BaseException:
             await broker.stop()
+            await consumer.drain()
             raise
-        consumer.start()
         self.broker, self.consumer = broker, consumer
 
     async def stop(self) -> None:
