@@ -299,6 +299,9 @@ class PartitionProxy(PostgresProxy):
             writer.close()
 
 
+PROBE_PERIOD = 0.2  # how often the stand-in orchestrator probes /readyz: a load, not a synchronisation
+
+
 async def test_the_relay_and_the_timers_come_through_a_network_partition_with_readiness_probes(
     kafka: Kafka, database_url: str
 ) -> None:
@@ -313,7 +316,7 @@ async def test_the_relay_and_the_timers_come_through_a_network_partition_with_re
     async def probe() -> None:  # as the orchestrator does, all along: each probe gives up after its timeout
         while True:
             await service.ready()
-            await asyncio.sleep(1)
+            await asyncio.sleep(PROBE_PERIOD)
 
     async def partitioned() -> bool:  # the probe says the database is down, or does not answer (no hang here)
         probe = asyncio.ensure_future(service.ready())
