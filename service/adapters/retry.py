@@ -31,24 +31,32 @@ _DATABASE: tuple[type[BaseException], ...] = (*DATABASE_TRANSIENT, asyncpg.Inter
 # (disk full, out of memory), operator intervention (shutdown, query cancelled), system error. A disk that
 # fills up must make the consumer wait, never send every record to the dead-letter topic.
 _SERVER_TROUBLE = frozenset({"08", "53", "57", "58"})
-_TRANSIENT: tuple[type[BaseException], ...] = (*_DATABASE, ConcurrencyConflict, KafkaTimeoutError, TimeoutError)
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    *_DATABASE,
+    ConcurrencyConflict,
+    KafkaTimeoutError,
+    TimeoutError,
+)
 
 
 def is_transient(error: BaseException) -> bool:
     """A fault of a dependency that goes away by itself: the database or the broker is briefly unreachable,
     or a race was lost (deciding again settles it)."""
-    if isinstance(error, _TRANSIENT):
+    if isinstance(error, _TRANSIENT) or _server_in_trouble(error):
         return True
-    if isinstance(error, asyncpg.PostgresError):
-        return str(getattr(error, "sqlstate", "") or "")[:2] in _SERVER_TROUBLE
     return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
 
 
 def is_database_fault(error: BaseException) -> bool:
     """The database, not the broker or a lost race: readiness reports the database as down meanwhile."""
-    if isinstance(error, asyncpg.PostgresError):
-        return str(getattr(error, "sqlstate", "") or "")[:2] in _SERVER_TROUBLE
-    return isinstance(error, _DATABASE)
+    return isinstance(error, _DATABASE) or _server_in_trouble(error)
+
+
+def _server_in_trouble(error: BaseException) -> bool:
+    return (
+        isinstance(error, asyncpg.PostgresError)
+        and str(getattr(error, "sqlstate", None) or "")[:2] in _SERVER_TROUBLE
+    )
 
 
 @dataclass(frozen=True)
