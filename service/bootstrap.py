@@ -325,7 +325,14 @@ def http_app(
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    console = console_router(service.reads, service.commands, intake_rules(settings).sla, trends)
+    key = settings.console_session_key
+    console = console_router(
+        service.reads,
+        service.commands,
+        intake_rules(settings).sla,
+        trends,
+        None if key is None else key.get_secret_value().encode(),
+    )
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
     app = create_app(
         service.reads, settings.api_tokens, service.ready, lifespan, service.failures, routers, trends

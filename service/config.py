@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret).'
         " `recovery dev` makes one owner token when this is unset.",
     )
+    console_session_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="The key that signs console sessions (a secret, at least 32 characters): give every replica"
+        " the same one so a session survives a restart and works on each. Unset: a random key per process, so"
+        " a restart signs everyone out and replicas refuse each other's sessions.",
+    )
 
     sla_resolution: dict[Severity, PositiveDuration] = Field(
         default_factory=lambda: dict(DEFAULT_RESOLUTION),

@@ -31,8 +31,9 @@ def console_router(
     store_of: Callable[[], CommandStore],
     sla: SlaPolicy,
     trends: TrendPolicy,
+    session_key: bytes | None = None,
 ) -> APIRouter:
-    console = Console(reads_of, store_of, sla, trends, Sessions())
+    console = Console(reads_of, store_of, sla, trends, Sessions(session_key))
     router = APIRouter(prefix="/console", include_in_schema=False)
     _sign_in_routes(router, console)
     _queue_routes(router, console)

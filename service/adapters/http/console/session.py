@@ -1,6 +1,7 @@
 """Console sessions: a signed, HttpOnly, SameSite=Strict cookie naming the token by its hash, with a CSRF token.
 
-The signing key is random per process: sessions end when the process restarts; a configurable key comes next.
+The signing key is RECOVERY_CONSOLE_SESSION_KEY, shared by every replica; unset, a random key per process (sessions
+end when the process restarts).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def token_hash(token: str) -> str:
 
 
 class Sessions:
-    """Issues and checks session cookies with a key made when the process starts."""
+    """Issues and checks session cookies signed with the configured key, or one made when the process starts."""
 
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
