@@ -342,3 +342,26 @@ async def test_a_second_rebuild_is_refused_while_one_runs(pool: asyncpg.Pool) ->
             release.set()
         assert (await running).streams == await second.fetchval("SELECT count(*) FROM cases") > 0
         assert (await check_cases(second)).differing == []
+
+
+async def test_the_rebuild_keeps_the_grants_other_roles_hold_on_cases(pool: asyncpg.Pool) -> None:
+    await seed(pool, customers=5, per_customer=1)
+    grants = (
+        "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable"
+        " FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee"
+        " WHERE c.oid = 'cases'::regclass AND a.grantee <> c.relowner ORDER BY 1, 2"
+    )
+    async with pool.acquire() as conn:
+        await conn.execute('DROP ROLE IF EXISTS "cx reporting"')
+        await conn.execute('CREATE ROLE "cx reporting"')
+        try:
+            await conn.execute('GRANT SELECT ON cases TO "cx reporting" WITH GRANT OPTION')
+            await conn.execute('GRANT UPDATE ON cases TO "cx reporting"')
+            before = [tuple(r) for r in await conn.fetch(grants)]
+            assert len(before) == 2
+            report = await rebuild_cases(conn, chunk=3)
+            assert report.streams == 5
+            assert [tuple(r) for r in await conn.fetch(grants)] == before
+        finally:
+            await conn.execute('REVOKE ALL ON cases FROM "cx reporting"')
+            await conn.execute('DROP ROLE "cx reporting"')

@@ -135,17 +135,32 @@ async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, i
 
 
 async def _replace(conn: Connection) -> None:
-    """Drop `cases` and give the shadow its name, and each of its indexes (with the constraint an index
-    backs, which PostgreSQL renames with it) the name of the index of the same shape: the code and the
-    migrations name `cases_pkey` and `cases_one_open_per_customer`."""
+    """Drop `cases` and give the shadow its name, its grants (a read-only reporting role keeps its access),
+    and each of its indexes (with the constraint an index backs, which PostgreSQL renames with it) the name
+    of the index of the same shape: the code and the migrations name `cases_pkey` and
+    `cases_one_open_per_customer`."""
     names = await _indexes(conn, "cases")
     shadow_names = await _indexes(conn, SHADOW)
     missing = names.keys() - shadow_names.keys()
     if missing:
         raise ShadowMismatch(", ".join(sorted(names[m] for m in missing)))
+    grants = await conn.fetch(_GRANTS_ON_CASES)
     await conn.execute(f"DROP TABLE cases; ALTER TABLE {SHADOW} RENAME TO cases")
     for shape, name in sorted(names.items()):
         await conn.execute(f'ALTER INDEX "{shadow_names[shape]}" RENAME TO "{name}"')
+    for grant in grants:
+        await conn.execute(grant["statement"])
+
+
+# Every privilege another role holds on `cases`, as the GRANT that gives it (the owner's are implicit).
+_GRANTS_ON_CASES = """
+SELECT format('GRANT %s ON cases TO %s%s', a.privilege_type,
+              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+              CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.oid = 'cases'::regclass AND a.grantee <> c.relowner
+ORDER BY 1
+"""
 
 
 async def _indexes(conn: Connection, table: str) -> dict[str, str]:
