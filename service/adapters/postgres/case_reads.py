@@ -21,6 +21,7 @@ class CaseFilter:
     owner: str | None = None
     due_before: datetime | None = None
     unassigned: bool = False  # only cases with no owner
+    next_deadline_before: datetime | None = None  # a running clock (resolution, or first response) due before
 
 
 @dataclass(frozen=True)
@@ -165,4 +166,11 @@ def _where(where: CaseFilter) -> tuple[list[str], list[Any]]:
     if where.due_before is not None:
         args.append(where.due_before)
         clauses.append(f"resolution_deadline < ${len(args)}")
+    if where.next_deadline_before is not None:
+        args.append(where.next_deadline_before)
+        n = len(args)
+        clauses.append(
+            f"(resolution_deadline < ${n} OR (first_response_deadline < ${n}"
+            " AND state->>'acknowledged_at' IS NULL))"
+        )
     return clauses, args

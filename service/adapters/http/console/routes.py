@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from service.adapters.http.bounds import MAX_CURSOR_LENGTH, MAX_ID_LENGTH
@@ -14,6 +16,7 @@ from service.adapters.http.console import views
 from service.adapters.http.console.case_page import case_routes
 from service.adapters.http.console.pages import HERE, PRINTABLE, Console, expired, form, go, render, signed_in
 from service.adapters.http.console.session import Sessions, clear, csrf_ok
+from service.adapters.http.console.trends_page import trends_routes
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
@@ -22,6 +25,8 @@ from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 
 PAGE_SIZE = 25
+BREACHING_SOON = timedelta(hours=1)
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 _STATIC = {p.name: p for p in (HERE / "static").iterdir() if p.is_file()}
 _SEVERITIES = [s.value for s in Severity]
 
@@ -38,6 +43,7 @@ def console_router(
     _sign_in_routes(router, console)
     _queue_routes(router, console)
     case_routes(router, console)
+    trends_routes(router, console)
 
     @router.get("/static/{name}")
     async def static(name: str) -> Response:
@@ -88,48 +94,77 @@ def _sign_in_routes(router: APIRouter, console: Console) -> None:
         return response
 
 
+@dataclass(frozen=True)
+class QueueFilters:
+    """The queue's filters, as the form sends them (a query string the refresh script sends again)."""
+
+    mine: bool = False
+    unassigned: bool = False
+    breaching: bool = False  # the next deadline within BREACHING_SOON, or past
+    severity: Annotated[str, Query(max_length=20)] = ""
+    customer: Annotated[str, Query(max_length=MAX_ID_LENGTH, pattern=PRINTABLE.pattern)] = ""
+
+    def where(self, actor: ApiToken, now: datetime) -> CaseFilter:
+        return CaseFilter(
+            self.customer.strip() or None,
+            "open",
+            self.chosen_severity,
+            actor.actor if self.mine else None,
+            unassigned=self.unassigned and not self.mine,
+            next_deadline_before=now + BREACHING_SOON if self.breaching else None,
+        )
+
+    @property
+    def chosen_severity(self) -> str | None:
+        return self.severity if self.severity in _SEVERITIES else None
+
+    def query(self) -> str:
+        """The filters as a query string, for the paging links and the refresh."""
+        flags = {"mine": self.mine, "unassigned": self.unassigned, "breaching": self.breaching}
+        fields = {k: "true" for k, on in flags.items() if on}
+        return urlencode(
+            {**fields, "severity": self.chosen_severity or "", "customer": self.customer.strip()}
+        )
+
+
 def _queue_routes(router: APIRouter, console: Console) -> None:
-    @router.get("/queue")
-    async def queue(
-        request: Request,
-        mine: bool = False,
-        unassigned: bool = False,
-        severity: Annotated[str, Query(max_length=20)] = "",
-        customer: Annotated[str, Query(max_length=MAX_ID_LENGTH, pattern=PRINTABLE.pattern)] = "",
-        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
-    ) -> Response:
+    async def rows(request: Request, filters: QueueFilters, cursor: str | None, template: str) -> Response:
         who = signed_in(request, console.sessions)
         if who is None:
             return go("/console/sign-in")
         session, actor = who
-        chosen = severity if severity in _SEVERITIES else None
-        where = CaseFilter(
-            customer.strip() or None,
-            "open",
-            chosen,
-            actor.actor if mine else None,
-            unassigned=unassigned and not mine,
-        )
+        now = datetime.now(UTC)
+        where = filters.where(actor, now)
         error = None
         try:
             cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, cursor)
         except InvalidCursor:
             error = "That page link is not one this console made: showing the first page."
             cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, None)
-        now = datetime.now(UTC)
-        rows = [(c.state, views.next_clock(c.state, console.sla, now)) for c in cases]
-        filters = {"mine": mine, "unassigned": unassigned, "severity": chosen, "customer": customer.strip()}
         return render(
             request,
-            "queue.html",
+            template,
             csrf=session.csrf,
             actor=actor,
-            rows=rows,
+            rows=[(c.state, views.next_clock(c.state, console.sla, now)) for c in cases],
             now=now,
             filters=filters,
             severities=_SEVERITIES,
             next_cursor=next_cursor,
-            paged=cursor is not None,
+            cursor=cursor,
             error=error,
             time_left=views.time_left,
         )
+
+    @router.get("/queue")
+    async def queue(
+        request: Request, filters: Annotated[QueueFilters, Depends()], cursor: Cursor = None
+    ) -> Response:
+        return await rows(request, filters, cursor, "queue.html")
+
+    @router.get("/queue/rows")
+    async def queue_rows(
+        request: Request, filters: Annotated[QueueFilters, Depends()], cursor: Cursor = None
+    ) -> Response:
+        """The queue's table alone, for the page's script to swap in without a reload."""
+        return await rows(request, filters, cursor, "queue_rows.html")
