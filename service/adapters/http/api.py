@@ -38,6 +38,16 @@ from service.adapters.http.models import (
     RootCauseCount,
     RootCauseTrends,
 )
+from service.adapters.http.openapi import (
+    LIVENESS,
+    METRICS,
+    OPENAPI_TAGS,
+    READINESS,
+    Liveness,
+    Readiness,
+    operation_id,
+    tag_operations,
+)
 from service.adapters.http.request_metrics import RequestMetrics
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
@@ -73,6 +83,8 @@ def create_app(
         description="Every /v1 request carries `Authorization: Bearer <token>`, checked before anything else"
         " (401, then 403 for a role that may not act). Every refusal answers "
         '`{"error", "detail", "field"}`; a body that is not JSON answers 422 with `error` `invalid_json`.',
+        openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=operation_id,
     )
     app.state.tokens = tokens
     install_error_handlers(app)
@@ -82,7 +94,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", response_model=Liveness, responses=LIVENESS)
     async def healthz() -> JSONResponse:
         """Alive unless a loop stopped on an error that belongs to no record: then restart the process."""
         stopped = failures()
@@ -90,15 +102,16 @@ def create_app(
             return JSONResponse({"status": "failed", "failed": stopped}, 503)
         return JSONResponse({"status": "alive"})
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", response_model=Readiness, responses=READINESS)
     async def readyz() -> JSONResponse:
         """Each dependency this process needs, "up" or "down"; answers within two seconds whatever they do."""
         checks = await ready()
         body = {"ready": all(checks.values()), **{k: "up" if up else "down" for k, up in checks.items()}}
         return JSONResponse(body, 200 if all(checks.values()) else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", response_class=Response, responses=METRICS)
     async def metrics() -> Response:
+        """The process's metrics, and the open cases by severity as the database counts them now."""
         await ready()  # recovery_ready{dependency}, as /readyz sees it now
         try:
             counts = await asyncio.wait_for(reads_of().open_cases_by_severity(), 2)
@@ -109,6 +122,7 @@ def create_app(
                 OPEN_CASES.labels(severity.value).set(counts.get(severity.value, 0))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    tag_operations(app)
     return app
 
 
