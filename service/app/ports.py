@@ -26,6 +26,7 @@ class LoggedEvent:
     data: str
     recorded_at: datetime
     traceparent: str | None = None  # W3C trace context of what caused the event; published as ce_traceparent
+    schema_version: int = 1  # of its type's stored shape: the relay publishes the current shape
 
 
 PartitionKey = tuple[str, int]  # (topic, partition)

@@ -23,26 +23,8 @@ from service.adapters.kafka.cloudevents import encode_binary, format_time
 from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
-from service.domain.events import (
-    CaseAcknowledged,
-    CaseAssigned,
-    CaseClosed,
-    CaseEscalated,
-    CaseOpened,
-    CaseReopened,
-    CaseResolved,
-    CompensationApproved,
-    CompensationFailed,
-    CompensationKind,
-    CompensationRequested,
-    CompensationSettled,
-    FollowUpDue,
-    FollowUpRecorded,
-    SignalAttached,
-    SlaKind,
-    StepAdded,
-    StepRecorded,
-)
+from service.domain.events import CompensationKind, SlaKind
+from service.domain.registry import EVENT_CLASSES, EVENTS
 from service.domain.severity import Severity
 from service.domain.timers import TimerKind, sla_event_id
 from service.tracing import valid_traceparent
@@ -66,34 +48,13 @@ UtcTime = Annotated[
 """An instant: read from RFC 3339 with any offset, written as RFC 3339 in UTC with a Z suffix."""
 
 
-def _stored_type(event_class: type[Any]) -> str:
-    default = next(f.default for f in dataclasses.fields(event_class) if f.name == "type")
-    assert isinstance(default, str)
-    return default
-
-
 CASE_EVENT_CLASSES: Final[dict[str, type[Any]]] = {
-    _stored_type(cls): cls
-    for cls in (
-        CaseOpened,
-        SignalAttached,
-        CaseEscalated,
-        CaseReopened,
-        CaseAssigned,
-        CaseAcknowledged,
-        StepAdded,
-        StepRecorded,
-        CaseResolved,
-        FollowUpRecorded,
-        FollowUpDue,
-        CaseClosed,
-        CompensationRequested,
-        CompensationApproved,
-        CompensationSettled,
-        CompensationFailed,
-    )
+    stored_type: cls
+    for stored_type, cls in EVENT_CLASSES.items()
+    if stored_type.startswith(STORED_CASE_PREFIX) and stored_type not in SLA_TYPES
 }
-"""The case event types that exist now (stored type -> domain dataclass), each with a data schema.
+"""The case event types published on the case-events topic (stored type -> domain dataclass), each with a data
+schema: the registry's case events but those published elsewhere (SLA) or never.
 
 Any other stored case.X that is not an SLA event is still published, as recovery.case.X (forward compatible).
 """
@@ -183,7 +144,7 @@ def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE
     CloudEvents distributed-tracing extension, on every record it maps to: the trace of the signal or request
     that caused it continues in whoever consumes the record.
     """
-    messages = _mapped(event, topics, source)
+    messages = _mapped(_current(event), topics, source)
     traceparent = valid_traceparent(event.traceparent)  # checked when stored; the log is not a wire contract
     if traceparent is not None:
         for m in messages:
@@ -192,6 +153,16 @@ def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE
 
 
 TRACEPARENT_HEADER: Final = "ce_traceparent"
+
+
+def _current(event: LoggedEvent) -> LoggedEvent:
+    """The event with its data in its type's current shape: consumers read only the current schemas. A type
+    this build does not know goes out as it is stored (forward compatible); a version it cannot read is the
+    event's fault (UnreadableEvent, a ValueError), so the relay parks it."""
+    shape = EVENTS.get(event.type)
+    if shape is None or event.schema_version == shape.version:
+        return event
+    return dataclasses.replace(event, data=shape.current_json(event.schema_version, event.data))
 
 
 def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from service.adapters.kafka.wire import TYPE_BY_KIND
-from service.domain.case import CASE_STATE, CaseState
+from service.domain.case import CaseState
+from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,13 @@ class PostgresCaseReads:
             clauses.append(f"(resolution_deadline, case_id) > (${len(args) - 1}, ${len(args)})")
         args.append(limit + 1)
         sql = (
-            "SELECT state FROM cases"
+            "SELECT state, state_version FROM cases"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f" ORDER BY resolution_deadline, case_id LIMIT ${len(args)}"
         )
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(sql, *args)
-            cases = [CASE_STATE.validate_json(r["state"]) for r in rows[:limit]]
+            cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
             signals = await signals_of(conn, [c.case_id for c in cases])
         more = len(rows) > limit
         cursor_out = encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
@@ -108,17 +109,17 @@ class PostgresCaseReads:
 
     async def get_case(self, case_id: str) -> tuple[CaseRead, list[StoredEvent]] | None:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            state = await conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
-            if state is None:
+            found = await conn.fetchrow("SELECT state, state_version FROM cases WHERE case_id = $1", case_id)
+            if found is None:
                 return None
             rows = await conn.fetch(
-                "SELECT position, version, event_id::text, type, recorded_at, data::text FROM events"
-                " WHERE stream_id = $1 ORDER BY version",
+                "SELECT position, version, event_id::text, type, recorded_at, data::text, schema_version"
+                " FROM events WHERE stream_id = $1 ORDER BY version",
                 case_id,
             )
             signals = await signals_of(conn, [case_id])
-        case = CaseRead(CASE_STATE.validate_json(state), signals.get(case_id, []))
-        return case, [StoredEvent(**dict(r)) for r in rows]
+        case = CaseRead(SNAPSHOT.read(found["state_version"], found["state"]), signals.get(case_id, []))
+        return case, [_history(*r) for r in rows]
 
     async def open_cases_by_severity(self) -> dict[str, int]:
         rows = await self._pool.fetch(
@@ -138,6 +139,24 @@ class PostgresCaseReads:
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
+
+
+def _history(
+    position: int,
+    version: int,
+    event_id: str,
+    type_: str,
+    recorded_at: datetime,
+    data: str,
+    schema_version: int,
+) -> StoredEvent:
+    """An event of a case's history in its type's current shape; one that cannot be brought there is shown as
+    it is stored (the history is for reading: it never fails for one old event)."""
+    try:
+        current = current_event_json(type_, schema_version, data)
+    except UnreadableEvent:
+        current = data
+    return StoredEvent(position, version, event_id, type_, recorded_at, current)
 
 
 async def signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSignal]]:

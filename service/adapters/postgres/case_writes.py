@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from pydantic import TypeAdapter
 
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.intake import NewEvent
+from service.domain.registry import SNAPSHOT, event_shape
 from service.domain.timers import Timer
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -43,7 +43,8 @@ _STAGING = (
     " due_at timestamptz) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS stage_cases (case_id text, customer_id text, ordinal int, status text,"
     " severity text, owner text, opened_at timestamptz, first_response_deadline timestamptz,"
-    " resolution_deadline timestamptz, version int, state json, root_cause text, resolved_at timestamptz)"
+    " resolution_deadline timestamptz, version int, state json, root_cause text, resolved_at timestamptz,"
+    " state_version smallint)"
     " ON COMMIT DELETE ROWS"
 )
 _TIMER_COLUMNS = ["case_id", "sla", "kind", "deadline", "due_at"]
@@ -61,8 +62,9 @@ CASE_COLUMNS = [
     "state",
     "root_cause",
     "resolved_at",
+    "state_version",
 ]
-_EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "traceparent"]
+_EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "traceparent", "schema_version"]
 
 
 async def _stage(conn: Connection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
@@ -102,13 +104,13 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
     # Cases leaving "open" go first (false sorts before true), so the one-open-case index never sees two.
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
-        " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at)"
+        " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at, state_version)"
         " SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
         " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
         " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
         " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
         " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
-        " updated_at = now()"
+        " state_version = EXCLUDED.state_version, updated_at = now()"
     )
 
 
@@ -117,36 +119,31 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
     visible in the order they were assigned and a reader never passes over one that commits late."""
     if not events:
         return
-    rows = [
-        (
-            e.stream_id,
-            e.version,
-            event_id(e.stream_id, e.version),
-            e.event.type,
-            _json(e.event),
-            e.traceparent,
-        )
-        for e in events
-    ]
+    rows = [_event_row(e) for e in events]
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_APPEND_LOCK)
     await conn.copy_records_to_table("events", records=rows, columns=_EVENT_COLUMNS)
+
+
+def _event_row(e: NewEvent) -> tuple[Any, ...]:
+    """One event's row: its JSON through its own type's adapter (the union's would try every member), and the
+    schema version of that type's shape."""
+    shape = event_shape(e.event.type)
+    data = shape.adapter.dump_json(e.event).decode()
+    return (
+        e.stream_id,
+        e.version,
+        event_id(e.stream_id, e.version),
+        e.event.type,
+        data,
+        e.traceparent,
+        shape.version,
+    )
 
 
 async def lock_appends(conn: Connection) -> None:
     """Take the append lock now, held to commit, for a transaction that must not hold row locks an appender
     waits for while it waits for the lock itself (the trend review: appenders lock trend rows after it)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_APPEND_LOCK)
-
-
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _json(event: object) -> str:
-    """One event's JSON through its own class's adapter (the union's adapter would try every member)."""
-    adapter = _ADAPTERS.get(type(event))
-    if adapter is None:
-        adapter = _ADAPTERS[type(event)] = TypeAdapter(type(event))
-    return adapter.dump_json(event).decode()
 
 
 def case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
@@ -166,6 +163,7 @@ def case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
             CASE_STATE.dump_json(c).decode(),
             c.resolution.root_cause if c.resolution else None,
             c.resolution.resolved_at if c.resolution else None,
+            SNAPSHOT.version,
         )
         for c in cases
     ]

@@ -15,9 +15,10 @@ from service.adapters.postgres.case_writes import Connection, append_events, sav
 from service.adapters.postgres.errors import CONFLICTS
 from service.adapters.postgres.trend_store import TrendRecords
 from service.app.commands import Answer
-from service.domain.case import CASE_STATE, CaseState
+from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
+from service.domain.registry import SNAPSHOT
 from service.domain.timers import Timer
 
 
@@ -35,14 +36,15 @@ class PostgresCommandTransaction(TrendRecords):
         return None if row is None else (row["command"], Answer(row["status"], json.loads(row["body"])))
 
     async def case(self, case_id: str) -> CaseState | None:
-        state = await self._conn.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id)
-        return None if state is None else CASE_STATE.validate_json(state)
+        row = await self._conn.fetchrow("SELECT state, state_version FROM cases WHERE case_id = $1", case_id)
+        return None if row is None else SNAPSHOT.read(row["state_version"], row["state"])
 
     async def latest_case(self, customer_id: str) -> CaseState | None:
-        state = await self._conn.fetchval(
-            "SELECT state FROM cases WHERE customer_id = $1 ORDER BY ordinal DESC LIMIT 1", customer_id
+        row = await self._conn.fetchrow(
+            "SELECT state, state_version FROM cases WHERE customer_id = $1 ORDER BY ordinal DESC LIMIT 1",
+            customer_id,
         )
-        return None if state is None else CASE_STATE.validate_json(state)
+        return None if row is None else SNAPSHOT.read(row["state_version"], row["state"])
 
     async def now(self) -> datetime:
         return await self._conn.fetchval("SELECT now()")  # type: ignore[no-any-return]

@@ -34,8 +34,8 @@ class RelayLease:
     async def read_after(self, position: int, limit: int) -> list[LoggedEvent]:
         """Events past the position, in order; appends commit in position order, so none can appear behind it."""
         rows = await self._conn.fetch(
-            "SELECT position, stream_id, version, event_id::text, type, data::text, recorded_at, traceparent"
-            " FROM events"
+            "SELECT position, stream_id, version, event_id::text, type, data::text, recorded_at, traceparent,"
+            " schema_version FROM events"
             " WHERE position > $1 ORDER BY position LIMIT $2",
             position,
             limit,

@@ -12,9 +12,10 @@ from service.adapters.postgres.case_writes import append_events, save_cases, sav
 from service.adapters.postgres.errors import CONFLICTS
 from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
-from service.domain.case import CASE_STATE, CaseState
+from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import IntakePlan
+from service.domain.registry import SNAPSHOT
 
 SIGNAL_LOG_COLUMNS = [
     "source",
@@ -47,11 +48,11 @@ class PostgresIntakeTransaction:
 
     async def latest_cases(self, customer_ids: Sequence[str]) -> dict[str, CaseState]:
         rows = await self._conn.fetch(
-            "SELECT DISTINCT ON (customer_id) customer_id, state FROM cases"
+            "SELECT DISTINCT ON (customer_id) customer_id, state, state_version FROM cases"
             " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, ordinal DESC",
             list(customer_ids),
         )
-        return {r["customer_id"]: CASE_STATE.validate_json(r["state"]) for r in rows}
+        return {r["customer_id"]: SNAPSHOT.read(r["state_version"], r["state"]) for r in rows}
 
     async def recent_failures(
         self, customer_ids: Sequence[str], since: datetime

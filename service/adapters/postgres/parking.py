@@ -92,7 +92,7 @@ async def lock_open_events(conn: Connection, relay: str, stream_id: str) -> list
     operator's skip waits meanwhile, so it never gives up an event the relay is publishing)."""
     rows = await conn.fetch(
         "SELECT e.position, e.stream_id, e.version, e.event_id::text, e.type, e.data::text, e.recorded_at,"
-        " e.traceparent FROM parked_events p JOIN events e ON e.position = p.position"
+        " e.traceparent, e.schema_version FROM parked_events p JOIN events e ON e.position = p.position"
         " WHERE p.relay = $1 AND p.stream_id = $2 AND p.state IN ('parked', 'retry')"
         " ORDER BY p.position FOR UPDATE OF p",
         relay,

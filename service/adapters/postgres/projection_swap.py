@@ -26,9 +26,9 @@ import asyncpg
 
 from service.adapters.postgres.case_writes import CASE_COLUMNS, Connection, case_rows, lock_appends
 from service.adapters.retry import retrying
-from service.domain.case import CASE_STATE, CaseState, evolve
+from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict
-from service.domain.events import CASE_EVENT
+from service.domain.registry import SNAPSHOT, read_case_event
 
 SHADOW = "cases_rebuild"
 _REBUILD_LOCK = (0x4556_4E54, 1)  # one rebuild at a time: the append lock's class, another key
@@ -114,7 +114,8 @@ async def swap(conn: Connection, since: int, chunk: int) -> tuple[int, float]:
 async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, int]:
     """Fold up to `chunk` case events after `since`, in log order, into the shadow's states of their cases."""
     rows = await conn.fetch(
-        "SELECT position, stream_id, data FROM events WHERE position > $1 AND type LIKE 'case.%'"
+        "SELECT position, stream_id, type, schema_version, data FROM events"
+        " WHERE position > $1 AND type LIKE 'case.%'"
         " ORDER BY position LIMIT $2",
         since,
         chunk,
@@ -124,11 +125,12 @@ async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, i
     ids = sorted({r["stream_id"] for r in rows})
     stored = await conn.fetch(f"SELECT state FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids)
     states: dict[str, CaseState] = {}
-    for s in stored:
-        state = CASE_STATE.validate_json(s["state"])
+    for s in stored:  # the shadow holds only replayed states, written at the current version
+        state = SNAPSHOT.read(SNAPSHOT.version, s["state"])
         states[state.case_id] = state
     for r in rows:
-        states[r["stream_id"]] = evolve(states.get(r["stream_id"]), CASE_EVENT.validate_json(r["data"]))
+        event = read_case_event(r["type"], r["schema_version"], r["data"])
+        states[r["stream_id"]] = evolve(states.get(r["stream_id"]), event)
     await conn.execute(f"DELETE FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids)
     await fill(conn, case_rows(states.values()))
     return rows[-1]["position"], len(rows)

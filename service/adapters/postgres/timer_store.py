@@ -11,10 +11,11 @@ import structlog
 
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases
 from service.adapters.postgres.errors import CONFLICTS
-from service.domain.case import CASE_STATE, CaseState
+from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import SlaKind
 from service.domain.intake import NewEvent
+from service.domain.registry import SNAPSHOT
 from service.domain.timers import Timer, TimerKind
 from service.observability import ISOLATED_RECORDS
 
@@ -58,12 +59,12 @@ class PostgresTimerTransaction:
     async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]:
         """The cases' snapshots; one that cannot be read is left out (its timers then decide nothing)."""
         rows = await self._conn.fetch(
-            "SELECT case_id, state FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
+            "SELECT case_id, state, state_version FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
         )
         states = {}
         for r in rows:
             try:
-                states[r["case_id"]] = CASE_STATE.validate_json(r["state"])
+                states[r["case_id"]] = SNAPSHOT.read(r["state_version"], r["state"])
             except ValueError as e:  # pydantic's ValidationError is a ValueError
                 ISOLATED_RECORDS.labels("timer").inc()
                 log.error("case_snapshot_unreadable", case_id=r["case_id"], error=type(e).__name__)
