@@ -25,6 +25,7 @@ from service.adapters.postgres.case_writes import CASE_COLUMNS
 from service.adapters.postgres.intake_store import SIGNAL_LOG_COLUMNS
 from service.config import ApiToken
 from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.registry import SNAPSHOT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
 
@@ -71,6 +72,7 @@ def rows(count: int, start: datetime) -> list[tuple[object, ...]]:
                 CASE_STATE.dump_json(state).decode(),
                 None,
                 None,
+                SNAPSHOT.version,
             )
         )
     return out
