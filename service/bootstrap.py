@@ -36,6 +36,7 @@ from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.postgres.trend_store import PostgresTrendStore
 from service.adapters.retry import retrying
 from service.adapters.sentiment import VaderSentiment
+from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import PartitionKey
@@ -67,6 +68,7 @@ def intake_rules(settings: Settings) -> IntakeRules:
         followup_after=settings.followup_after,
         clock_skew=settings.clock_skew,
         max_signal_age=settings.max_signal_age,
+        calendars=None if settings.sla_policy_file is None else load_sla_policy(settings.sla_policy_file),
     )
     return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
 
@@ -88,6 +90,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.rules = intake_rules(settings)  # the policy files are read here, once
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -105,7 +108,7 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
-        rules = intake_rules(s)
+        rules = self.rules
         if s.relay:
             store = PostgresTimerStore(self.pool)
             self._run("sla-timers", fire_timers_forever(store, rules.sla))
@@ -319,7 +322,7 @@ def http_app(
     trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
     commands = command_router(
         service.commands,
-        intake_rules(settings).sla,
+        service.rules.sla,
         settings.root_causes,
         compensation_limits(settings),
         trends,
@@ -329,7 +332,7 @@ def http_app(
     console = console_router(
         service.reads,
         service.commands,
-        intake_rules(settings).sla,
+        service.rules.sla,
         trends,
         None if key is None else key.get_secret_value().encode(),
     )

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
+from service.adapters.sla_policy_file import load_sla_policy
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
@@ -150,6 +151,11 @@ class Settings(BaseSettings):
     sla_warning_fraction: float = Field(
         0.75, gt=0, lt=1, description="Where in each window the pre-breach warning falls, in (0, 1)."
     )
+    sla_policy_file: Path | None = Field(
+        None,
+        description="The SLA policy (JSON, as `examples/sla-policy.json`): business calendars, the calendar of"
+        " each clock, named clocks and a version. Unset: every clock counts 24x7.",
+    )
     followup_after: PositiveDuration = Field(
         timedelta(hours=48), description="From resolution to the follow-up falling due."
     )
@@ -196,6 +202,13 @@ class Settings(BaseSettings):
     @classmethod
     def _policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
         load_policy(value)  # refused at start-up, naming the field at fault, rather than at the first signal
+        return value
+
+    @field_validator("sla_policy_file", mode="after")
+    @classmethod
+    def _sla_policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_sla_policy(value)  # a bad file stops start-up with the loader's message, naming the field
         return value
 
     @field_validator("sla_resolution", mode="after")

@@ -40,16 +40,16 @@ def _observe(fired: list[Fired]) -> None:
         TIMER_LAG.observe(max(f.lag_seconds, 0.0))
         if f.fault is not None:
             ISOLATED_RECORDS.labels("timer").inc()
-            log.error("timer_isolated", case_id=f.timer.case_id, sla=f.timer.sla.value, error=f.fault)
+            log.error("timer_isolated", case_id=f.timer.case_id, sla=str(f.timer.sla), error=f.fault)
         if f.event is None:
             continue
         counter = SLA_BREACHES if isinstance(f.event, SlaBreached) else SLA_WARNINGS
-        counter.labels(f.event.severity.value, f.event.sla.value).inc()
+        counter.labels(f.event.severity.value, str(f.event.sla)).inc()
         log.info(
             "sla_fired",
             case_id=f.event.case_id,
             customer_id=f.event.customer_id,
             type=f.event.type,
-            sla=f.event.sla.value,
+            sla=str(f.event.sla),
             lag_seconds=round(f.lag_seconds, 3),
         )

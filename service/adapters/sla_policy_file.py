@@ -1,6 +1,7 @@
-"""The SLA policy file (to be read from RECOVERY_SLA_POLICY_FILE): named calendars and each clock's calendar.
+"""The SLA policy file (RECOVERY_SLA_POLICY_FILE, read once at start-up): named calendars, each clock's calendar,
+and named clocks beyond the two built-in ones.
 
-Parsing only: nothing reads this file at start-up yet. The wire models are strict (unknown keys, wrong
+The wire models are strict (unknown keys, wrong
 types and bad values are refused) and every error names its field; `load_sla_policy` resolves holidays
 (public ones, iCalendar files relative to the policy file) and returns domain objects.
 """
@@ -8,7 +9,7 @@ types and bad values are refused) and every error names its field; `load_sla_pol
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,7 @@ from service.domain.clock_calendars import ClockCalendars, ClockRule
 from service.domain.errors import InvalidValue
 from service.domain.severity import Severity
 from service.domain.signals import Category, Channel, SignalKind, Tier
+from service.domain.sla import BUILT_IN_CLOCKS, CLOCK_NAME
 
 WINDOW = re.compile(r"^(?P<start>([01]\d|2[0-3]):[0-5]\d)-(?P<end>([01]\d|2[0-3]):[0-5]\d|24:00)$")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -118,10 +120,32 @@ class ClockWhen(_Strict):
 
 class ClockRuleSpec(_Strict):
     clock: str = Field(
-        pattern=r"^[a-z][a-z0-9_]*$", description="`first_response`, `resolution`, or a named clock"
+        pattern=CLOCK_NAME.pattern, description="`first_response`, `resolution`, or a named clock"
     )
     when: ClockWhen = Field(default_factory=ClockWhen)
     calendar: str = Field(description=f"a calendar defined in this file, or `{ALWAYS_OPEN_NAME}`")
+    duration: timedelta | None = Field(
+        default=None,
+        description="ISO 8601 open time a named clock allows (`P56D`); the two built-in clocks take theirs"
+        " from RECOVERY_SLA_FIRST_RESPONSE and RECOVERY_SLA_RESOLUTION",
+    )
+    warning_fraction: float | None = Field(
+        default=None, gt=0, lt=1, description="unset: RECOVERY_SLA_WARNING_FRACTION"
+    )
+    pausable: bool = Field(default=True, description="whether a pause of the case stops this clock")
+
+    @model_validator(mode="after")
+    def _named_clocks_have_a_duration(self) -> ClockRuleSpec:
+        built_in = self.clock in BUILT_IN_CLOCKS
+        if built_in and self.duration is not None:
+            raise ValueError(
+                f"{self.clock} takes its duration from the RECOVERY_SLA_* settings, not the file"
+            )
+        if not built_in and self.duration is None:
+            raise ValueError(f"the named clock {self.clock} needs a duration")
+        if self.duration is not None and self.duration <= timedelta(0):
+            raise ValueError("a duration is positive")
+        return self
 
 
 class SlaPolicyDocument(_Strict):
@@ -182,6 +206,9 @@ def _rule(path: Path, where: str, spec: ClockRuleSpec, calendars: dict[str, Busi
         kinds=frozenset(w.kind),
         categories=frozenset(w.category),
         tiers=frozenset(w.tier),
+        duration=spec.duration,
+        warning_fraction=spec.warning_fraction,
+        pausable=spec.pausable,
     )
 
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter
 
+from service.domain.clock_calendars import ClockCase
 from service.domain.events import (
     CaseAcknowledged,
     CaseAssigned,
@@ -37,8 +38,8 @@ from service.domain.events import (
     StepRecorded,
 )
 from service.domain.severity import Classification, Severity
-from service.domain.signals import Channel, Money, Signal, Tier
-from service.domain.sla import SlaPolicy, tightened
+from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
+from service.domain.sla import BUILT_IN_CLOCKS, FIRST_RESPONSE, RESOLUTION, SlaClock, SlaPolicy
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 
@@ -122,9 +123,55 @@ class CaseState:
     amount_at_stake: Money | None = None  # the largest value at stake any signal named, in one currency
     compensations: tuple[Compensation, ...] = ()
     version: int = 0
+    kind: SignalKind | None = None  # of the opening signal (None: opened by hand, or stored before this)
+    category: Category | None = None
+    clocks: tuple[SlaClock, ...] = ()  # every SLA clock; () in snapshots stored before clocks: see clocks_of
 
 
-def sla_key(sla: SlaKind, what: str, deadline: datetime) -> str:
+def clocks_of(state: CaseState) -> tuple[SlaClock, ...]:
+    """The case's clocks: the two built-in ones, then the named ones.
+
+    The built-in clocks' start, deadline and stop are the case's own fields (acknowledged, resolved); their
+    records add the calendar, warning point and policy version. A snapshot stored before clocks has none.
+    """
+    built_in = (
+        _built_in(
+            state, FIRST_RESPONSE, state.opened_at, state.first_response_deadline, state.acknowledged_at
+        ),
+        _built_in(
+            state, RESOLUTION, state.resolution_clock_started_at, state.resolution_deadline, state.resolved_at
+        ),
+    )
+    return (*built_in, *(c for c in state.clocks if c.name not in BUILT_IN_CLOCKS))
+
+
+def _built_in(
+    state: CaseState, name: str, started_at: datetime, deadline: datetime, stopped_at: datetime | None
+) -> SlaClock:
+    stored = next((c for c in state.clocks if c.name == name), None)
+    if stored is None or (stored.started_at, stored.deadline) != (started_at, deadline):
+        return SlaClock(name=name, started_at=started_at, deadline=deadline, stopped_at=stopped_at)
+    return stored if stored.stopped_at == stopped_at else replace(stored, stopped_at=stopped_at)
+
+
+def clock_case(state: CaseState, severity: Severity | None = None) -> ClockCase:
+    """What the SLA policy selects a case's clocks and calendars by (at another severity when given)."""
+    return ClockCase(
+        severity=severity or state.severity,
+        channel=state.channel,
+        kind=state.kind,
+        category=state.category,
+        tier=state.customer_tier,
+    )
+
+
+def _replaced(clocks: tuple[SlaClock, ...], new: tuple[SlaClock, ...]) -> tuple[SlaClock, ...]:
+    by_name = {c.name: c for c in new}
+    kept = tuple(by_name.pop(c.name, c) for c in clocks)
+    return (*kept, *by_name.values())
+
+
+def sla_key(sla: str, what: str, deadline: datetime) -> str:
     """A fired warning or breach is known by its SLA, what fired and the deadline it was for."""
     return f"{sla}/{what}/{deadline.isoformat()}"
 
@@ -209,6 +256,14 @@ def _open(
 ) -> CaseOpened:
     start = sla.clock_start(signal.occurred_at, signal.received_at)
     ordinal = previous.ordinal + 1 if previous else 1
+    case = ClockCase(
+        severity=ref.severity,
+        channel=signal.channel,
+        kind=signal.kind,
+        category=_category(ref.category),
+        tier=signal.customer_tier,
+    )
+    first_response, resolution, *named = sla.opening_clocks(case, start)
     return CaseOpened(
         case_id=case_id_for(signal.customer_id, ordinal),
         at=now,
@@ -219,8 +274,9 @@ def _open(
         severity=ref.severity,
         signal=ref,
         opened_at=start,
-        first_response_deadline=sla.first_response_deadline(signal.channel, start),
-        resolution_deadline=sla.resolution_deadline(ref.severity, start),
+        first_response_deadline=first_response.deadline,
+        resolution_deadline=resolution.deadline,
+        clocks=(first_response, resolution, *named),
     )
 
 
@@ -230,7 +286,8 @@ def _attach(
     events: list[CaseEvent] = [SignalAttached(case_id=state.case_id, at=now, signal=ref)]
     if ref.severity > state.severity:
         start = sla.clock_start(ref.occurred_at, ref.received_at)
-        deadline = tightened(state.resolution_deadline, sla.resolution_deadline(ref.severity, start))
+        current = next(c for c in clocks_of(state) if c.name == RESOLUTION)
+        moved = sla.tightened(current, clock_case(state, ref.severity), start)
         events.append(
             CaseEscalated(
                 case_id=state.case_id,
@@ -239,7 +296,8 @@ def _attach(
                 to_severity=ref.severity,
                 signal_id=ref.id,
                 reasons=classification.reasons,
-                resolution_deadline=deadline,
+                resolution_deadline=current.deadline if moved is None else moved.deadline,
+                clocks=() if moved is None else (moved,),
             )
         )
     return events
@@ -247,13 +305,15 @@ def _attach(
 
 def _reopen(state: CaseState, ref: SignalRef, sla: SlaPolicy, now: datetime) -> CaseReopened:
     severity = max(state.severity, ref.severity)
+    resolution = sla.clock(RESOLUTION, clock_case(state, severity), now)
     return CaseReopened(
         case_id=state.case_id,
         at=now,
         reason="signal within reopen window",
         signal=ref,
         severity=severity,
-        resolution_deadline=sla.resolution_deadline(severity, now),
+        resolution_deadline=resolution.deadline,
+        clocks=(resolution,),
     )
 
 
@@ -280,12 +340,19 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         )
     if isinstance(event, CaseEscalated):
         return replace(
-            state, version=version, severity=event.to_severity, resolution_deadline=event.resolution_deadline
+            state,
+            version=version,
+            severity=event.to_severity,
+            resolution_deadline=event.resolution_deadline,
+            clocks=_replaced(state.clocks, _escalated_clocks(state, event)),
         )
     if not isinstance(event, CaseReopened):
         return _worked(replace(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)
     stake = _stake_after(state, event.signal.amount_at_stake if event.signal else None)
+    restarted = event.clocks or (
+        SlaClock(name=RESOLUTION, started_at=event.at, deadline=event.resolution_deadline),
+    )
     return replace(
         state,
         version=version,
@@ -300,7 +367,15 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         resolution_clock_started_at=event.at,
         # the resolution answered the customer; snapshots stored before CaseResolved recorded that lack it
         acknowledged_at=state.acknowledged_at or state.resolved_at,
+        clocks=_replaced(state.clocks, restarted),
     )
+
+
+def _escalated_clocks(state: CaseState, event: CaseEscalated) -> tuple[SlaClock, ...]:
+    if event.clocks is not None:
+        return event.clocks
+    current = next(c for c in clocks_of(state) if c.name == RESOLUTION)  # stored before clocks: 24x7
+    return (replace(current, deadline=event.resolution_deadline, warning_at=None),)
 
 
 def _worked(state: CaseState, event: CaseEvent) -> CaseState:
@@ -330,6 +405,7 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
             resolved_at=event.at,
             resolution=resolution,
             acknowledged_at=acknowledged,
+            clocks=tuple(c.stopped(event.at) for c in state.clocks),  # named clocks stop for good
         )
     if isinstance(event, CaseClosed):
         return replace(state, status=CaseStatus.CLOSED)
@@ -409,6 +485,11 @@ def compensations_after(
 
 
 def _opened(event: CaseOpened) -> CaseState:
+    clocks = event.clocks or (
+        SlaClock(name=FIRST_RESPONSE, started_at=event.opened_at, deadline=event.first_response_deadline),
+        SlaClock(name=RESOLUTION, started_at=event.opened_at, deadline=event.resolution_deadline),
+    )
+    signal = event.signal
     return CaseState(
         case_id=event.case_id,
         customer_id=event.customer_id,
@@ -425,7 +506,17 @@ def _opened(event: CaseOpened) -> CaseState:
         signal_count=1 if event.signal else 0,
         amount_at_stake=event.signal.amount_at_stake if event.signal else None,
         version=1,
+        kind=None if signal is None else signal.type,
+        category=None if signal is None else _category(signal.category),
+        clocks=clocks,
     )
+
+
+def _category(text: str) -> Category | None:
+    try:
+        return Category(text)
+    except ValueError:  # a category this release does not know selects no rule that names one
+        return None
 
 
 def replay(events: list[CaseEvent]) -> CaseState | None:

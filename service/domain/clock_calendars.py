@@ -1,12 +1,13 @@
-"""Which calendar each SLA clock counts in: rules from the SLA policy file, as data.
+"""Which calendar each SLA clock counts in, and which named clocks a case has: rules from the SLA policy file.
 
-Not wired yet: today every clock counts in the 24x7 calendar, which is also what a case matches when no
-rule names its clock.
+A built-in clock (first response, resolution) that no rule names counts in the default calendar (24x7
+unless the file says otherwise); a named clock runs only on the cases one of its rules selects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from service.domain.calendars import BusinessCalendar, always_open
 from service.domain.severity import Severity
@@ -26,10 +27,17 @@ class ClockCase:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClockRule:
-    """A clock counts in `calendar` for cases matching every non-empty set (an empty set matches any)."""
+    """A clock counts in `calendar` for cases matching every non-empty set (an empty set matches any).
+
+    A named clock's rule also gives its duration; any rule may set the warning fraction and whether
+    pauses stop the clock.
+    """
 
     clock: str
     calendar: BusinessCalendar
+    duration: timedelta | None = None
+    warning_fraction: float | None = None  # None: the policy's RECOVERY_SLA_WARNING_FRACTION
+    pausable: bool = True
     severities: frozenset[Severity] = frozenset()
     channels: frozenset[Channel] = frozenset()
     kinds: frozenset[SignalKind] = frozenset()
@@ -58,10 +66,20 @@ class ClockCalendars:
     calendars: tuple[BusinessCalendar, ...] = ()
     rules: tuple[ClockRule, ...] = ()
     default: BusinessCalendar = field(default_factory=always_open)
+    named_clocks: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        named = (r.clock for r in self.rules if r.clock not in ("first_response", "resolution"))
+        object.__setattr__(self, "named_clocks", tuple(dict.fromkeys(named)))
+
+    def rule_for(self, clock: str, case: ClockCase) -> ClockRule | None:
+        """The first rule for this clock that admits the case, or None."""
+        return next((rule for rule in self.rules if rule.matches(clock, case)), None)
 
     def calendar_for(self, clock: str, case: ClockCase) -> BusinessCalendar:
         """The first matching rule decides; with none, the clock counts in the default calendar (24x7)."""
-        return next((rule.calendar for rule in self.rules if rule.matches(clock, case)), self.default)
+        rule = self.rule_for(clock, case)
+        return self.default if rule is None else rule.calendar
 
     def named(self, name: str) -> BusinessCalendar | None:
         """The calendar of that name, or None."""

@@ -12,6 +12,8 @@ from pydantic import Field, TypeAdapter
 
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, SignalKind, Tier
+from service.domain.sla import SlaClock
+from service.domain.sla import SlaKind as SlaKind  # re-exported: the two built-in clock names
 from service.domain.trends import TrendDetected
 
 
@@ -52,6 +54,8 @@ class CaseOpened(_Event):
     resolution_deadline: datetime
     opened_by: str | None = None
     reason: str | None = None
+    # every clock it starts; None: stored before clocks were recorded
+    clocks: tuple[SlaClock, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +72,8 @@ class CaseEscalated(_Event):
     signal_id: str
     reasons: tuple[str, ...]
     resolution_deadline: datetime
+    # the clocks it tightened; None: stored before clocks were recorded
+    clocks: tuple[SlaClock, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +84,8 @@ class CaseReopened(_Event):
     signal: SignalRef | None
     severity: Severity
     resolution_deadline: datetime
+    # the clocks it restarts; None: stored before clocks were recorded
+    clocks: tuple[SlaClock, ...] | None = None
 
 
 class StepKind(StrEnum):
@@ -216,16 +224,11 @@ class CompensationFailed(_Event):
     reason: str
 
 
-class SlaKind(StrEnum):
-    FIRST_RESPONSE = "first_response"
-    RESOLUTION = "resolution"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SlaFired(_Event):
     customer_id: str
     severity: Severity
-    sla: SlaKind
+    sla: str  # the clock's name: a SlaKind, or a named clock from the SLA policy file
     deadline: datetime
 
 

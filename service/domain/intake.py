@@ -127,6 +127,7 @@ def _clocks(state: CaseState) -> tuple[object, ...]:
         state.first_response_deadline,
         state.acknowledged_at,
         state.resolved_at,
+        state.clocks,
     )
 
 

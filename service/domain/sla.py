@@ -1,11 +1,17 @@
-"""SLA windows and deadline arithmetic, on UTC instants only."""
+"""SLA windows and deadline arithmetic, on UTC instants only: each case's clocks, in business time."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
+from service.domain.business_time import add_business_time, business_warning_at
+from service.domain.calendars import ALWAYS_OPEN_NAME, BusinessCalendar, always_open
+from service.domain.clock_calendars import ClockCalendars, ClockCase, ClockRule
 from service.domain.severity import Severity
 from service.domain.signals import Channel
 
@@ -28,6 +34,51 @@ DEFAULT_FIRST_RESPONSE = {
 }
 
 
+class SlaKind(StrEnum):
+    """The two clocks every case has; the SLA policy file may add named ones."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+FIRST_RESPONSE = SlaKind.FIRST_RESPONSE
+RESOLUTION = SlaKind.RESOLUTION
+BUILT_IN_CLOCKS = (FIRST_RESPONSE, RESOLUTION)
+CLOCK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+"""A clock's name: `first_response`, `resolution`, or one the SLA policy file defines."""
+
+_ALWAYS_OPEN = always_open()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaClock:
+    """One clock of a case: `window` of open time in `calendar` from `window_from` makes the deadline.
+
+    Clocks set before calendars existed have no warning point, calendar, version or window (None): they
+    counted 24x7 and warn at the policy's fraction of start to deadline. A pause will shift a pausable
+    clock's deadline by adding again, at resume, the business time it had left.
+    """
+
+    name: str
+    started_at: datetime
+    deadline: datetime
+    warning_at: datetime | None = None
+    calendar: str | None = None
+    policy_version: str | None = None
+    pausable: bool = True
+    window: timedelta | None = None
+    window_from: datetime | None = None  # None: from started_at; later when an escalation tightened it
+    stopped_at: datetime | None = None  # set on the case when the clock stops; never in an event
+
+    @property
+    def counted_from(self) -> datetime:
+        return self.window_from or self.started_at
+
+    def stopped(self, at: datetime) -> SlaClock:
+        """The clock stops once: a later stop changes nothing."""
+        return self if self.stopped_at is not None else replace(self, stopped_at=at)
+
+
 class SlaPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -41,6 +92,8 @@ class SlaPolicy(BaseModel):
     # upstream) or older than the maximum age (a replay or backfill, not a live failure): then at arrival.
     clock_skew: timedelta = timedelta(minutes=5)
     max_signal_age: timedelta = timedelta(days=30)
+    # The SLA policy file's calendars, clock rules and version; None: every clock counts 24x7, no version.
+    calendars: InstanceOf[ClockCalendars] | None = None
 
     def clock_rule(self, occurred_at: datetime, received_at: datetime) -> str | None:
         """The reason a signal's time is not trusted to start clocks, or None when it is."""
@@ -55,19 +108,108 @@ class SlaPolicy(BaseModel):
         """Clocks start at the signal's time, or at its arrival when a clock rule distrusts that time."""
         return occurred_at if self.clock_rule(occurred_at, received_at) is None else received_at
 
-    def resolution_deadline(self, severity: Severity, start: datetime) -> datetime:
-        """The resolution clock runs from the failure's time for the severity's window."""
-        return start + self.resolution[severity]
+    @property
+    def version(self) -> str | None:
+        return None if self.calendars is None else self.calendars.version
 
-    def first_response_deadline(self, channel: Channel | None, start: datetime) -> datetime:
-        """The acknowledge target depends on the channel the customer used."""
-        return start + self.first_response[channel or self.default_channel]
+    def opening_clocks(self, case: ClockCase, start: datetime) -> tuple[SlaClock, ...]:
+        """A case opens with a first-response and a resolution clock, and each named clock the policy selects."""
+        clocks = [self.clock(FIRST_RESPONSE, case, start), self.clock(RESOLUTION, case, start)]
+        if self.calendars is not None:
+            for name in self.calendars.named_clocks:
+                rule = self.calendars.rule_for(name, case)
+                if rule is not None:
+                    clocks.append(self._clock(name, rule, rule.calendar, _window(rule), start))
+        return tuple(clocks)
+
+    def clock(self, name: str, case: ClockCase, start: datetime) -> SlaClock:
+        """A built-in clock from `start`: the channel's or severity's window, in the calendar its rule picks."""
+        window = (
+            self.resolution[case.severity]
+            if name == RESOLUTION
+            else self.first_response[case.channel or self.default_channel]
+        )
+        if self.calendars is None:  # the hot path without a policy file: 24x7, plain arithmetic
+            deadline = start + window
+            warning = start + window * self.warning_fraction
+            return SlaClock(
+                name=name,
+                started_at=start,
+                deadline=deadline,
+                warning_at=warning,
+                calendar=ALWAYS_OPEN_NAME,
+                window=window,
+            )
+        rule = self.calendars.rule_for(name, case)
+        calendar = self.calendars.default if rule is None else rule.calendar
+        return self._clock(name, rule, calendar, window, start)
+
+    def _clock(
+        self,
+        name: str,
+        rule: ClockRule | None,
+        calendar: BusinessCalendar,
+        window: timedelta,
+        start: datetime,
+    ) -> SlaClock:
+        fraction = (
+            self.warning_fraction if rule is None or rule.warning_fraction is None else rule.warning_fraction
+        )
+        return SlaClock(
+            name=name,
+            started_at=start,
+            deadline=add_business_time(calendar, start, window),
+            warning_at=add_business_time(calendar, start, window * fraction),
+            calendar=calendar.name,
+            policy_version=self.version,
+            pausable=True if rule is None else rule.pausable,
+            window=window,
+        )
+
+    def tightened(self, current: SlaClock, case: ClockCase, start: datetime) -> SlaClock | None:
+        """An escalation moves a clock's deadline earlier, never later: the new clock, or None when it stays.
+
+        The clock keeps its start; its warning falls at the fraction of the business time from that start.
+        """
+        candidate = self.clock(current.name, case, start)
+        if candidate.deadline >= current.deadline:
+            return None
+        calendar = self.calendar(candidate.calendar)
+        fraction = self._fraction(current.name, case)
+        begun, deadline = current.started_at, candidate.deadline
+        if calendar.always_open or deadline <= begun:  # an earlier-dated signal: the warning is due at once
+            warning = begun + (deadline - begun) * fraction
+        else:
+            warning = business_warning_at(calendar, begun, deadline, fraction)
+        return replace(candidate, started_at=begun, window_from=start, warning_at=warning)
+
+    def _fraction(self, name: str, case: ClockCase) -> float:
+        rule = None if self.calendars is None else self.calendars.rule_for(name, case)
+        return (
+            self.warning_fraction if rule is None or rule.warning_fraction is None else rule.warning_fraction
+        )
+
+    def calendar(self, name: str | None) -> BusinessCalendar:
+        """The calendar of that name in the policy; a clock set before calendars (None) counted 24x7."""
+        found = None if self.calendars is None or name is None else self.calendars.named(name)
+        return found or _ALWAYS_OPEN
 
     def warning_at(self, start: datetime, deadline: datetime) -> datetime:
-        """A pre-breach warning fires at the configured fraction of the window."""
+        """A clock set before warning points were recorded warns at the fraction of its 24x7 window."""
         return start + (deadline - start) * self.warning_fraction
 
+    def warning_of(self, clock: SlaClock) -> datetime:
+        """When a clock's pre-breach warning is due."""
+        return clock.warning_at or self.warning_at(clock.started_at, clock.deadline)
 
-def tightened(current: datetime, candidate: datetime) -> datetime:
-    """A deadline is never extended: the earlier of the two wins."""
-    return min(current, candidate)
+
+def _window(rule: ClockRule) -> timedelta:
+    assert rule.duration is not None, "a named clock's rule has a duration (the policy file checks it)"
+    return rule.duration
+
+
+def clock_name(text: str) -> str:
+    """A clock's name, or ValueError."""
+    if CLOCK_NAME.match(text) is None:
+        raise ValueError(f"not a clock name: {text[:40]!r}")
+    return text

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from service.domain.case import CaseState, CaseStatus, sla_key
+from service.domain.case import CaseState, CaseStatus, clocks_of, sla_key
 from service.domain.events import CaseEvent, FollowUpDue, SlaBreached, SlaKind, SlaWarned
 from service.domain.sla import SlaPolicy
 
@@ -23,28 +23,30 @@ class TimerKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Timer:
     case_id: str
-    sla: SlaKind
+    sla: str  # the clock's name
     kind: TimerKind
     deadline: datetime
     due_at: datetime
 
 
 def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
-    """An open case waits for a warning and a breach of each running clock; a resolved one for its follow-up."""
+    """An open case waits for a warning and a breach of each running clock; a resolved one for its follow-up.
+
+    Deadlines and warning points are the clocks' own (set by the policy of their day); only a clock set
+    before warning points were recorded takes the fraction from today's policy.
+    """
     if state is not None and state.status is CaseStatus.RESOLVED and state.resolved_at is not None:
         due = state.resolved_at + sla.followup_after
         return [Timer(state.case_id, SlaKind.RESOLUTION, TimerKind.FOLLOW_UP, due, due)]
     if state is None or state.status is not CaseStatus.OPEN:
         return []
-    clocks = [(SlaKind.RESOLUTION, state.resolution_clock_started_at, state.resolution_deadline)]
-    if state.acknowledged_at is None:
-        clocks.append((SlaKind.FIRST_RESPONSE, state.opened_at, state.first_response_deadline))
     return [
         timer
-        for kind, start, deadline in clocks
+        for clock in clocks_of(state)
+        if clock.stopped_at is None
         for timer in (
-            Timer(state.case_id, kind, TimerKind.WARNING, deadline, sla.warning_at(start, deadline)),
-            Timer(state.case_id, kind, TimerKind.BREACH, deadline, deadline),
+            Timer(state.case_id, clock.name, TimerKind.WARNING, clock.deadline, sla.warning_of(clock)),
+            Timer(state.case_id, clock.name, TimerKind.BREACH, clock.deadline, clock.deadline),
         )
     ]
 
@@ -73,7 +75,7 @@ def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) 
     ]
 
 
-def sla_event_id(case_id: str, sla: SlaKind, kind: TimerKind, deadline: datetime) -> str:
+def sla_event_id(case_id: str, sla: str, kind: TimerKind, deadline: datetime) -> str:
     """One id per case, SLA, kind and deadline: consumers drop anything that repeats it."""
     return str(uuid.uuid5(_SLA_EVENT_NAMESPACE, f"{case_id}/{sla}/{kind}/{deadline.isoformat()}"))
 

@@ -6,7 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.domain.case import CaseState, CaseStatus, case_id_for
+from service.domain.case import CaseState, CaseStatus, case_id_for, clock_case
+from service.domain.clock_calendars import ClockCase
 from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
 from service.domain.events import (
     CaseAcknowledged,
@@ -25,7 +26,7 @@ from service.domain.events import (
 )
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
-from service.domain.sla import SlaPolicy
+from service.domain.sla import RESOLUTION, SlaPolicy
 
 RESOLVERS = frozenset({"manager", "owner"})
 
@@ -173,6 +174,9 @@ def decide_open_by_hand(
     ):
         raise WrongState(f"customer {customer_id} already has open case {latest.case_id}")
     ordinal = latest.ordinal + 1 if latest else 1
+    first_response, resolution, *named = sla.opening_clocks(
+        ClockCase(severity=severity, channel=channel, tier=tier), now
+    )
     return [
         CaseOpened(
             case_id=case_id_for(customer_id, ordinal),
@@ -184,15 +188,17 @@ def decide_open_by_hand(
             severity=severity,
             signal=None,
             opened_at=now,
-            first_response_deadline=sla.first_response_deadline(channel, now),
-            resolution_deadline=sla.resolution_deadline(severity, now),
+            first_response_deadline=first_response.deadline,
+            resolution_deadline=resolution.deadline,
             opened_by=actor.name,
             reason=reason,
+            clocks=(first_response, resolution, *named),
         )
     ]
 
 
 def _reopened(state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: datetime) -> CaseReopened:
+    resolution = sla.clock(RESOLUTION, clock_case(state), now)
     return CaseReopened(
         case_id=state.case_id,
         at=now,
@@ -200,7 +206,8 @@ def _reopened(state: CaseState, reason: str, actor: Actor, sla: SlaPolicy, now: 
         reason=reason,
         signal=None,
         severity=state.severity,
-        resolution_deadline=sla.resolution_deadline(state.severity, now),
+        resolution_deadline=resolution.deadline,
+        clocks=(resolution,),
     )
 
 

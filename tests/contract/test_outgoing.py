@@ -416,7 +416,7 @@ def sla_data(**changes: Any) -> str:
         ("case.opened", '{"type": "case.opened", "case_id": "case-1", "at": "2026-03-29T00:30:00"}'),
         ("case.assigned", '{"type": "case.assigned", "case_id": "case-1", "at": 5}'),
         ("case.sla_warning", sla_data(deadline=None)),
-        ("case.sla_warning", sla_data(sla="lunch")),
+        ("case.sla_warning", sla_data(sla="Lunch break")),  # not a clock name
         ("case.sla_warning", sla_data(at="soon")),
         ("case.sla_warning", sla_data(type="case.sla_breached")),
         ("signal.received", '{"type": "signal.received", "case_id": "case-1"}'),

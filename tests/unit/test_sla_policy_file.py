@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,12 @@ import pytest
 
 from service.adapters.calendar_file import CalendarFileError, ical_holidays
 from service.adapters.sla_policy_file import SlaPolicyFileError, load_sla_policy
+from service.bootstrap import intake_rules
+from service.config import Settings
 from service.domain.business_time import add_business_time
 from service.domain.clock_calendars import ClockCase
 from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
+from service.domain.signals import Category, Channel, SignalKind, Tier
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sla-policy.json"
 
@@ -147,3 +151,61 @@ def test_ical_events_the_calendar_cannot_honour_are_refused_naming_the_event(
     with pytest.raises(CalendarFileError, match=reason) as refused:
         ical_holidays(ical(tmp_path, *lines))
     assert "'Closed'" in str(refused.value)
+
+
+def test_the_sample_defines_a_regulatory_clock_selected_by_kind_and_category() -> None:
+    policy = load_sla_policy(SAMPLE)
+    payment = ClockCase(severity=Severity.MINOR, kind=SignalKind.COMPLAINT, category=Category.BILLING_ERROR)
+    other = ClockCase(severity=Severity.MINOR, kind=SignalKind.COMPLAINT, category=Category.SERVICE_DELAY)
+    assert policy.named_clocks == ("regulatory_final_response",)
+    fifteen_days = policy.rule_for("regulatory_final_response", payment)
+    eight_weeks = policy.rule_for("regulatory_final_response", other)
+    assert fifteen_days is not None and eight_weeks is not None
+    assert (fifteen_days.calendar.name, fifteen_days.duration, fifteen_days.pausable) == (
+        "uk-business-days",
+        timedelta(days=15),
+        False,
+    )
+    assert (eight_weeks.duration, eight_weeks.warning_fraction) == (timedelta(weeks=8), 0.5)
+    assert policy.rule_for("regulatory_final_response", ClockCase(severity=Severity.MINOR)) is None
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"clock": "resolution", "calendar": "24x7", "duration": "PT4H"}, "takes its duration from"),
+        ({"clock": "regulatory_final_response", "calendar": "24x7"}, "needs a duration"),
+        ({"clock": "regulatory_final_response", "calendar": "24x7", "duration": "-PT4H"}, "positive"),
+        ({"clock": "Final Response", "calendar": "24x7", "duration": "P1D"}, "clocks.0.clock"),
+        ({"clock": "x", "calendar": "24x7", "duration": "P1D", "warning_fraction": 1.0}, "warning_fraction"),
+    ],
+)
+def test_a_clock_rule_is_refused_naming_what_is_wrong(
+    tmp_path: Path, rule: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path, {"version": "v1", "clocks": [rule]})
+    with pytest.raises(SlaPolicyFileError, match=message):
+        load_sla_policy(path)
+
+
+def test_the_policy_file_setting_reaches_the_sla_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_SLA_POLICY_FILE", str(SAMPLE))
+    sla = intake_rules(Settings()).sla
+    assert sla.version == "2026-12-01"
+    assert sla.calendar("support-de").name == "support-de"
+    monkeypatch.delenv("RECOVERY_SLA_POLICY_FILE")
+    assert intake_rules(Settings()).sla.calendars is None  # unset: every clock counts 24x7, no version
+
+
+def test_a_bad_policy_file_stops_start_up_with_the_loaders_message(tmp_path: Path) -> None:
+    path = write(tmp_path, {"version": "v1", "clocks": [{"clock": "resolution", "calendar": "nowhere"}]})
+    run = subprocess.run(
+        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
+        env={"PATH": "/usr/bin:/bin", "RECOVERY_SLA_POLICY_FILE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "RECOVERY_SLA_POLICY_FILE" in run.stderr
+    assert "clocks.0.calendar: no calendar named 'nowhere'" in run.stderr

@@ -23,9 +23,10 @@ from service.adapters.kafka.cloudevents import encode_binary, format_time
 from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
-from service.domain.events import CompensationKind, SlaKind
+from service.domain.events import CompensationKind
 from service.domain.registry import EVENT_CLASSES, EVENTS
 from service.domain.severity import Severity
+from service.domain.sla import CLOCK_NAME
 from service.domain.timers import TimerKind, sla_event_id
 from service.tracing import valid_traceparent
 
@@ -73,8 +74,10 @@ class SlaEventData(WireModel):
     )
     customer_id: NonEmptyStr = Field(description="The customer the case is about.")
     severity: Severity = Field(description="The case's severity when the timer fired.")
-    sla: SlaKind = Field(
-        description="Which clock: first_response (acknowledge the customer) or resolution (resolve the case)."
+    sla: str = Field(
+        pattern=CLOCK_NAME.pattern,
+        description="Which clock: first_response (acknowledge the customer), resolution (resolve the case), or"
+        " a named clock from the SLA policy file (such as regulatory_final_response).",
     )
     deadline: UtcTime = Field(description="The deadline the warning or breach is for, RFC 3339 in UTC.")
     fired_at: UtcTime = Field(description="When the service decided the warning or breach, RFC 3339 in UTC.")

@@ -13,9 +13,9 @@ from service.adapters.postgres.case_writes import Connection, append_events, sav
 from service.adapters.postgres.errors import CONFLICTS
 from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
-from service.domain.events import SlaKind
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT
+from service.domain.sla import clock_name
 from service.domain.timers import Timer, TimerKind
 from service.observability import ISOLATED_RECORDS
 
@@ -38,7 +38,9 @@ class PostgresTimerTransaction:
         for r in rows:
             try:
                 timers.append(
-                    Timer(r["case_id"], SlaKind(r["sla"]), TimerKind(r["kind"]), r["deadline"], r["due_at"])
+                    Timer(
+                        r["case_id"], clock_name(r["sla"]), TimerKind(r["kind"]), r["deadline"], r["due_at"]
+                    )
                 )
             except ValueError:  # a row no code of ours wrote: set aside (marked failed), never the loop's end
                 await self._set_aside(r["case_id"], r["sla"], r["kind"])
@@ -78,7 +80,7 @@ class PostgresTimerTransaction:
                 "UPDATE sla_timers t SET fired_at = now() FROM unnest($1::text[], $2::text[], $3::text[])"
                 " AS f(case_id, sla, kind) WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
                 [t.case_id for t in fired],
-                [t.sla.value for t in fired],
+                [str(t.sla) for t in fired],
                 [t.kind.value for t in fired],
             )
             await save_cases(self._conn, cases.values())
