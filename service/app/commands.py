@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
-from service.domain.errors import ConcurrencyConflict, InvalidValue
+from service.domain.errors import ConcurrencyConflict, InvalidValue, StaleVersion
 from service.domain.events import CaseEvent
 from service.domain.intake import NewEvent, changed_timers, root_causes_moved
 from service.domain.sla import SlaPolicy
@@ -69,6 +69,8 @@ class Command:
     # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
     with_latest: DecideWithLatest | None = None
     traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
+    # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
+    expected_version: int | None = None
 
     @property
     def target(self) -> str:
@@ -100,6 +102,7 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
             before = await tx.case(command.case_id)
             if before is None:
                 raise CaseNotFound(command.case_id)
+            _check_version(command.expected_version, before)
             events = await _decided(tx, command, before)
         state = await _append(tx, before, events, sla, command.trends, command.traceparent)
         answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
@@ -137,6 +140,16 @@ async def _append(
         for tag in sorted(root_causes_moved(old.values(), {state.case_id: state})):
             await watch_trend(tx, tag, trends)
     return state
+
+
+def _check_version(expected: int | None, case: CaseState) -> None:
+    """Two people working one case never overwrite each other: a command decided on an older version is refused."""
+    if expected is not None and expected != case.version:
+        raise StaleVersion(
+            f"This case changed since you loaded it (you saw version {expected}, it is now at version"
+            f" {case.version}). Reload the page to see what changed, then try again.",
+            "If-Match",
+        )
 
 
 def _same_command(prior: tuple[str, Answer], command: Command) -> Answer:

@@ -32,5 +32,11 @@ class WrongState(DomainError):
     code = "wrong_state"
 
 
+class StaleVersion(WrongState):
+    """The command was decided on an older version of the case than the stored one (If-Match)."""
+
+    code = "stale_version"
+
+
 class ConcurrencyConflict(Exception):
     """Somebody appended to the same stream first; reload and decide again."""

@@ -166,6 +166,14 @@ class FollowUpRecorded(_Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NoteAdded(_Command):
+    """An internal note by staff: kept on the case's history, never published downstream."""
+
+    type: Literal["case.note_added"] = "case.note_added"
+    note: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FollowUpDue(_Event):
     """The customer should now be asked whether the recovery worked."""
 
@@ -257,6 +265,7 @@ CaseEvent = Annotated[
     | StepRecorded
     | CaseResolved
     | FollowUpRecorded
+    | NoteAdded
     | FollowUpDue
     | CaseClosed
     | CompensationRequested

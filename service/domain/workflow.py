@@ -18,6 +18,7 @@ from service.domain.events import (
     CaseReopened,
     CaseResolved,
     FollowUpRecorded,
+    NoteAdded,
     ResolutionType,
     StepAdded,
     StepKind,
@@ -149,6 +150,13 @@ def decide_reopen(
     if not reason.strip():
         raise MissingField("reason is required", "reason")
     return [_reopened(state, reason, actor, sla, now)]
+
+
+def decide_add_note(state: CaseState, note: str, actor: Actor, now: datetime) -> list[CaseEvent]:
+    """Any staff member may add an internal note to a case in any status; a blank note is refused."""
+    if not note.strip():
+        raise MissingField("note is required", "note")
+    return [NoteAdded(case_id=state.case_id, at=now, actor=actor.name, note=note)]
 
 
 def decide_open_by_hand(

@@ -19,6 +19,7 @@ from service.adapters.http.bounds import (
     MAX_OWNER_LENGTH,
     NO_CONTROL_CHARACTERS,
     CaseId,
+    etag_of,
     query_id,
 )
 from service.adapters.http.docs_pages import install_docs_pages
@@ -164,13 +165,14 @@ def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy)
         return CasePage(items=[CaseView.of(c) for c in cases], next_cursor=next_cursor)
 
     @router.get("/cases/{case_id}", response_model=CaseDetail, responses=NOT_FOUND)
-    async def get_case(case_id: CaseId, _: Actor) -> CaseDetail:
-        """The case with its full event history, in order."""
+    async def get_case(case_id: CaseId, _: Actor, response: Response) -> CaseDetail:
+        """The case with its full event history, in order; its ETag names its version (for If-Match)."""
         found = await reads_of().get_case(case_id)
         if found is None:
             raise ApiError(404, "not_found", f"no case {case_id}")
         state, events = found
         view = CaseView.of(state).model_dump()
+        response.headers["ETag"] = etag_of(state.state.version)
         return CaseDetail(**view, events=[EventView.of(e) for e in events])
 
     @router.get("/trends/root-causes", response_model=RootCauseTrends)

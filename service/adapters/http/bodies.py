@@ -62,6 +62,10 @@ class ReopenBody(CommandBody):
     reason: str = text_field("Why the case is reopened.")
 
 
+class NoteBody(CommandBody):
+    note: str = text_field("An internal note for staff: kept on the case, never published downstream.")
+
+
 class OpenBody(CommandBody):
     customer_id: str = id_field("The customer the case is about.")
     severity: Severity

@@ -86,6 +86,35 @@ IdempotencyKey = Annotated[
         "the first answer back without a second change. The same key on another case is another command.",
     ),
 ]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description='The ETag of the case the command was decided on, as GET /v1/cases/{case_id} gives it: "7"'
+        " for version 7. When the case has moved on since, the command is refused with 412 and nothing"
+        " changes: reload and decide again. Without it the command applies to the latest version.",
+        examples=['"7"'],
+    ),
+]
+
+
+def etag_of(version: int) -> str:
+    """The case's entity tag: its version, quoted (a strong ETag)."""
+    return f'"{version}"'
+
+
+def version_of(if_match: str | None) -> int | None:
+    """The case version an If-Match names; None for no header or `*` (any version); ValueError otherwise."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip()
+    digits = tag[1:-1]
+    if len(tag) < 3 or tag[0] != '"' or tag[-1] != '"' or not digits.isdigit() or len(digits) > 18:
+        raise ValueError('If-Match must be one ETag of the case as GET gives it, e.g. "7", or *')
+    return int(digits)
 
 
 def query_id(description: str) -> Any:

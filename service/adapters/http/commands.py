@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,18 +16,28 @@ from service.adapters.http.bodies import (
     AssignBody,
     CompensationBody,
     FollowUpBody,
+    NoteBody,
     OpenBody,
     OutcomeBody,
     ReopenBody,
     ResolveBody,
     StepBody,
 )
-from service.adapters.http.bounds import CaseId, IdempotencyKey, RequestId, StepId
+from service.adapters.http.bounds import (
+    CaseId,
+    IdempotencyKey,
+    IfMatch,
+    RequestId,
+    StepId,
+    etag_of,
+    version_of,
+)
 from service.adapters.http.errors import (
     COMMON,
     CONFLICT,
     FORBIDDEN,
     NOT_FOUND,
+    STALE,
     TOO_LARGE,
     ApiError,
     Responses,
@@ -50,6 +61,7 @@ from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
     RESOLVERS,
     decide_acknowledge,
+    decide_add_note,
     decide_add_step,
     decide_assign,
     decide_follow_up,
@@ -63,6 +75,16 @@ from service.domain.workflow import (
 )
 
 COMMAND_ERRORS: Responses = {**COMMON, **FORBIDDEN, **CONFLICT, **TOO_LARGE}
+# the case version the current request's If-Match names: set by every case command's dependency, before it runs
+_EXPECTED_VERSION: ContextVar[int | None] = ContextVar("expected_version", default=None)
+
+
+async def if_match(header: IfMatch = None) -> None:
+    """Every command on a case takes If-Match (the case's ETag); a malformed one is refused naming it."""
+    try:
+        _EXPECTED_VERSION.set(version_of(header))
+    except ValueError as e:
+        raise ApiError(422, "invalid_request", str(e), "If-Match") from e
 
 
 def command_router(
@@ -72,8 +94,13 @@ def command_router(
     limits: CompensationLimits,
     trends: TrendPolicy,
 ) -> APIRouter:
-    on_case = {**COMMAND_ERRORS, **NOT_FOUND}
-    router = APIRouter(prefix="/v1/cases/{case_id}", route_class=AuthenticatedRoute, responses=on_case)
+    on_case = {**COMMAND_ERRORS, **NOT_FOUND, **STALE}
+    router = APIRouter(
+        prefix="/v1/cases/{case_id}",
+        route_class=AuthenticatedRoute,
+        responses=on_case,
+        dependencies=[Depends(if_match)],
+    )
     opening = APIRouter(prefix="/v1/cases", route_class=AuthenticatedRoute, responses=COMMAND_ERRORS)
     resolvers_only = [Depends(Roles(RESOLVERS, "resolve cases or approve compensation"))]
 
@@ -85,13 +112,16 @@ def command_router(
             raise ApiError(404, "not_found", f"no case {command.case_id}") from e
         except DomainError as e:
             raise ApiError(status_of(e), e.code, e.detail, e.field) from e
-        return JSONResponse(answer.body, answer.status)
+        version = answer.body.get("version")
+        headers = {"ETag": etag_of(version)} if isinstance(version, int) else None
+        return JSONResponse(answer.body, answer.status, headers=headers)
 
     def on(case_id: str, name: str, actor: Any, key: str | None, decide: Any) -> Command:
-        return Command(case_id, name, actor.actor, key, decide, trends)
+        expected = _EXPECTED_VERSION.get()
+        return Command(case_id, name, actor.actor, key, decide, trends, expected_version=expected)
 
     def on_latest(case_id: str, name: str, actor: Any, key: str | None, decide: DecideWithLatest) -> Command:
-        return Command(case_id, name, actor.actor, key, lambda s, now: [], trends, with_latest=decide)
+        return replace(on(case_id, name, actor, key, lambda s, now: []), with_latest=decide)
 
     def who(actor: Any) -> DomainActor:
         return DomainActor(actor.actor, actor.role)
@@ -232,6 +262,17 @@ def command_router(
             return decide_reopen(s, latest, body.reason, who(actor), sla, now)
 
         return await run(on_latest(case_id, "reopen", actor, key, decide))
+
+    @router.post("/notes", response_model=CaseView)
+    async def add_note(
+        case_id: CaseId, body: NoteBody, actor: Actor, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        """Add an internal note for staff, on a case in any status: it is in the case's history, never published."""
+
+        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_add_note(s, body.note, who(actor), now)
+
+        return await run(on(case_id, "add_note", actor, key, decide))
 
     both = APIRouter()
     both.include_router(opening)

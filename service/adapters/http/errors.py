@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from service.adapters.http.models import ErrorBody
 from service.adapters.postgres.errors import TRANSIENT
-from service.domain.errors import ConcurrencyConflict, DomainError, NotAllowed, WrongState
+from service.domain.errors import ConcurrencyConflict, DomainError, NotAllowed, StaleVersion, WrongState
 
 
 class ApiError(Exception):
@@ -26,9 +26,12 @@ Responses = dict[int | str, dict[str, Any]]
 
 
 def status_of(error: DomainError) -> int:
-    """The HTTP status of a domain refusal: the role may not (403), the state is wrong (409), else a field (422)."""
+    """The HTTP status of a domain refusal: the role may not (403), a stale If-Match (412), the state is wrong
+    (409), else a field (422)."""
     if isinstance(error, NotAllowed):
         return 403
+    if isinstance(error, StaleVersion):
+        return 412
     if isinstance(error, WrongState):
         return 409
     return 422
@@ -50,6 +53,9 @@ COMMON: Responses = {
 FORBIDDEN: Responses = {403: refusal("The token's role may not do this (checked before the body is read).")}
 NOT_FOUND: Responses = {404: refusal("No such case.")}
 CONFLICT: Responses = {409: refusal("The case is not in a state for this command.")}
+STALE: Responses = {
+    412: refusal("If-Match names an older version of the case than the stored one: nothing changed, reload.")
+}
 TOO_LARGE: Responses = {413: refusal("The request body is larger than the API accepts.")}
 # Unknown routes and methods answer in the same shape, under these codes.
 _HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}

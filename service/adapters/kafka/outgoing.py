@@ -1,7 +1,7 @@
 """Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
 
 Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
-log's event id as id. SLA warnings and breaches go only to the SLA topic as recovery.sla.warning/breached,
+log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). SLA warnings and breaches go only to the SLA topic as recovery.sla.warning/breached,
 with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
 and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
 """
@@ -38,6 +38,8 @@ SLA_TYPES: Final[dict[str, tuple[str, TimerKind]]] = {
     "case.sla_breached": ("recovery.sla.breached", TimerKind.BREACH),
 }
 """Stored SLA event type -> (outgoing CloudEvent type, timer kind); these go only to the SLA topic."""
+INTERNAL_TYPES: Final = frozenset({"case.note_added"})
+"""Stored case events that stay inside the service: staff's internal notes are never published."""
 
 UTC_TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
 UtcTime = Annotated[
@@ -173,6 +175,8 @@ def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[Out
         return [_trend_message(event, topics.trends, source)]
     if not event.type.startswith(STORED_CASE_PREFIX) or event.type == STORED_CASE_PREFIX:
         _invalid(event, "not a case event type")
+    if event.type in INTERNAL_TYPES:
+        return []
     if event.type not in SLA_TYPES and event.type not in _TO_BILLING:
         fast = _case_message_fast(event, topics.case_events, source)
         if fast is not None:
