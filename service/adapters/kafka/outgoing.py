@@ -1,7 +1,8 @@
 """Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
 
 Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
-log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). SLA warnings and breaches go only to the SLA topic as recovery.sla.warning/breached,
+log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). SLA warnings and breaches
+go only to the SLA topic as recovery.sla.warning/breached,
 with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
 and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
 """
@@ -54,7 +55,9 @@ UtcTime = Annotated[
 CASE_EVENT_CLASSES: Final[dict[str, type[Any]]] = {
     stored_type: cls
     for stored_type, cls in EVENT_CLASSES.items()
-    if stored_type.startswith(STORED_CASE_PREFIX) and stored_type not in SLA_TYPES
+    if stored_type.startswith(STORED_CASE_PREFIX)
+    and stored_type not in SLA_TYPES
+    and stored_type not in INTERNAL_TYPES
 }
 """The case event types published on the case-events topic (stored type -> domain dataclass), each with a data
 schema: the registry's case events but those published elsewhere (SLA) or never.
