@@ -4,8 +4,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from hypothesis import settings
+
 
 from tests.infra import Kafka, kafka_broker, postgres_server, unique, with_database
+
+# No property test is a timing test: speed is the benchmark's business, and a shared 2-core machine makes
+# Hypothesis's default 200 ms deadline per example fail tests that are right.
+settings.register_profile("recovery", deadline=None)
+settings.load_profile("recovery")
 
 
 @pytest.fixture(scope="session")
