@@ -6,7 +6,6 @@ import asyncpg
 import pytest
 from hypothesis import settings
 
-
 from tests.infra import Kafka, kafka_broker, postgres_server, unique, with_database
 
 # No property test is a timing test: speed is the benchmark's business, and a shared 2-core machine makes
