@@ -120,7 +120,7 @@ async def _rebuild(pool: asyncpg.Pool, check_only: bool, quiet: bool) -> int:
                 print(str(e), file=sys.stderr)
                 return 2
     _print_rebuild(report, check_only)
-    return 1 if check_only and report.differing_count else 0
+    return 1 if check_only and (report.differing_count or report.unreadable) else 0
 
 
 def _print_rebuild(report: RebuildReport, check_only: bool) -> None:
@@ -136,6 +136,8 @@ def _print_rebuild(report: RebuildReport, check_only: bool) -> None:
         )
     for case_id in report.differing[:20]:
         print(f"  differs: {case_id}")
+    for case_id, reason in sorted(report.unreadable.items())[:20]:
+        print(f"  unreadable, kept as stored: {case_id}: {reason}")
 
 
 async def _parked(pool: asyncpg.Pool, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ this build's, checked and rebuilt by the operator's command, and read by the rel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -85,17 +86,28 @@ async def test_a_store_of_the_previous_release_checks_equal_and_rebuilds_to_its_
     upgraded: asyncpg.Pool, database_url: str
 ) -> None:
     checked = recovery_cli(database_url, "projections", "rebuild", "--check", "--quiet")
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "0 differ" in checked.stdout
 
     async with upgraded.acquire() as conn:
         report = await rebuild_cases(conn)
         stored = await conn.fetch("SELECT case_id, state, state_version FROM cases")
+    rebuilt = {r["case_id"]: SNAPSHOT.read(r["state_version"], r["state"]) for r in stored}
+    released = released_snapshots()
+    assert rebuilt.keys() == released.keys()
+    # A field a replay fills in from the old events but the old snapshots lack needs a snapshot upcaster (or a
+    # replay that leaves it as an old snapshot has it): these are the fields that differ, by case.
+    assert differing_fields(rebuilt, released) == {}
+    assert rebuilt == released
     case_events = [r for r in rows("events") if r["type"].startswith("case.")]
     assert (report.streams, report.events, report.differing) == (len(rows("cases")), len(case_events), [])
     assert {r["state_version"] for r in stored} == {SNAPSHOT.version}
-    rebuilt = {r["case_id"]: SNAPSHOT.read(r["state_version"], r["state"]) for r in stored}
-    assert rebuilt == released_snapshots()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 differ" in checked.stdout
+
+
+def differing_fields(a: dict[str, CaseState], b: dict[str, CaseState]) -> dict[str, list[str]]:
+    names = [f.name for f in dataclasses.fields(CaseState)]
+    found = {case_id: [n for n in names if getattr(a[case_id], n) != getattr(b[case_id], n)] for case_id in a}
+    return {case_id: differing for case_id, differing in found.items() if differing}
 
 
 async def test_every_event_of_the_previous_release_is_read_and_published(upgraded: asyncpg.Pool) -> None:
@@ -114,3 +126,42 @@ async def test_every_event_of_the_previous_release_is_read_and_published(upgrade
         assert found is not None
         case, history = found
         assert case.state == snapshot and [e.version for e in history] == list(range(1, snapshot.version + 1))
+
+
+async def test_an_event_this_build_cannot_read_sets_its_case_aside_and_never_stops_a_rebuild(
+    upgraded: asyncpg.Pool, database_url: str
+) -> None:
+    """An unknown type, and a known type at a version newer than this build, each stored on a case; a third
+    arrives while the rebuild runs. Each case keeps the row its writer stored; every other case is rebuilt."""
+    streams = sorted({r["stream_id"] for r in rows("events") if r["type"].startswith("case.")})
+    unknown, newer, during = streams[:3]
+    append = (
+        "INSERT INTO events (stream_id, version, event_id, type, data, schema_version)"
+        " SELECT $1, max(version) + 1, gen_random_uuid(), $2, $3::json, $4 FROM events WHERE stream_id = $1"
+    )
+    async with upgraded.acquire() as conn:
+        await conn.execute(append, unknown, "case.exploded", '{"type": "case.exploded"}', 1)
+        await conn.execute(append, newer, "case.assigned", '{"type": "case.assigned", "owner": "x"}', 9)
+        before = {r["case_id"]: r["state"] for r in await conn.fetch("SELECT case_id, state FROM cases")}
+
+    checked = recovery_cli(database_url, "projections", "rebuild", "--check", "--quiet")
+    assert checked.returncode == 1
+    assert (
+        f"unreadable, kept as stored: {unknown}: stored event type 'case.exploded' is not a registered"
+        in (checked.stdout)
+    )
+    assert (
+        f"unreadable, kept as stored: {newer}: case.assigned is stored at schema version 9" in checked.stdout
+    )
+
+    async def append_during(_: int) -> None:
+        async with upgraded.acquire() as other:
+            if not await other.fetchval("SELECT count(*) FROM events WHERE type = 'case.later'"):
+                await other.execute(append, during, "case.later", '{"type": "case.later"}', 1)
+
+    async with upgraded.acquire() as conn:
+        report = await rebuild_cases(conn, chunk=10, progress=append_during)
+        after = {r["case_id"]: r["state"] for r in await conn.fetch("SELECT case_id, state FROM cases")}
+    assert report.unreadable.keys() == {unknown, newer} and report.caught_up >= 1
+    assert after.keys() == before.keys()
+    assert {c: after[c] for c in (unknown, newer, during)} == {c: before[c] for c in (unknown, newer, during)}

@@ -28,7 +28,7 @@ from service.adapters.postgres.case_writes import CASE_COLUMNS, Connection, case
 from service.adapters.retry import retrying
 from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict
-from service.domain.registry import SNAPSHOT, read_case_event
+from service.domain.registry import SNAPSHOT, UnreadableEvent, read_case_event
 
 SHADOW = "cases_rebuild"
 _REBUILD_LOCK = (0x4556_4E54, 1)  # one rebuild at a time: the append lock's class, another key
@@ -72,6 +72,14 @@ async def create(conn: Connection) -> int:
 async def fill(conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
     if rows:
         await conn.copy_records_to_table(SHADOW, records=rows, columns=CASE_COLUMNS)
+
+
+async def keep_as_stored(conn: Connection, case_ids: Sequence[str]) -> None:
+    """These cases' rows of the read model into the shadow as they are: their streams cannot be replayed."""
+    if not case_ids:
+        return
+    await conn.execute(f"DELETE FROM {SHADOW} WHERE case_id = ANY($1::text[])", case_ids)
+    await conn.execute(f"INSERT INTO {SHADOW} SELECT * FROM cases WHERE case_id = ANY($1::text[])", case_ids)
 
 
 async def catch_up_unlocked(conn: Connection, since: int, chunk: int) -> tuple[int, int]:
@@ -123,16 +131,24 @@ async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, i
     if not rows:
         return since, 0
     ids = sorted({r["stream_id"] for r in rows})
-    stored = await conn.fetch(f"SELECT state FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids)
+    stored = await conn.fetch(
+        f"SELECT state, state_version FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids
+    )
     states: dict[str, CaseState] = {}
-    for s in stored:  # the shadow holds only replayed states, written at the current version
-        state = SNAPSHOT.read(SNAPSHOT.version, s["state"])
+    for s in stored:
+        state = SNAPSHOT.read(s["state_version"], s["state"])
         states[state.case_id] = state
+    unreadable: set[str] = set()
     for r in rows:
-        event = read_case_event(r["type"], r["schema_version"], r["data"])
+        try:
+            event = read_case_event(r["type"], r["schema_version"], r["data"])
+        except UnreadableEvent:  # that case keeps the row its live writer stored, as in the replay
+            unreadable.add(r["stream_id"])
+            continue
         states[r["stream_id"]] = evolve(states.get(r["stream_id"]), event)
     await conn.execute(f"DELETE FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids)
-    await fill(conn, case_rows(states.values()))
+    await fill(conn, case_rows(s for case_id, s in states.items() if case_id not in unreadable))
+    await keep_as_stored(conn, sorted(unreadable))
     return rows[-1]["position"], len(rows)
 
 

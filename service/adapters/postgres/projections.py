@@ -40,6 +40,8 @@ class RebuildReport:
     caught_up: int = 0  # events appended after that position, applied to the shadow before the swap
     tail: int = 0  # of those, the ones applied with appends blocked
     blocked_seconds: float = 0.0  # how long writers of `cases` (and so appends) waited for the tail and swap
+    # case id -> why one of its events cannot be read (never a value): not replayed, its stored row is kept
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def differs(self, case_id: str) -> None:
         self.differing_count += 1
@@ -85,6 +87,7 @@ async def rebuild_cases(
                 await shadow.fill(conn, rows)
                 await progress(count)
             await _extra_cases(conn, chunk, report)
+            await shadow.keep_as_stored(conn, list(report.unreadable))
         await conn.execute(f"ANALYZE {shadow.SHADOW}")
         position, report.caught_up = await shadow.catch_up_unlocked(conn, report.position, chunk)
         report.tail, report.blocked_seconds = await shadow.swap(conn, position, chunk)
@@ -110,7 +113,12 @@ async def _replayed(
                 if state is not None:
                     finished.append(state)
                 stream, state = stream_id, None
-            state = evolve(state, read_case_event(type_, schema_version, data))
+            if stream_id in report.unreadable:
+                continue
+            try:
+                state = evolve(state, read_case_event(type_, schema_version, data))
+            except UnreadableEvent as e:  # one stream set aside, never the end of the replay
+                report.unreadable[stream_id], state = str(e), None
         report.events += len(rows)
         report.streams += len(finished)
         yield case_rows(finished), len(rows)
