@@ -39,7 +39,7 @@ from service.domain.events import (
 )
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
-from service.domain.sla import BUILT_IN_CLOCKS, FIRST_RESPONSE, RESOLUTION, SlaClock, SlaPolicy
+from service.domain.sla import BUILT_IN_CLOCKS, FIRST_RESPONSE, RESOLUTION, PauseSpan, SlaClock, SlaPolicy
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 
@@ -126,6 +126,13 @@ class CaseState:
     kind: SignalKind | None = None  # of the opening signal (None: opened by hand, or stored before this)
     category: Category | None = None
     clocks: tuple[SlaClock, ...] = ()  # every SLA clock; () in snapshots stored before clocks: see clocks_of
+    pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
+
+
+def paused(state: CaseState) -> PauseSpan | None:
+    """The pause the case is in now, or None."""
+    last = state.pauses[-1] if state.pauses else None
+    return last if last is not None and last.ended_at is None else None
 
 
 def clocks_of(state: CaseState) -> tuple[SlaClock, ...]:

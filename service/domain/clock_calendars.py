@@ -6,6 +6,7 @@ unless the file says otherwise); a named clock runs only on the cases one of its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -66,6 +67,8 @@ class ClockCalendars:
     calendars: tuple[BusinessCalendar, ...] = ()
     rules: tuple[ClockRule, ...] = ()
     default: BusinessCalendar = field(default_factory=always_open)
+    # paused time each pause reason may take per case; a reason not named has the default budget
+    pause_budgets: Mapping[str, timedelta] = field(default_factory=dict)
     named_clocks: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

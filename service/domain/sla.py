@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
-from service.domain.business_time import add_business_time, business_warning_at
+from service.domain.business_time import ZERO, add_business_time, business_time_between, business_warning_at
 from service.domain.calendars import ALWAYS_OPEN_NAME, BusinessCalendar, always_open
 from service.domain.clock_calendars import ClockCalendars, ClockCase, ClockRule
 from service.domain.severity import Severity
@@ -79,6 +80,68 @@ class SlaClock:
         return self if self.stopped_at is not None else replace(self, stopped_at=at)
 
 
+class PauseReason(StrEnum):
+    """Why a case waits: each reason has its own budget of paused time per case."""
+
+    AWAITING_CUSTOMER = "awaiting_customer"
+    AWAITING_PARTS = "awaiting_parts"
+    AWAITING_THIRD_PARTY = "awaiting_third_party"
+
+
+DEFAULT_PAUSE_BUDGETS = {  # per case, all its pauses for the reason together
+    PauseReason.AWAITING_CUSTOMER: timedelta(days=5),
+    PauseReason.AWAITING_PARTS: timedelta(days=10),
+    PauseReason.AWAITING_THIRD_PARTY: timedelta(days=10),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseSpan:
+    """One pause of a case: from `started_at` to `ended_at` (None: paused now), due to resume at `resumes_at`."""
+
+    reason: PauseReason
+    started_at: datetime
+    ended_at: datetime | None = None
+    until: datetime | None = None  # the end staff asked for, if any
+    resumes_at: datetime | None = None  # the earlier of `until` and the reason's budget running out
+
+    @property
+    def wall_time(self) -> timedelta:
+        """How long an ended pause lasted (an open one has used nothing yet)."""
+        return ZERO if self.ended_at is None else self.ended_at - self.started_at
+
+
+def paused_business_time(
+    calendar: BusinessCalendar, pauses: Sequence[PauseSpan], since: datetime, until: datetime
+) -> timedelta:
+    """The open time in `calendar` within [since, until) that ended pauses covered."""
+    total = ZERO
+    for pause in pauses:
+        if pause.ended_at is None:
+            continue
+        start, end = max(pause.started_at, since), min(pause.ended_at, until)
+        if end > start:
+            total += business_time_between(calendar, start, end)
+    return total
+
+
+def resumed_clock(clock: SlaClock, calendar: BusinessCalendar, pause: PauseSpan, at: datetime) -> SlaClock:
+    """A pausable running clock gets back the open time the pause (ended `at`) took from its window.
+
+    A clock that had breached when the pause began keeps its deadline; a warning point that had passed keeps
+    its time. Both move by the open time from the pause's start (or the clock's, if later) to `at`.
+    """
+    if not clock.pausable or clock.stopped_at is not None or clock.deadline <= pause.started_at:
+        return clock
+    credit = business_time_between(calendar, max(pause.started_at, clock.counted_from), at)
+    if credit <= ZERO:
+        return clock
+    warning = clock.warning_at
+    if warning is not None and warning > pause.started_at:
+        warning = add_business_time(calendar, warning, credit)
+    return replace(clock, deadline=add_business_time(calendar, clock.deadline, credit), warning_at=warning)
+
+
 class SlaPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -112,15 +175,36 @@ class SlaPolicy(BaseModel):
     def version(self) -> str | None:
         return None if self.calendars is None else self.calendars.version
 
+    def pause_budget(self, reason: PauseReason) -> timedelta:
+        """The paused time (wall time, all pauses of a case) a reason may take: the policy file's, or the default."""
+        budgets = {} if self.calendars is None else self.calendars.pause_budgets
+        return budgets.get(reason, DEFAULT_PAUSE_BUDGETS[reason])
+
     def opening_clocks(self, case: ClockCase, start: datetime) -> tuple[SlaClock, ...]:
         """A case opens with a first-response and a resolution clock, and each named clock the policy selects."""
         clocks = [self.clock(FIRST_RESPONSE, case, start), self.clock(RESOLUTION, case, start)]
-        if self.calendars is not None:
-            for name in self.calendars.named_clocks:
-                rule = self.calendars.rule_for(name, case)
-                if rule is not None:
-                    clocks.append(self._clock(name, rule, rule.calendar, _window(rule), start))
-        return tuple(clocks)
+        named = (self.named_clock(name, case, start) for name in self.named_clocks)
+        return (*clocks, *(c for c in named if c is not None))
+
+    @property
+    def named_clocks(self) -> tuple[str, ...]:
+        return () if self.calendars is None else self.calendars.named_clocks
+
+    def named_clock(self, name: str, case: ClockCase, start: datetime) -> SlaClock | None:
+        """A named clock from `start` as the first rule selecting the case sets it; None when no rule does."""
+        rule = None if self.calendars is None else self.calendars.rule_for(name, case)
+        return None if rule is None else self._clock(name, rule, rule.calendar, _window(rule), start)
+
+    def rerun(self, clock: SlaClock, case: ClockCase) -> SlaClock | None:
+        """The clock as this policy sets it for the case from the same start (its window from the same
+        instant: an escalation's signal); None when this policy selects no such named clock."""
+        if clock.name in BUILT_IN_CLOCKS:
+            fresh: SlaClock | None = self.clock(clock.name, case, clock.counted_from)
+        else:
+            fresh = self.named_clock(clock.name, case, clock.counted_from)
+        if fresh is None or clock.window_from is None:
+            return fresh
+        return self._begun_at(fresh, clock.started_at, clock.window_from, case)
 
     def clock(self, name: str, case: ClockCase, start: datetime) -> SlaClock:
         """A built-in clock from `start`: the channel's or severity's window, in the calendar its rule picks."""
@@ -174,14 +258,21 @@ class SlaPolicy(BaseModel):
         candidate = self.clock(current.name, case, start)
         if candidate.deadline >= current.deadline:
             return None
+        return self._begun_at(candidate, current.started_at, start, case)
+
+    def _begun_at(
+        self, candidate: SlaClock, begun: datetime, window_from: datetime, case: ClockCase
+    ) -> SlaClock:
+        """A clock whose window counts from after its start keeps the start; its warning falls at the fraction
+        of the business time from that start to the deadline."""
         calendar = self.calendar(candidate.calendar)
-        fraction = self._fraction(current.name, case)
-        begun, deadline = current.started_at, candidate.deadline
+        fraction = self._fraction(candidate.name, case)
+        deadline = candidate.deadline
         if calendar.always_open or deadline <= begun:  # an earlier-dated signal: the warning is due at once
             warning = begun + (deadline - begun) * fraction
         else:
             warning = business_warning_at(calendar, begun, deadline, fraction)
-        return replace(candidate, started_at=begun, window_from=start, warning_at=warning)
+        return replace(candidate, started_at=begun, window_from=window_from, warning_at=warning)
 
     def _fraction(self, name: str, case: ClockCase) -> float:
         rule = None if self.calendars is None else self.calendars.rule_for(name, case)
