@@ -338,7 +338,14 @@ def http_app(
     )
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
     app = create_app(
-        service.reads, settings.api_tokens, service.ready, lifespan, service.failures, routers, trends
+        service.reads,
+        settings.api_tokens,
+        service.ready,
+        lifespan,
+        service.failures,
+        routers,
+        trends,
+        service.rules.sla,
     )
     app.add_middleware(TraceRequests)  # outermost: its span covers every other middleware
     return app

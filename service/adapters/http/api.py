@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query
@@ -35,6 +35,7 @@ from service.adapters.http.models import (
     CaseDetail,
     CasePage,
     CaseView,
+    ClockView,
     EventView,
     RootCauseCount,
     RootCauseTrends,
@@ -54,7 +55,9 @@ from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, Post
 from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
 from service.domain.case import CaseStatus
+from service.domain.clock_reports import clock_reports
 from service.domain.severity import Severity
+from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.observability import OPEN_CASES
 
@@ -64,6 +67,7 @@ BAD_CURSOR: Responses = {400: refusal("The cursor is not one this API issued (`e
 EARLIEST, LATEST = "1900-01-01T00:00:00Z", "9000-01-01T00:00:00Z"
 _EARLIEST, _LATEST = datetime.fromisoformat(EARLIEST), datetime.fromisoformat(LATEST)
 _DEFAULT_TRENDS = TrendPolicy()
+_DEFAULT_SLA = SlaPolicy()
 
 
 def create_app(
@@ -74,6 +78,7 @@ def create_app(
     failures: Callable[[], list[str]] = list,
     routers: Sequence[APIRouter] = (),
     trends: TrendPolicy = _DEFAULT_TRENDS,
+    sla: SlaPolicy = _DEFAULT_SLA,
 ) -> FastAPI:
     app = FastAPI(
         title="Recovery Loop",
@@ -91,7 +96,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     install_docs_pages(app)
-    app.include_router(_read_router(reads_of, trends))
+    app.include_router(_read_router(reads_of, trends, sla))
     for router in routers:
         app.include_router(router)
 
@@ -127,7 +132,7 @@ def create_app(
     return app
 
 
-def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy) -> APIRouter:
+def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy, sla: SlaPolicy) -> APIRouter:
     router = APIRouter(prefix="/v1", route_class=AuthenticatedRoute, responses=COMMON)
 
     @router.get("/cases", response_model=CasePage, responses=BAD_CURSOR)
@@ -173,7 +178,9 @@ def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy)
         state, events = found
         view = CaseView.of(state).model_dump()
         response.headers["ETag"] = etag_of(state.state.version)
-        return CaseDetail(**view, events=[EventView.of(e) for e in events])
+        now = datetime.now(UTC)
+        clocks = [ClockView.of(c, sla.warning_of(c.clock)) for c in clock_reports(state.state, sla, now)]
+        return CaseDetail(**view, clocks=clocks, events=[EventView.of(e) for e in events])
 
     @router.get("/trends/root-causes", response_model=RootCauseTrends)
     async def root_cause_trends(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
 from service.domain.case import CASE_STATE
+from service.domain.clock_reports import ClockReport
 
 
 class SignalView(BaseModel):
@@ -78,7 +79,57 @@ class EventView(BaseModel):
         )
 
 
+class CalendarView(BaseModel):
+    name: str = Field(
+        description="The calendar the clock counts in: one the SLA policy file names, or `24x7`."
+    )
+    zone: str = Field(description="The IANA time zone its opening hours are read in.")
+
+
+class ClockView(BaseModel):
+    """One SLA clock of a case, and why it is due when it is."""
+
+    name: str = Field(description="first_response, resolution, or a named clock from the SLA policy file.")
+    state: Literal["running", "paused", "stopped", "met", "breached"] = Field(
+        description="met: stopped by its deadline; breached: past its deadline (running or stopped late);"
+        " stopped: the case ended without this clock's goal; paused: reserved for pauses."
+    )
+    started_at: datetime
+    deadline: datetime
+    warning_at: datetime = Field(description="When the pre-breach warning falls due.")
+    stopped_at: datetime | None = Field(description="When the clock stopped (first response, resolution).")
+    calendar: CalendarView
+    business_seconds_elapsed: int = Field(
+        description="Open time counted so far (until the stop, if stopped)."
+    )
+    business_seconds_left: int = Field(description="Open time left before the deadline, 0 when past it.")
+    policy_version: str | None = Field(
+        description="The SLA policy file's version that set the deadline; null: 24x7, before versions."
+    )
+    pausable: bool = Field(description="Whether a pause of the case stops this clock.")
+    explanation: str = Field(description="One line: the window, its calendar and hours, from when, due when.")
+
+    @classmethod
+    def of(cls, clock: ClockReport, warning_at: datetime) -> ClockView:
+        c = clock.clock
+        return cls(
+            name=c.name,
+            state=clock.state.value,
+            started_at=c.started_at,
+            deadline=c.deadline,
+            warning_at=warning_at,
+            stopped_at=c.stopped_at,
+            calendar=CalendarView(name=clock.calendar.name, zone=clock.calendar.zone.key),
+            business_seconds_elapsed=int(clock.business_elapsed.total_seconds()),
+            business_seconds_left=int(clock.business_left.total_seconds()),
+            policy_version=c.policy_version,
+            pausable=c.pausable,
+            explanation=clock.explanation,
+        )
+
+
 class CaseDetail(CaseView):
+    clocks: list[ClockView] = Field(description="Every SLA clock of the case, as it stands now.")
     events: list[EventView] = Field(description="The case's full history, oldest first.")
 
 

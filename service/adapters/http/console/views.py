@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
-from service.domain.case import CaseState, CaseStatus
-from service.domain.sla import SlaPolicy
+from service.domain.case import CaseState, CaseStatus, clocks_of
+from service.domain.clock_reports import explanation
+from service.domain.sla import SlaClock, SlaPolicy
 
 # worst first: the queue shows a case's worst running clock
 STATES = ("breached", "warned", "on time", "stopped")
@@ -22,6 +23,8 @@ class Clock:
     deadline: datetime
     state: str  # one of STATES
     stopped_at: datetime | None
+    calendar: str = "24x7"
+    explanation: str = ""  # why it is due when it is: its window, calendar and hours
 
     @property
     def running(self) -> bool:
@@ -34,51 +37,30 @@ class Clock:
 
 
 def clocks(case: CaseState, sla: SlaPolicy, now: datetime) -> list[Clock]:
-    """Both clocks: first response (stops at the first contact) and resolution (stops at the resolution)."""
+    """Every clock: first response (stops at the first contact), resolution (at the resolution), named ones."""
     is_open = case.status is CaseStatus.OPEN
-    first = _clock(
-        "First response",
-        case.opened_at,
-        case.first_response_deadline,
-        case.acknowledged_at,
-        is_open and case.acknowledged_at is None,
-        sla,
-        now,
-    )
-    resolution = _clock(
-        "Resolution",
-        case.resolution_clock_started_at,
-        case.resolution_deadline,
-        case.resolved_at,
-        is_open,
-        sla,
-        now,
-    )
-    return [first, resolution]
+    return [_clock(c, case, is_open and c.stopped_at is None, sla, now) for c in clocks_of(case)]
 
 
-def _clock(
-    name: str,
-    start: datetime,
-    deadline: datetime,
-    stopped_at: datetime | None,
-    running: bool,
-    sla: SlaPolicy,
-    now: datetime,
-) -> Clock:
+def _clock(clock: SlaClock, case: CaseState, running: bool, sla: SlaPolicy, now: datetime) -> Clock:
+    name = clock.name.replace("_", " ").capitalize()
+    calendar = sla.calendar(clock.calendar)
+    why = explanation(clock, calendar, case)
     if not running:
-        return Clock(name, deadline, "stopped", stopped_at)
-    if now >= deadline:
-        return Clock(name, deadline, "breached", None)
-    if now >= sla.warning_at(start, deadline):
-        return Clock(name, deadline, "warned", None)
-    return Clock(name, deadline, "on time", None)
+        state = "stopped"
+    elif now >= clock.deadline:
+        state = "breached"
+    elif now >= sla.warning_of(clock):
+        state = "warned"
+    else:
+        state = "on time"
+    return Clock(name, clock.deadline, state, clock.stopped_at if not running else None, calendar.name, why)
 
 
 def next_clock(case: CaseState, sla: SlaPolicy, now: datetime) -> Clock:
     """The running clock due soonest (the resolution clock when none runs), with the case's worst state."""
     all_clocks = clocks(case, sla, now)
-    running = [c for c in all_clocks if c.running] or all_clocks[1:]
+    running = [c for c in all_clocks if c.running] or all_clocks[1:2]
     soonest = min(running, key=lambda c: c.deadline)
     worst = min((c.state for c in running), key=STATES.index)
     return Clock(soonest.name, soonest.deadline, worst, soonest.stopped_at)

@@ -1,0 +1,113 @@
+"""Clocks that explain themselves: each clock's state, business time elapsed and left, and why it is due when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from service.domain.business_time import ZERO, business_time_between
+from service.domain.calendars import WEEKDAYS, BusinessCalendar
+from service.domain.case import CaseState, CaseStatus, clocks_of, sla_key
+from service.domain.sla import SlaClock, SlaPolicy
+
+_SHOWN_HOLIDAYS = 3
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # reserved: pauses are not recorded yet
+    STOPPED = "stopped"  # the case ended without this clock's goal (closed, or a clock it no longer runs)
+    MET = "met"
+    BREACHED = "breached"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReport:
+    clock: SlaClock
+    state: ClockState
+    calendar: BusinessCalendar
+    business_elapsed: timedelta
+    business_left: timedelta
+    explanation: str
+
+
+def clock_reports(case: CaseState, sla: SlaPolicy, now: datetime) -> list[ClockReport]:
+    """Every clock of the case as it stands at `now`, each with the one line that says why it is due when."""
+    return [report(clock, case, sla, now) for clock in clocks_of(case)]
+
+
+def report(clock: SlaClock, case: CaseState, sla: SlaPolicy, now: datetime) -> ClockReport:
+    """A clock's state and business time at `now`; time stops counting when the clock stops."""
+    calendar = sla.calendar(clock.calendar)
+    end = min(now, clock.stopped_at or now)
+    elapsed = max(business_time_between(calendar, clock.started_at, end), ZERO)
+    left = max(business_time_between(calendar, end, clock.deadline), ZERO)
+    return ClockReport(
+        clock, _state(clock, case, now), calendar, elapsed, left, explanation(clock, calendar, case)
+    )
+
+
+def _state(clock: SlaClock, case: CaseState, now: datetime) -> ClockState:
+    if clock.stopped_at is not None:
+        return ClockState.MET if clock.stopped_at <= clock.deadline else ClockState.BREACHED
+    if sla_key(clock.name, "breach", clock.deadline) in case.sla_fired or now >= clock.deadline:
+        return ClockState.BREACHED
+    return ClockState.RUNNING if case.status is CaseStatus.OPEN else ClockState.STOPPED
+
+
+def explanation(clock: SlaClock, calendar: BusinessCalendar, case: CaseState) -> str:
+    """'24h of open time in calendar uk-office (Europe/London, Mon-Fri 09:00-17:30) from … → due …'."""
+    zone = calendar.zone
+    start, due = clock.counted_from.astimezone(zone), clock.deadline.astimezone(zone)
+    if clock.calendar is None:
+        window = clock.deadline - clock.counted_from
+        where = "24x7 (set before calendars were recorded)"
+    else:
+        window = clock.window or clock.deadline - clock.counted_from
+        where = f"calendar {calendar.name} ({describe_calendar(calendar, start.date(), due.date())})"
+    line = f"{duration_words(window)} of open time in {where} from {_when(start)} → due {_when(due)}"
+    if clock.window_from is not None and clock.window_from != clock.started_at:
+        line += f"; tightened when the case escalated to {case.severity}"
+    if clock.policy_version is not None:
+        line += f"; policy {clock.policy_version}"
+    return line
+
+
+def describe_calendar(calendar: BusinessCalendar, first: date, last: date) -> str:
+    """Zone, opening hours by runs of days, and the holidays between two local dates."""
+    if calendar.always_open:
+        return f"{calendar.zone.key}, always open"
+    runs: list[tuple[int, int, str]] = []
+    for i, day in enumerate(calendar.week):
+        hours = ", ".join(str(w) for w in day)
+        if hours and runs and runs[-1][1] == i - 1 and runs[-1][2] == hours:
+            runs[-1] = (runs[-1][0], i, hours)
+        elif hours:
+            runs.append((i, i, hours))
+    week = "; ".join(f"{_day(a)}{'' if a == b else '–' + _day(b)} {hours}" for a, b, hours in runs)
+    skipped = sorted(d for d in calendar.holidays if first <= d <= last)
+    if not skipped:
+        return f"{calendar.zone.key}, {week}"
+    shown = ", ".join(d.isoformat() for d in skipped[:_SHOWN_HOLIDAYS])
+    more = f" and {len(skipped) - _SHOWN_HOLIDAYS} more" if len(skipped) > _SHOWN_HOLIDAYS else ""
+    return f"{calendar.zone.key}, {week}, closed on holidays {shown}{more}"
+
+
+def duration_words(span: timedelta) -> str:
+    """'24h', '1h30m', '15m', '56d', '3s': the policy's window as people write it."""
+    seconds = int(span.total_seconds())
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+def _day(index: int) -> str:
+    return WEEKDAYS[index].capitalize()
+
+
+def _when(instant: datetime) -> str:
+    return instant.strftime("%a %Y-%m-%d %H:%M %Z")
