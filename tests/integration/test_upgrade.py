@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,18 @@ import pytest
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.event_feed import PostgresEventFeed
+from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
-from service.adapters.postgres.projections import rebuild_cases
+from service.adapters.postgres.projections import check_cases, rebuild_cases
+from service.adapters.sentiment import VaderSentiment
+from service.app.intake import apply_signals
+from service.bootstrap import SystemClock, intake_rules
+from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.registry import EVENTS, SNAPSHOT, read_event
-from tests.support import recovery_cli
+from service.domain.signals import Signal, SignalKind
+from tests.integration.api_only import api_over
+from tests.support import MANAGER, recovery_cli
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "store-d895ed0"
 TOPICS = OutgoingTopics("case-events", "sla", "compensation", "trends")
@@ -102,6 +110,39 @@ async def test_a_store_of_the_previous_release_checks_equal_and_rebuilds_to_its_
     assert {r["state_version"] for r in stored} == {SNAPSHOT.version}
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "0 differ" in checked.stdout
+
+
+async def test_cases_of_the_previous_release_take_new_signals_and_commands_and_still_replay_equal(
+    upgraded: asyncpg.Pool, database_url: str
+) -> None:
+    """The hot paths read the release's snapshots (intake, commands) and append this build's events after its
+    own: the log, now of both releases, still replays to the read model."""
+    released = released_snapshots()
+    by_customer = {s.customer_id: s for s in released.values()}
+    callback, money = by_customer["c-callback"], by_customer["c-money"]
+    now = datetime.now(UTC)
+    signal = Signal(
+        source="after-upgrade",
+        id="s-1",
+        kind=SignalKind.COMPLAINT,
+        occurred_at=now,
+        received_at=now,
+        customer_id="c-callback",
+        text="Nobody came again, the house is flooded, this is a disgrace",
+    )
+    rules = intake_rules(Settings(database_url=database_url))
+    store = PostgresIntakeStore(upgraded)
+    result = await apply_signals([signal], {}, "g", store, rules, VaderSentiment(), SystemClock())
+    assert result.events >= 1
+    async with api_over(upgraded, database_url) as api:
+        assigned = await api.post(f"/v1/cases/{money.case_id}/assign", json={"owner": "ana"}, headers=MANAGER)
+    assert assigned.status_code == 200, assigned.text
+
+    async with upgraded.acquire() as conn:
+        report = await check_cases(conn)
+        versions = dict(await conn.fetch("SELECT case_id, version FROM cases"))
+    assert (report.differing, report.unreadable) == ([], {})
+    assert versions[callback.case_id] > callback.version and versions[money.case_id] == money.version + 1
 
 
 def differing_fields(a: dict[str, CaseState], b: dict[str, CaseState]) -> dict[str, list[str]]:
