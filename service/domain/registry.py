@@ -114,7 +114,10 @@ EVENT_CLASSES: Final[Mapping[str, type[Any]]] = _classes()
 """Every event type the log holds, stored type -> class: the cases' events, then the trend event."""
 
 EVENT_UPCASTERS: Final[Mapping[tuple[str, int], Upcast]] = {}
-"""(stored type, version read) -> the upcaster to the next version. None yet: every type is at version 1."""
+"""(stored type, version read) -> the upcaster to the next version. None yet: every type is at version 1.
+
+SQL that reads inside stored JSON sees the stored shapes, not upcast ones: the compensation lookup's index on
+data->>'request_id' (migration 004) needs every version of case.compensation_requested to keep request_id."""
 
 SNAPSHOT_UPCASTERS: Final[Mapping[int, Upcast]] = {}
 """Case snapshot version read -> the upcaster to the next version. None yet: snapshots are at version 1."""
