@@ -127,8 +127,8 @@ EVENTS: Final[Mapping[str, StoredShape[Any]]] = {
     for name, cls in EVENT_CLASSES.items()
 }
 SNAPSHOT: Final[StoredShape[CaseState]] = StoredShape("case snapshot", CASE_STATE, SNAPSHOT_UPCASTERS)
-_UNREGISTERED = sorted({t for t, _ in EVENT_UPCASTERS} - EVENT_CLASSES.keys())
-assert not _UNREGISTERED, f"upcasters for types that are not registered: {_UNREGISTERED}"
+if EVENT_UPCASTERS.keys() - {(t, v) for t in EVENT_CLASSES for v in EVENTS[t].upcasters}:
+    raise ValueError(f"upcasters for types that are not registered: {sorted(EVENT_UPCASTERS)}")
 
 
 def event_shape(type_: str) -> StoredShape[Any]:
