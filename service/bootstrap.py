@@ -32,6 +32,7 @@ from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
+from service.adapters.postgres.policy_versions import PolicyApplyRunning, apply_new_policy
 from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.postgres.trend_store import PostgresTrendStore
 from service.adapters.retry import retrying
@@ -109,6 +110,8 @@ class Service:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
         rules = self.rules
+        if rules.sla.version is not None:
+            self._run("sla-policy", self._apply_sla_policy(rules.sla))
         if s.relay:
             store = PostgresTimerStore(self.pool)
             self._run("sla-timers", fire_timers_forever(store, rules.sla))
@@ -117,6 +120,17 @@ class Service:
         if self.uses_kafka:
             self._run("kafka-start", self._start_kafka(rules))
         log.info("service_started", group=s.consumer_group, consume=s.consume, relay=s.relay)
+
+    async def _apply_sla_policy(self, sla: SlaPolicy) -> None:
+        """A policy file of a version not applied in full yet corrects the open cases; one instance does it."""
+        pool = self.pool
+        assert pool is not None
+        try:
+            await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
+        except PolicyApplyRunning:
+            log.info("sla_policy_applied_elsewhere", version=sla.version)
+        except Exception as e:  # the service serves on with the new policy for new cases; say why loudly
+            log.error("sla_policy_apply_failed", version=sla.version, error=repr(e))
 
     async def _connect(self) -> asyncpg.Pool:
         s = self.settings

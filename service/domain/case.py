@@ -25,6 +25,7 @@ from service.domain.events import (
     CompensationKind,
     CompensationRequested,
     CompensationSettled,
+    DeadlinesCorrected,
     FollowUpDue,
     ResolutionType,
     SignalAttached,
@@ -345,6 +346,8 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
             version=version,
             sla_fired=(*state.sla_fired, sla_key(event.sla, event.timer, event.deadline)),
         )
+    if isinstance(event, DeadlinesCorrected):
+        return _corrected(replace(state, version=version), event)
     if isinstance(event, CaseEscalated):
         return replace(
             state,
@@ -373,6 +376,31 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         # the resolution answered the customer; snapshots stored before CaseResolved recorded that lack it
         acknowledged_at=state.acknowledged_at or state.resolved_at,
         clocks=_replaced(state.clocks, restarted),
+    )
+
+
+def _corrected(state: CaseState, event: DeadlinesCorrected) -> CaseState:
+    """The corrected clocks replace the old ones, a clock the policy dropped stops; a warning or breach whose new
+    instant had passed by the correction counts as fired, so its timer decides nothing."""
+    running = {c.name: c.after for c in event.corrections if c.after is not None}
+    dropped = {c.name for c in event.corrections if c.after is None}
+    replaced = _replaced(state.clocks, tuple(running.values()))
+    clocks = tuple(c.stopped(event.at) if c.name in dropped else c for c in replaced)
+    passed = (
+        sla_key(c.name, fired.timer, c.deadline)
+        for c in running.values()
+        for fired, due in ((SlaWarned, c.warning_at or c.deadline), (SlaBreached, c.deadline))
+        if due <= event.at
+    )
+    first_response, resolution = running.get(FIRST_RESPONSE), running.get(RESOLUTION)
+    return replace(
+        state,
+        clocks=clocks,
+        first_response_deadline=(
+            state.first_response_deadline if first_response is None else first_response.deadline
+        ),
+        resolution_deadline=state.resolution_deadline if resolution is None else resolution.deadline,
+        sla_fired=(*state.sla_fired, *(k for k in dict.fromkeys(passed) if k not in state.sla_fired)),
     )
 
 

@@ -252,6 +252,26 @@ class SlaBreached(_SlaFired):
     timer: ClassVar[str] = "breach"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockCorrection:
+    """One clock a new SLA policy moved: as it ran before and as it runs now."""
+
+    name: str
+    before: SlaClock | None  # None: the new policy adds this named clock, from the case's opening
+    after: SlaClock | None  # None: the new policy no longer selects this named clock: it stops
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadlinesCorrected(_Event):
+    """A new version of the SLA policy moved some of an open case's clocks. A warning or breach whose new
+    instant had passed at `at` counts as fired: a correction never alerts for what passed before it."""
+
+    type: Literal["case.deadlines_corrected"] = "case.deadlines_corrected"
+    from_version: str | None  # the version applied before (None: none was recorded)
+    to_version: str | None
+    corrections: tuple[ClockCorrection, ...]
+
+
 CaseEvent = Annotated[
     CaseOpened
     | SignalAttached
@@ -259,6 +279,7 @@ CaseEvent = Annotated[
     | CaseReopened
     | SlaWarned
     | SlaBreached
+    | DeadlinesCorrected
     | CaseAssigned
     | CaseAcknowledged
     | StepAdded

@@ -16,7 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from service.config import Settings, describe_error
-from service.entrypoints import ops
+from service.entrypoints import ops, policy
 from service.observability import configure_logging
 
 
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--kafka-port", type=int, default=19092)
     commands.add_parser("migrate", help="apply database migrations and exit")
     ops.add_commands(commands)
+    policy.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":
         _start_embedded(Path(args.data_dir), args.kafka_port)
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "policy":
+        return asyncio.run(policy.run(args, settings))
     if args.command in ("cases", "trends", "projections", "parked", "dlq"):
         return asyncio.run(ops.run(args, settings))
     return _serve(settings, announce=args.command == "dev")

@@ -163,7 +163,22 @@ def assert_valid(schema_path: str, body: bytes) -> Any:
 def case_events() -> list[CaseEvent]:
     event, _ = opened()
     attached, escalated, _ = attached_and_escalated()
-    return [event, attached, escalated, reopened(), *worked()]
+    return [event, attached, escalated, reopened(), corrected(), *worked()]
+
+
+def corrected() -> CaseEvent:
+    """A new SLA policy version moves the open case's resolution clock and adds a named clock."""
+    from service.domain.calendars import always_open
+    from service.domain.clock_calendars import ClockCalendars, ClockRule
+    from service.domain.policy_change import corrections
+
+    _, state = opened()
+    named = ClockRule(clock="regulatory_final_response", calendar=always_open(), duration=timedelta(weeks=8))
+    calendars = ClockCalendars(version="v2", rules=(named,))
+    sla = SlaPolicy(resolution={s: timedelta(hours=3) for s in Severity}, calendars=calendars)
+    event = corrections(state, sla, T0 + timedelta(hours=5), "v1")
+    assert event is not None
+    return event
 
 
 def worked() -> list[CaseEvent]:
