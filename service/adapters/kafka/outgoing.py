@@ -25,7 +25,7 @@ from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
 from service.domain.events import CompensationKind
-from service.domain.registry import EVENT_CLASSES, EVENTS
+from service.domain.registry import EVENT_CLASSES, EVENTS, UnreadableEvent
 from service.domain.severity import Severity
 from service.domain.sla import CLOCK_NAME
 from service.domain.timers import TimerKind, sla_event_id
@@ -166,11 +166,14 @@ TRACEPARENT_HEADER: Final = "ce_traceparent"
 def _current(event: LoggedEvent) -> LoggedEvent:
     """The event with its data in its type's current shape: consumers read only the current schemas. A type
     this build does not know goes out as it is stored (forward compatible); a version it cannot read is the
-    event's fault (UnreadableEvent, a ValueError), so the relay parks it."""
+    event's fault, so the relay parks it with the registry's reason (which names no stored value)."""
     shape = EVENTS.get(event.type)
     if shape is None or event.schema_version == shape.version:
         return event
-    return dataclasses.replace(event, data=shape.current_json(event.schema_version, event.data))
+    try:
+        return dataclasses.replace(event, data=shape.current_json(event.schema_version, event.data))
+    except UnreadableEvent as error:
+        _invalid(event, str(error))
 
 
 def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:
