@@ -51,7 +51,7 @@ def window_of(raw: str, default: int) -> tuple[int, str | None]:
     """The window asked for in whole days, or the default with the reason the value was refused."""
     if not raw.strip():
         return default, None
-    if raw.strip().isdecimal() and 1 <= int(raw) <= MAX_WINDOW_DAYS:
+    if raw.strip().isascii() and raw.strip().isdecimal() and 1 <= int(raw) <= MAX_WINDOW_DAYS:
         return int(raw), None
     return (
         default,
