@@ -349,6 +349,8 @@ def http_app(
         service.rules.sla,
         trends,
         None if key is None else key.get_secret_value().encode(),
+        settings.root_causes,
+        compensation_limits(settings),
     )
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
     app = create_app(

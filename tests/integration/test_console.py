@@ -15,7 +15,11 @@ from service.bootstrap import Service, http_app
 from service.config import ApiToken, Settings
 from tests.support import AUTH, TOKEN
 
+AGENT_AUTH = {"Authorization": "Bearer test-agent-token"}
+MANAGER_AUTH = {"Authorization": "Bearer test-manager-token"}
+
 AGENT_TOKEN = "test-agent-token"
+MANAGER_TOKEN = "test-manager-token"
 
 
 @pytest.fixture
@@ -25,7 +29,9 @@ async def app(pool: asyncpg.Pool, database_url: str) -> Any:
         api_tokens={
             TOKEN: ApiToken(actor="tester", role="owner"),
             AGENT_TOKEN: ApiToken(actor="ana", role="agent"),
+            MANAGER_TOKEN: ApiToken(actor="mia", role="manager"),
         },
+        root_causes=["scheduling", "billing_error"],
     )
     service = Service(settings)
     service.pool = pool
@@ -108,14 +114,15 @@ async def test_assign_and_acknowledge_run_the_api_use_cases_and_show_in_the_time
     path = f"/console/cases/{case['case_id']}"
     csrf = await csrf_of(browser, path)
     assigned = await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "ana", "version": "1"})
-    assert assigned.status_code == 303 and assigned.headers["location"].endswith("?done=assigned")
+    assert assigned.status_code == 303 and assigned.headers["location"].endswith("?done=assign")
     acked = await browser.post(f"{path}/acknowledge", data={"csrf": csrf, "version": "2"})
     assert acked.status_code == 303
     after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
     assert after["owner"] == "ana" and after["acknowledged_at"] is not None
     assert [e["data"]["actor"] for e in after["events"][1:]] == ["ana", "ana"]
     page = (await browser.get(path)).text
-    assert "Assigned</strong> by ana" in page and "Acknowledged</strong> by ana" in page
+    assert 'Assigned to ana <span class="by">by ana</span>' in page
+    assert 'Recorded the first response to the customer <span class="by">by ana</span>' in page
 
 
 async def test_a_stale_version_is_refused_with_a_message_to_reload(browser: httpx.AsyncClient) -> None:
@@ -125,7 +132,7 @@ async def test_a_stale_version_is_refused_with_a_message_to_reload(browser: http
     csrf = await csrf_of(browser, path)
     await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "ana", "version": "1"})
     stale = await browser.post(f"{path}/assign", data={"csrf": csrf, "owner": "bob", "version": "1"})
-    assert stale.status_code == 409
+    assert stale.status_code == 412
     assert "This case changed since you loaded it" in stale.text and "Reload the page" in stale.text
     after = (await browser.get(f"/v1/cases/{case['case_id']}", headers=AUTH)).json()
     assert after["owner"] == "ana" and after["version"] == 2
@@ -191,3 +198,151 @@ async def test_the_queue_pages_on_the_reads_keyset_cursor(
     assert found
     second = (await browser.get(found.group(1).replace("&amp;", "&"))).text
     assert second.count("Open case ") == 1 and "Next page" not in second and "First page" in second
+
+
+async def post_form(client: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
+    """Submit a form of the case page as the page offers it: its CSRF token and the case version it shows."""
+    case_path = "/".join(path.split("/")[:4])  # /console/cases/<id>
+    page = (await client.get(case_path)).text
+    found = re.search(r'name="csrf" value="([^"]+)"><input type="hidden" name="version" value="(\d+)"', page)
+    assert found, page
+    return await client.post(path, data={"csrf": found.group(1), "version": found.group(2), **fields})
+
+
+async def case_of(client: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
+    return dict((await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json())
+
+
+async def test_every_action_runs_the_api_decider_and_reads_as_a_sentence_in_the_timeline(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "walk-1")
+    path = f"/console/cases/{case['case_id']}"
+    await sign_in(browser, MANAGER_TOKEN)
+    assert (await post_form(browser, f"{path}/steps", kind="call_customer")).status_code == 303
+    done = await post_form(browser, f"{path}/steps/step-1/outcome", outcome="completed", notes="said sorry")
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=outcome")
+    asked = await post_form(
+        browser, f"{path}/compensations", kind="credit", amount="20", currency="EUR", reason="late"
+    )
+    assert asked.status_code == 303
+    noted = await post_form(browser, f"{path}/notes", note="prefers email")
+    assert noted.status_code == 303
+    resolved = await post_form(
+        browser,
+        f"{path}/resolve",
+        resolution_type="apology_only",
+        root_cause="scheduling",
+        prevention_action="buffer",
+    )
+    assert resolved.status_code == 303, resolved.text
+    unhappy = await post_form(browser, f"{path}/follow-up", satisfied="no", notes="still cross")
+    assert unhappy.status_code == 303
+    assert (await case_of(browser, case["case_id"]))["status"] == "open"
+    await post_form(
+        browser,
+        f"{path}/resolve",
+        resolution_type="apology_only",
+        root_cause="scheduling",
+        prevention_action="x",
+    )
+    assert (await post_form(browser, f"{path}/follow-up", satisfied="yes")).status_code == 303
+    assert (await case_of(browser, case["case_id"]))["status"] == "closed"
+    assert (await post_form(browser, f"{path}/reopen", reason="customer called again")).status_code == 303
+    after = await case_of(browser, case["case_id"])
+    assert after["status"] == "open" and after["reopen_count"] == 2
+    page = (await browser.get(path)).text
+    for sentence in (
+        "Planned step-1: call customer",
+        "Recorded step-1 as completed",
+        "<blockquote>said sorry</blockquote>",
+        "Requested a credit of 20.00 EUR; it went to billing",
+        "Added an internal note",
+        "<blockquote>prefers email</blockquote>",
+        "Resolved (apology only), root cause scheduling",
+        "Followed up: the customer is not satisfied",
+        "Closed",
+        "<blockquote>customer called again</blockquote>",
+    ):
+        assert sentence in page, sentence
+
+
+async def test_an_agent_sees_no_resolve_or_approve_and_a_forged_approve_is_refused(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "roles-1")
+    body = {"kind": "refund", "amount": "400", "currency": "EUR", "reason": "ruined evening"}
+    asked = await browser.post(f"/v1/cases/{case['case_id']}/compensations", json=body, headers=AGENT_AUTH)
+    [waiting] = asked.json()["compensations"]
+    assert waiting["status"] == "awaiting_approval"
+    path = f"/console/cases/{case['case_id']}"
+    await sign_in(browser, AGENT_TOKEN)
+    page = (await browser.get(path)).text
+    assert "Add a step" in page and "Internal note" in page
+    assert ">Resolve</button>" not in page and "Approve 400.00 EUR" not in page
+    forged = await post_form(browser, f"{path}/compensations/{waiting['request_id']}/approve")
+    assert forged.status_code == 403 and "role agent may not approve compensation" in forged.text
+    assert (await case_of(browser, case["case_id"]))["compensations"][0]["status"] == "awaiting_approval"
+
+
+async def test_a_refused_form_shows_its_reason_next_to_it_and_changes_nothing(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "refuse-2")
+    path = f"/console/cases/{case['case_id']}"
+    await sign_in(browser, TOKEN)
+    no_cause = await post_form(
+        browser, f"{path}/resolve", resolution_type="apology_only", prevention_action="x"
+    )
+    assert no_cause.status_code == 422 and 'id="resolve-refusal"' in no_cause.text
+    assert "root_cause is required" in no_cause.text
+    bad_amount = await post_form(
+        browser, f"{path}/compensations", kind="credit", amount="ten", currency="EUR", reason="r"
+    )
+    assert (
+        bad_amount.status_code == 422
+        and 'id="comp-refusal"' in bad_amount.text
+        and "amount" in bad_amount.text
+    )
+    blank_note = await post_form(browser, f"{path}/notes", note="   ")
+    assert blank_note.status_code == 422 and "note is required" in blank_note.text
+    assert (await browser.post(f"{path}/no-such-action", data={})).status_code == 404
+    assert (await case_of(browser, case["case_id"]))["version"] == 1
+
+
+async def test_approvals_list_what_waits_across_cases_and_approve_with_four_eyes(
+    browser: httpx.AsyncClient,
+) -> None:
+    first = await open_case(browser, "approve-1")
+    second = await open_case(browser, "approve-2")
+    body = {"kind": "refund", "amount": "400", "currency": "EUR", "reason": "ruined evening"}
+    for case in (first, second):
+        await browser.post(f"/v1/cases/{case['case_id']}/compensations", json=body, headers=AGENT_AUTH)
+    own = {**body, "amount": "600"}
+    mine = await browser.post(f"/v1/cases/{second['case_id']}/compensations", json=own, headers=MANAGER_AUTH)
+    assert mine.json()["compensations"][1]["status"] == "awaiting_approval"  # above mia's limit
+
+    await sign_in(browser, AGENT_TOKEN)
+    refused = await browser.get("/console/approvals")
+    assert refused.status_code == 403 and "not for your role" in refused.text
+
+    await sign_in(browser, MANAGER_TOKEN)
+    page = (await browser.get("/console/approvals")).text
+    assert page.count("Approve 400.00 EUR") == 2 and "Approve 600.00 EUR" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    request_id = mine.json()["compensations"][1]["request_id"]
+    version = str(mine.json()["version"])
+    four_eyes = await browser.post(
+        f"/console/approvals/{second['case_id']}/{request_id}",
+        data={"csrf": csrf.group(1), "version": version},
+    )
+    assert four_eyes.status_code == 403 and "four eyes" in four_eyes.text and 'role="alert"' in four_eyes.text
+    first_id = (await case_of(browser, first["case_id"]))["compensations"][0]["request_id"]
+    approved = await browser.post(
+        f"/console/approvals/{first['case_id']}/{first_id}", data={"csrf": csrf.group(1), "version": "2"}
+    )
+    assert approved.status_code == 303 and approved.headers["location"] == "/console/approvals?done=approved"
+    assert (await case_of(browser, first["case_id"]))["compensations"][0]["approved_by"] == "mia"
+    after = (await browser.get("/console/approvals?done=approved")).text
+    assert "Compensation approved" in after and after.count("Approve 400.00 EUR") == 1

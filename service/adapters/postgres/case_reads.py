@@ -121,6 +121,23 @@ class PostgresCaseReads:
         case = CaseRead(SNAPSHOT.read(found["state_version"], found["state"]), signals.get(case_id, []))
         return case, [_history(*r) for r in rows]
 
+    async def awaiting_approval(self, limit: int, cursor: str | None) -> tuple[list[CaseState], str | None]:
+        """Cases with a compensation waiting for approval, not closed, soonest deadline first (keyset-paginated)."""
+        args: list[Any] = [limit + 1]
+        after = ""
+        if cursor:
+            args += list(decode_cursor(cursor))
+            after = " AND (resolution_deadline, case_id) > ($2, $3)"
+        rows = await self._pool.fetch(
+            "SELECT state, state_version FROM cases WHERE status <> 'closed'"
+            " AND state::jsonb -> 'compensations' @> '[{\"status\": \"awaiting_approval\"}]'::jsonb"
+            f"{after} ORDER BY resolution_deadline, case_id LIMIT $1",
+            *args,
+        )
+        cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
+        more = len(rows) > limit
+        return cases, encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
+
     async def open_cases_by_severity(self) -> dict[str, int]:
         rows = await self._pool.fetch(
             "SELECT severity, count(*) AS n FROM cases WHERE status = 'open' GROUP BY severity"

@@ -1,20 +1,21 @@
-"""The case page and its actions: assign and acknowledge, each decided on the version the form was filled in on.
+"""The case page and its actions, each decided on the version the form was filled in on.
 
-Actions run the same use case (run_command) with the same deciders as the API's command router, never an
-HTTP call to the API, so the console can never do what the API refuses.
+Actions run the same use case (run_command) with the same bodies and deciders as the API's command router,
+never an HTTP call to the API, so the console can never do what the API refuses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.adapters.http.bounds import MAX_ID_LENGTH, MAX_OWNER_LENGTH
-from service.adapters.http.console import views
+from service.adapters.http.bounds import MAX_ID_LENGTH
+from service.adapters.http.console import actions, timeline, views
+from service.adapters.http.console.actions import ACTIONS, DONE, Form
 from service.adapters.http.console.pages import (
     PRINTABLE,
     Console,
@@ -27,77 +28,70 @@ from service.adapters.http.console.pages import (
 )
 from service.adapters.http.console.session import csrf_ok
 from service.adapters.http.errors import status_of
-from service.app.commands import CaseNotFound, Command, Decide, run_command
-from service.domain.case import CaseState
-from service.domain.errors import DomainError, InvalidValue, WrongState
-from service.domain.events import CaseEvent
+from service.app.commands import CaseNotFound, Command, run_command
+from service.config import ApiToken
+from service.domain.case import CaseStatus, CompensationStatus, case_currency
+from service.domain.errors import DomainError
+from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
+from service.domain.workflow import RESOLVERS
 from service.domain.workflow import Actor as DomainActor
-from service.domain.workflow import decide_acknowledge, decide_assign
 
-_DONE = {"assigned": "Owner set.", "acknowledged": "First response recorded: that clock has stopped."}
-
-
-class StaleVersion(WrongState):
-    """The form was decided on an older version of the case than the stored one (If-Match for forms)."""
-
-    code = "stale_version"
-
-
-def if_match(version: int, decide: Decide) -> Decide:
-    """Decide only on the version the form was filled in on; checked in the command's own transaction."""
-
-    def checked(state: CaseState, now: datetime) -> list[CaseEvent]:
-        if state.version != version:
-            raise StaleVersion(
-                f"This case changed since you loaded it (you saw version {version}, it is now at version"
-                f" {state.version}). Reload the page to see what changed, then try again.",
-                "version",
-            )
-        return decide(state, now)
-
-    return checked
-
-
-CaseIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE.pattern)]
+Id = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE.pattern)]
+# re-renders the page a refused form was on, with the reason next to that form: (status, form key, reason)
+Refused = Callable[[int, str, str], Awaitable[Response]]
+CHOICES = {
+    "step_kinds": list(StepKind),
+    "outcomes": list(StepOutcome),
+    "resolution_types": list(ResolutionType),
+    "compensation_kinds": list(CompensationKind),
+}
 
 
 def case_routes(router: APIRouter, console: Console) -> None:
     @router.get("/cases/{case_id}")
-    async def case_page(request: Request, case_id: CaseIdPath, done: str = "") -> Response:
-        who = signed_in(request, console.sessions)
-        if who is None:
+    async def case_page(request: Request, case_id: Id, done: str = "") -> Response:
+        if signed_in(request, console.sessions) is None:
             return go("/console/sign-in")
-        return await _case(request, console, case_id, 200, done=_DONE.get(done))
+        return await show_case(request, console, case_id, 200, done=DONE.get(done))
 
-    @router.post("/cases/{case_id}/assign")
-    async def assign(request: Request, case_id: CaseIdPath) -> Response:
-        def decide(fields: dict[str, str], actor: DomainActor) -> Decide:
-            owner = fields.get("owner", "").strip()
-            if len(owner) > MAX_OWNER_LENGTH or not PRINTABLE.match(owner):
-                raise InvalidValue(
-                    f"owner must be printable text of at most {MAX_OWNER_LENGTH} characters", "owner"
-                )
-            return lambda s, now: decide_assign(s, owner, actor, now)
+    @router.post("/cases/{case_id}/steps/{step_id}/outcome")
+    async def record_step(request: Request, case_id: Id, step_id: Id) -> Response:
+        return await _on_case(
+            request, console, case_id, f"outcome:{step_id}", actions.record_step(step_id), "outcome"
+        )
 
-        return await _act(request, console, case_id, "assign", decide, "assigned")
+    @router.post("/cases/{case_id}/compensations/{request_id}/approve")
+    async def approve(request: Request, case_id: Id, request_id: Id) -> Response:
+        return await _on_case(
+            request, console, case_id, f"approve:{request_id}", actions.approve(request_id), "approved"
+        )
 
-    @router.post("/cases/{case_id}/acknowledge")
-    async def acknowledge(request: Request, case_id: CaseIdPath) -> Response:
-        def decide(_: dict[str, str], actor: DomainActor) -> Decide:
-            return lambda s, now: decide_acknowledge(s, actor, now)
+    @router.post("/cases/{case_id}/{action}")
+    async def act_on_case(request: Request, case_id: Id, action: str) -> Response:
+        if action not in ACTIONS:
+            return HTMLResponse("not found", 404)
+        return await _on_case(request, console, case_id, action, ACTIONS[action][0], action)
 
-        return await _act(request, console, case_id, "acknowledge", decide, "acknowledged")
+
+async def _on_case(
+    request: Request, console: Console, case_id: str, key: str, make: Callable[[Form], Command], done: str
+) -> Response:
+    async def refused(status: int, key: str, reason: str) -> Response:
+        return await show_case(request, console, case_id, status, refusal=(key, reason))
+
+    return await act(request, console, case_id, key, make, refused, f"/console/cases/{case_id}?done={done}")
 
 
-async def _act(
+async def act(
     request: Request,
     console: Console,
     case_id: str,
-    name: str,
-    decider: Callable[[dict[str, str], DomainActor], Decide],
-    done: str,
+    key: str,
+    make: Callable[[Form], Command],
+    refused: Refused,
+    then: str,
 ) -> Response:
-    """Run one action as the API runs its command; a refusal is shown next to the form and changes nothing."""
+    """Run one action as the API runs its command; a refusal is shown next to its form and changes nothing."""
     try:
         fields = await form(request)
     except TooLarge as e:
@@ -110,21 +104,20 @@ async def _act(
         return expired(request)
     version = fields.get("version", "")
     if not version.isdigit() or len(version) > 18:
-        return await _case(
-            request, console, case_id, 422, refusal=(name, "The form had no case version: reload.")
-        )
+        return await refused(422, key, "The form had no case version: reload the page.")
     try:
-        decide = if_match(int(version), decider(fields, DomainActor(actor.actor, actor.role)))
-        command = Command(case_id, name, actor.actor, None, decide, console.trends)
+        command = make(Form(case_id, fields, DomainActor(actor.actor, actor.role), int(version), console))
         await run_command(command, console.store_of(), console.sla, lambda s, signals: {})
     except CaseNotFound:
-        return await _case(request, console, case_id, 404)
+        return await show_case(request, console, case_id, 404)
     except DomainError as e:
-        return await _case(request, console, case_id, status_of(e), refusal=(name, e.detail))
-    return go(f"/console/cases/{case_id}?done={done}")
+        return await refused(status_of(e), key, e.detail)
+    return go(then)
 
 
-async def _case(request: Request, console: Console, case_id: str, status: int, **context: Any) -> Response:
+async def show_case(
+    request: Request, console: Console, case_id: str, status: int, **context: Any
+) -> Response:
     who = signed_in(request, console.sessions)
     assert who is not None
     session, actor = who
@@ -134,6 +127,11 @@ async def _case(request: Request, console: Console, case_id: str, status: int, *
     case, events = found
     now = datetime.now(UTC)
     refusal = context.pop("refusal", None)
+    offered = offers(case.state.status, actor)
+    open_steps = [s for s in case.state.steps if s.outcome is None]
+    waiting = [c for c in case.state.compensations if c.status is CompensationStatus.AWAITING_APPROVAL]
+    forms = offered | {f"outcome:{s.step_id}" for s in open_steps if "outcome" in offered}
+    forms |= {f"approve:{c.request_id}" for c in waiting if "approve" in offered}
     return render(
         request,
         "case.html",
@@ -144,9 +142,29 @@ async def _case(request: Request, console: Console, case_id: str, status: int, *
         read=case,
         clocks=views.clocks(case.state, console.sla, now),
         reasons=views.severity_reasons(case),
-        timeline=views.timeline(events),
+        timeline=timeline.timeline(events),
         refusals=dict([refusal]) if refusal else {},
+        unplaced=refusal[1]
+        if refusal and refusal[0] not in forms
+        else None,  # a form this page does not show
         now=now,
         time_left=views.time_left,
+        offers=offered,
+        open_steps=open_steps,
+        waiting=waiting,
+        currency=case_currency(case.state) or "EUR",
+        root_causes=sorted(console.root_causes),
+        **CHOICES,
         **context,
     )
+
+
+def offers(status: CaseStatus, actor: ApiToken) -> set[str]:
+    """The forms the page shows: what the viewer's role may do on a case in this status."""
+    if status is CaseStatus.OPEN:
+        shown = {"assign", "acknowledge", "steps", "outcome", "compensations", "resolve", "approve", "notes"}
+    elif status is CaseStatus.RESOLVED:
+        shown = {"follow-up", "reopen", "compensations", "approve", "notes"}
+    else:
+        shown = {"reopen", "notes"}
+    return shown if actor.role in RESOLVERS else shown - {"resolve", "approve"}

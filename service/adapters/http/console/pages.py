@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,6 +18,7 @@ from service.adapters.http.console.session import Session, Sessions, actor_of
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
+from service.domain.compensation import CompensationLimits
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 
@@ -47,6 +48,8 @@ class Console:
     sla: SlaPolicy
     trends: TrendPolicy
     sessions: Sessions
+    root_causes: Collection[str] = ()  # the taxonomy a resolution's root-cause tag is chosen from
+    limits: CompensationLimits = field(default_factory=CompensationLimits)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

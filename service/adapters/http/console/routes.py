@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from service.adapters.http.bounds import MAX_CURSOR_LENGTH, MAX_ID_LENGTH
 from service.adapters.http.console import views
+from service.adapters.http.console.approvals_page import approvals_routes
 from service.adapters.http.console.case_page import case_routes
 from service.adapters.http.console.pages import HERE, PRINTABLE, Console, expired, form, go, render, signed_in
 from service.adapters.http.console.session import Sessions, clear, csrf_ok
@@ -20,6 +21,7 @@ from service.adapters.http.console.trends_page import trends_routes
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
+from service.domain.compensation import CompensationLimits
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -37,12 +39,17 @@ def console_router(
     sla: SlaPolicy,
     trends: TrendPolicy,
     session_key: bytes | None = None,
+    root_causes: Collection[str] = (),
+    limits: CompensationLimits | None = None,
 ) -> APIRouter:
-    console = Console(reads_of, store_of, sla, trends, Sessions(session_key))
+    console = Console(
+        reads_of, store_of, sla, trends, Sessions(session_key), root_causes, limits or CompensationLimits()
+    )
     router = APIRouter(prefix="/console", include_in_schema=False)
     _sign_in_routes(router, console)
     _queue_routes(router, console)
     case_routes(router, console)
+    approvals_routes(router, console)
     trends_routes(router, console)
 
     @router.get("/static/{name}")
