@@ -1,9 +1,10 @@
-"""A database written by the previous release upgrades in place and replays unchanged.
+"""A database written by an earlier release upgrades in place and replays unchanged.
 
-The fixture (tests/fixtures/store-d895ed0, made by tests/fixtures/make_upgrade_store.py with release d895ed0's
-own code) holds that release's event log and case snapshots: every stored event type, through its intake, HTTP
-commands, SLA timers and billing's answers. It is loaded into a database at that release's schema, migrated to
-this build's, checked and rebuilt by the operator's command, and read by the relay's feed.
+Each fixture (tests/fixtures/store-<release>, made by tests/fixtures/make_upgrade_store.py with that release's
+own code; today store-d895ed0) holds the release's event log and case snapshots: every stored event type,
+through its intake, HTTP commands, SLA timers and billing's answers. It is loaded into a database at that
+release's schema, migrated to this build's, checked and rebuilt by the operator's command, read by the relay's
+feed, and worked on. A new release's fixture is one more folder: every test here runs on each.
 """
 
 from __future__ import annotations
@@ -35,18 +36,39 @@ from service.domain.signals import Signal, SignalKind
 from tests.integration.api_only import api_over
 from tests.support import MANAGER, recovery_cli
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "store-d895ed0"
+FIXTURES = sorted((Path(__file__).parents[1] / "fixtures").glob("store-*"))
 TOPICS = OutgoingTopics("case-events", "sla", "compensation", "trends")
 
 
-def rows(table: str) -> list[dict[str, Any]]:
-    lines = (FIXTURE / f"{table}.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """A store an earlier release wrote, as its fixture folder holds it."""
+
+    folder: Path
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        lines = (self.folder / f"{table}.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    def migrations(self) -> list[str]:
+        return json.loads((self.folder / "migrations.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    def snapshots(self) -> dict[str, CaseState]:
+        """What the release's snapshots said, read by this build (upcast from the version the release wrote)."""
+        return {
+            r["case_id"]: SNAPSHOT.read(r.get("state_version", 1), json.dumps(r["state"]))
+            for r in self.rows("cases")
+        }
 
 
-async def load_release_store(conn: asyncpg.Connection) -> None:
+@pytest.fixture(params=FIXTURES, ids=lambda folder: folder.name)
+def release(request: pytest.FixtureRequest) -> Release:
+    return Release(request.param)
+
+
+async def load_release_store(conn: asyncpg.Connection, release: Release) -> None:
     """The release's schema (its migrations, no later one) and its tables as it wrote them."""
-    released = json.loads((FIXTURE / "migrations.json").read_text(encoding="utf-8"))
+    released = release.migrations()
     folder = resources.files("service.adapters.postgres") / "migrations"
     await conn.execute(
         "CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -55,7 +77,7 @@ async def load_release_store(conn: asyncpg.Connection) -> None:
         await conn.execute((folder / name).read_text(encoding="utf-8"))
         await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
     for table in ("events", "cases"):
-        text = (FIXTURE / f"{table}.jsonl").read_text(encoding="utf-8")
+        text = (release.folder / f"{table}.jsonl").read_text(encoding="utf-8")
         array = "[" + ",".join(text.splitlines()) + "]"
         await conn.execute(
             f"INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::json)", array
@@ -64,14 +86,19 @@ async def load_release_store(conn: asyncpg.Connection) -> None:
 
 
 @pytest.fixture
-async def upgraded(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def upgraded(database_url: str, release: Release) -> AsyncIterator[asyncpg.Pool]:
     conn = await asyncpg.connect(database_url)
     try:
-        await load_release_store(conn)
+        await load_release_store(conn, release)
         applied = await migrate(conn)
     finally:
         await conn.close()
-    assert "012_schema_versions.sql" in applied
+    everything = sorted(
+        f.name for f in (resources.files("service.adapters.postgres") / "migrations").iterdir()
+    )
+    assert applied == [
+        name for name in everything if name.endswith(".sql") and name not in release.migrations()
+    ]
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         yield pool
@@ -79,19 +106,14 @@ async def upgraded(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def released_snapshots() -> dict[str, CaseState]:
-    """What the release's snapshots said, read by this build (upcast from the version the release wrote)."""
-    return {r["case_id"]: SNAPSHOT.read(1, json.dumps(r["state"])) for r in rows("cases")}
-
-
-def test_the_fixture_holds_every_event_type_the_release_stored() -> None:
-    released_types = {r["type"] for r in rows("events")}
-    assert len(released_types) == 19 and released_types <= EVENTS.keys()
-    assert len(rows("cases")) >= 14
+def test_the_fixture_holds_every_event_type_the_release_stored(release: Release) -> None:
+    released_types = {r["type"] for r in release.rows("events")}
+    assert len(released_types) >= 19 and released_types <= EVENTS.keys()  # d895ed0 stored 19 types
+    assert len(release.rows("cases")) >= 14
 
 
 async def test_a_store_of_the_previous_release_checks_equal_and_rebuilds_to_its_snapshots(
-    upgraded: asyncpg.Pool, database_url: str
+    upgraded: asyncpg.Pool, database_url: str, release: Release
 ) -> None:
     checked = recovery_cli(database_url, "projections", "rebuild", "--check", "--quiet")
 
@@ -99,25 +121,29 @@ async def test_a_store_of_the_previous_release_checks_equal_and_rebuilds_to_its_
         report = await rebuild_cases(conn)
         stored = await conn.fetch("SELECT case_id, state, state_version FROM cases")
     rebuilt = {r["case_id"]: SNAPSHOT.read(r["state_version"], r["state"]) for r in stored}
-    released = released_snapshots()
+    released = release.snapshots()
     assert rebuilt.keys() == released.keys()
     # A field a replay fills in from the old events but the old snapshots lack needs a snapshot upcaster (or a
     # replay that leaves it as an old snapshot has it): these are the fields that differ, by case.
     assert differing_fields(rebuilt, released) == {}
     assert rebuilt == released
-    case_events = [r for r in rows("events") if r["type"].startswith("case.")]
-    assert (report.streams, report.events, report.differing) == (len(rows("cases")), len(case_events), [])
+    case_events = [r for r in release.rows("events") if r["type"].startswith("case.")]
+    assert (report.streams, report.events, report.differing) == (
+        len(release.rows("cases")),
+        len(case_events),
+        [],
+    )
     assert {r["state_version"] for r in stored} == {SNAPSHOT.version}
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "0 differ" in checked.stdout
 
 
 async def test_cases_of_the_previous_release_take_new_signals_and_commands_and_still_replay_equal(
-    upgraded: asyncpg.Pool, database_url: str
+    upgraded: asyncpg.Pool, database_url: str, release: Release
 ) -> None:
     """The hot paths read the release's snapshots (intake, commands) and append this build's events after its
     own: the log, now of both releases, still replays to the read model."""
-    released = released_snapshots()
+    released = release.snapshots()
     by_customer = {s.customer_id: s for s in released.values()}
     callback, money = by_customer["c-callback"], by_customer["c-money"]
     now = datetime.now(UTC)
@@ -151,18 +177,21 @@ def differing_fields(a: dict[str, CaseState], b: dict[str, CaseState]) -> dict[s
     return {case_id: differing for case_id, differing in found.items() if differing}
 
 
-async def test_every_event_of_the_previous_release_is_read_and_published(upgraded: asyncpg.Pool) -> None:
+async def test_every_event_of_the_previous_release_is_read_and_published(
+    upgraded: asyncpg.Pool, release: Release
+) -> None:
     async with PostgresEventFeed(upgraded).lease("upgrade-test") as lease:
         assert lease is not None
         events = await lease.read_after(0, 1000)
-    assert [e.position for e in events] == [r["position"] for r in rows("events")]
+    assert [(e.position, e.schema_version) for e in events] == [
+        (r["position"], r.get("schema_version", 1)) for r in release.rows("events")
+    ]
     for event in events:
-        assert event.schema_version == 1
         assert read_event(event.type, event.schema_version, event.data).type == event.type
         assert to_messages(event, TOPICS), event.type  # every released type goes out somewhere
 
     reads = PostgresCaseReads(upgraded)
-    for case_id, snapshot in released_snapshots().items():
+    for case_id, snapshot in release.snapshots().items():
         found = await reads.get_case(case_id)
         assert found is not None
         case, history = found
@@ -170,11 +199,11 @@ async def test_every_event_of_the_previous_release_is_read_and_published(upgrade
 
 
 async def test_an_event_this_build_cannot_read_sets_its_case_aside_and_never_stops_a_rebuild(
-    upgraded: asyncpg.Pool, database_url: str
+    upgraded: asyncpg.Pool, database_url: str, release: Release
 ) -> None:
     """An unknown type, and a known type at a version newer than this build, each stored on a case; a third
     arrives while the rebuild runs. Each case keeps the row its writer stored; every other case is rebuilt."""
-    streams = sorted({r["stream_id"] for r in rows("events") if r["type"].startswith("case.")})
+    streams = sorted({r["stream_id"] for r in release.rows("events") if r["type"].startswith("case.")})
     unknown, newer, during = streams[:3]
     append = (
         "INSERT INTO events (stream_id, version, event_id, type, data, schema_version)"
