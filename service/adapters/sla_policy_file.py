@@ -22,7 +22,7 @@ from service.domain.clock_calendars import ClockCalendars, ClockRule
 from service.domain.errors import InvalidValue
 from service.domain.severity import Severity
 from service.domain.signals import Category, Channel, SignalKind, Tier
-from service.domain.sla import BUILT_IN_CLOCKS, CLOCK_NAME
+from service.domain.sla import BUILT_IN_CLOCKS, CLOCK_NAME, DEFAULT_PAUSE_BUDGETS, PauseReason
 
 WINDOW = re.compile(r"^(?P<start>([01]\d|2[0-3]):[0-5]\d)-(?P<end>([01]\d|2[0-3]):[0-5]\d|24:00)$")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -57,6 +57,10 @@ def _zone(key: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ValueError(f"{key!r} is not an IANA time zone") from e
     return key
+
+
+def _days(duration: timedelta) -> str:
+    return f"P{duration.days}D"
 
 
 class _Strict(BaseModel):
@@ -155,6 +159,19 @@ class SlaPolicyDocument(_Strict):
     )
     clocks: list[ClockRuleSpec] = Field(default_factory=list, description="in order: the first match decides")
     default_calendar: str = ALWAYS_OPEN_NAME
+    pause_budgets: dict[PauseReason, timedelta] = Field(
+        default_factory=dict,
+        description="ISO 8601 paused time (wall time) each pause reason may take per case, all its pauses"
+        " together (`P5D`); a reason not named keeps its default: "
+        + ", ".join(f"{r} {_days(d)}" for r, d in DEFAULT_PAUSE_BUDGETS.items()),
+    )
+
+    @model_validator(mode="after")
+    def _budgets_are_positive(self) -> SlaPolicyDocument:
+        spent = sorted(reason for reason, budget in self.pause_budgets.items() if budget <= timedelta(0))
+        if spent:
+            raise ValueError(f"pause_budgets: a budget is positive ({', '.join(spent)})")
+        return self
 
 
 def load_sla_policy(path: Path) -> ClockCalendars:
@@ -174,7 +191,11 @@ def load_sla_policy(path: Path) -> ClockCalendars:
     rules = tuple(_rule(path, f"clocks.{i}", spec, calendars) for i, spec in enumerate(document.clocks))
     default = _named(path, "default_calendar", document.default_calendar, calendars)
     return ClockCalendars(
-        version=document.version, calendars=tuple(calendars.values()), rules=rules, default=default
+        version=document.version,
+        calendars=tuple(calendars.values()),
+        rules=rules,
+        default=default,
+        pause_budgets={reason.value: budget for reason, budget in document.pause_budgets.items()},
     )
 
 

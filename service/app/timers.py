@@ -11,7 +11,7 @@ from typing import Protocol
 from service.domain.case import CaseState, evolve
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import CaseEvent, SlaBreached, SlaWarned
-from service.domain.intake import NewEvent
+from service.domain.intake import NewEvent, changed_timers
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, decide_timer
 
@@ -24,7 +24,11 @@ class TimerTransaction(Protocol):
     async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]: ...
 
     async def record(
-        self, fired: Sequence[Timer], events: Sequence[NewEvent], cases: Mapping[str, CaseState]
+        self,
+        fired: Sequence[Timer],
+        events: Sequence[NewEvent],
+        cases: Mapping[str, CaseState],
+        timers: Mapping[str, Sequence[Timer]],
     ) -> None: ...
 
 
@@ -35,7 +39,7 @@ class TimerStore(Protocol):
 @dataclass(frozen=True)
 class Fired:
     timer: Timer
-    event: SlaWarned | SlaBreached | None  # None: the clock stopped or the deadline moved
+    event: SlaWarned | SlaBreached | None  # None: the clock stopped, the deadline moved, or not an SLA timer
     lag_seconds: float  # from due time to firing, on the database's clock
     fault: str | None = None  # the error type when deciding this timer failed: it was isolated, not fired
 
@@ -74,7 +78,8 @@ async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fire
                 events.append(NewEvent(state.case_id, state.version, new))
             sla_event = decided[0] if decided and isinstance(decided[0], SlaWarned | SlaBreached) else None
             fired.append(Fired(timer, sla_event, lag))
-        await tx.record(due, events, changed)
+        # a resume moves the case's clocks: their warnings and breaches are armed again at the new deadlines
+        await tx.record(due, events, changed, changed_timers(states, changed, sla))
     return fired
 
 

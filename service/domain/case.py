@@ -18,8 +18,10 @@ from service.domain.events import (
     CaseEscalated,
     CaseEvent,
     CaseOpened,
+    CasePaused,
     CaseReopened,
     CaseResolved,
+    CaseResumed,
     CompensationApproved,
     CompensationFailed,
     CompensationKind,
@@ -28,6 +30,7 @@ from service.domain.events import (
     DeadlinesCorrected,
     FollowUpDue,
     ResolutionType,
+    ResumeCause,
     SignalAttached,
     SignalRef,
     SlaBreached,
@@ -40,7 +43,16 @@ from service.domain.events import (
 )
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
-from service.domain.sla import BUILT_IN_CLOCKS, FIRST_RESPONSE, RESOLUTION, PauseSpan, SlaClock, SlaPolicy
+from service.domain.sla import (
+    BUILT_IN_CLOCKS,
+    FIRST_RESPONSE,
+    RESOLUTION,
+    PauseReason,
+    PauseSpan,
+    SlaClock,
+    SlaPolicy,
+    resumed_clock,
+)
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 
@@ -134,6 +146,29 @@ def paused(state: CaseState) -> PauseSpan | None:
     """The pause the case is in now, or None."""
     last = state.pauses[-1] if state.pauses else None
     return last if last is not None and last.ended_at is None else None
+
+
+def resumed(
+    state: CaseState, sla: SlaPolicy, cause: ResumeCause, actor: str | None, now: datetime
+) -> CaseResumed:
+    """The end of the case's pause: each pausable running clock gets back the open time the pause took."""
+    pause = paused(state)
+    assert pause is not None, "only a paused case resumes"
+    moved = []
+    for clock in clocks_of(state):
+        fixed = replace(clock, warning_at=sla.warning_of(clock))  # a clock stored without one gets it here
+        after = resumed_clock(fixed, sla.calendar(clock.calendar), pause, now)
+        if after.deadline != clock.deadline:
+            moved.append(after)
+    return CaseResumed(case_id=state.case_id, at=now, actor=actor, cause=cause, clocks=tuple(moved))
+
+
+def _ended_by_customer(state: CaseState, sla: SlaPolicy, now: datetime) -> list[CaseEvent]:
+    """A case awaiting the customer resumes when the customer's next signal lands on it."""
+    pause = paused(state)
+    if pause is None or pause.reason is not PauseReason.AWAITING_CUSTOMER:
+        return []
+    return [resumed(state, sla, ResumeCause.CUSTOMER_SIGNAL, None, now)]
 
 
 def clocks_of(state: CaseState) -> tuple[SlaClock, ...]:
@@ -256,6 +291,9 @@ def decide_signal(
         return [_reopen(state, ref, sla, now)]
     if state.status is not CaseStatus.OPEN:  # dated before the resolution: recorded, nothing else
         return [SignalAttached(case_id=state.case_id, at=now, signal=ref)]
+    ended = _ended_by_customer(state, sla, now)
+    if ended:
+        return [*ended, *_attach(evolve(state, ended[0]), ref, classification, sla, now)]
     return _attach(state, ref, classification, sla, now)
 
 
@@ -356,6 +394,8 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
             resolution_deadline=event.resolution_deadline,
             clocks=_replaced(state.clocks, _escalated_clocks(state, event)),
         )
+    if isinstance(event, CasePaused | CaseResumed):
+        return _paused_or_resumed(replace(state, version=version), event)
     if not isinstance(event, CaseReopened):
         return _worked(replace(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)
@@ -404,6 +444,37 @@ def _corrected(state: CaseState, event: DeadlinesCorrected) -> CaseState:
     )
 
 
+def _paused_or_resumed(state: CaseState, event: CasePaused | CaseResumed) -> CaseState:
+    if isinstance(event, CasePaused):
+        pause = PauseSpan(
+            reason=event.reason, started_at=event.at, until=event.until, resumes_at=event.resumes_at
+        )
+        return replace(state, pauses=(*state.pauses, pause))
+    before = {c.name: c.deadline for c in clocks_of(state)}
+    # a warning fired for the old deadline counts as fired for the moved one: a pause never warns twice
+    warned = tuple(
+        sla_key(c.name, "warning", c.deadline)
+        for c in event.clocks
+        if sla_key(c.name, "warning", before[c.name]) in state.sla_fired
+    )
+    moved = {c.name: c.deadline for c in event.clocks}
+    return replace(
+        state,
+        pauses=_ended(state.pauses, event.at),
+        clocks=_replaced(state.clocks, event.clocks),
+        first_response_deadline=moved.get(FIRST_RESPONSE, state.first_response_deadline),
+        resolution_deadline=moved.get(RESOLUTION, state.resolution_deadline),
+        sla_fired=(*state.sla_fired, *warned),
+    )
+
+
+def _ended(pauses: tuple[PauseSpan, ...], at: datetime) -> tuple[PauseSpan, ...]:
+    """The open pause, if any, ends `at`."""
+    if not pauses or pauses[-1].ended_at is not None:
+        return pauses
+    return (*pauses[:-1], replace(pauses[-1], ended_at=at))
+
+
 def _escalated_clocks(state: CaseState, event: CaseEscalated) -> tuple[SlaClock, ...]:
     return event.clocks or ()  # None: stored before clocks; clocks_of reads the new deadline from the fields
 
@@ -436,6 +507,7 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
             resolution=resolution,
             acknowledged_at=acknowledged,
             clocks=tuple(c.stopped(event.at) for c in state.clocks),  # named clocks stop for good
+            pauses=_ended(state.pauses, event.at),
         )
     if isinstance(event, CaseClosed):
         return replace(state, status=CaseStatus.CLOSED)
@@ -443,7 +515,8 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
         event, CompensationRequested | CompensationApproved | CompensationSettled | CompensationFailed
     ):
         return replace(state, compensations=compensations_after(state.compensations, event))
-    return state  # FollowUpRecorded: the closing or reopening event that follows it carries the change
+    # FollowUpRecorded: the closing or reopening event that follows it carries the change; NoteAdded: history only
+    return state
 
 
 def _step_recorded(state: CaseState, event: StepRecorded) -> CaseState:

@@ -12,7 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, SignalKind, Tier
-from service.domain.sla import SlaClock
+from service.domain.sla import PauseReason, SlaClock
 from service.domain.sla import SlaKind as SlaKind  # re-exported: the two built-in clock names
 from service.domain.trends import TrendDetected
 
@@ -233,6 +233,33 @@ class CompensationFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CasePaused(_Command):
+    """Staff paused the case: clocks that honour pauses stop until it resumes (by `resumes_at` at the latest)."""
+
+    type: Literal["case.paused"] = "case.paused"
+    reason: PauseReason
+    until: datetime | None = None  # the end staff asked for
+    resumes_at: datetime  # the earlier of `until` and the reason's budget for the case running out
+
+
+class ResumeCause(StrEnum):
+    STAFF = "staff"
+    BUDGET_SPENT = "budget_spent"
+    UNTIL_REACHED = "until_reached"
+    CUSTOMER_SIGNAL = "customer_signal"  # the customer wrote while the case awaited them
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseResumed(_Event):
+    """The pause ended: the pausable clocks that were running got back the open time it took."""
+
+    type: Literal["case.resumed"] = "case.resumed"
+    actor: str | None = None  # None when a timer or the customer's signal ended it
+    cause: ResumeCause
+    clocks: tuple[SlaClock, ...] = ()  # the clocks it moved, with their new deadlines and warning points
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _SlaFired(_Event):
     customer_id: str
     severity: Severity
@@ -292,7 +319,9 @@ CaseEvent = Annotated[
     | CompensationRequested
     | CompensationApproved
     | CompensationSettled
-    | CompensationFailed,
+    | CompensationFailed
+    | CasePaused
+    | CaseResumed,
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

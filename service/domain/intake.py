@@ -128,6 +128,7 @@ def _clocks(state: CaseState) -> tuple[object, ...]:
         state.acknowledged_at,
         state.resolved_at,
         state.clocks,
+        state.pauses,
     )
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from service.domain.case import CaseState, CaseStatus, clocks_of, sla_key
-from service.domain.events import CaseEvent, FollowUpDue, SlaBreached, SlaKind, SlaWarned
-from service.domain.sla import SlaPolicy
+from service.domain.case import CaseState, CaseStatus, clocks_of, paused, resumed, sla_key
+from service.domain.events import CaseEvent, FollowUpDue, ResumeCause, SlaBreached, SlaKind, SlaWarned
+from service.domain.sla import PauseSpan, SlaClock, SlaPolicy
 
 _SLA_EVENT_NAMESPACE = uuid.UUID("4d2c6a8e-7b1f-4f0e-a3c5-9e8d7f6b5a41")
 
@@ -18,6 +18,7 @@ class TimerKind(StrEnum):
     WARNING = "warning"
     BREACH = "breach"
     FOLLOW_UP = "follow_up"  # on the resolution clock: the customer is asked how it went
+    RESUME = "resume"  # a paused case's time is up (its sla is the pause reason): it resumes by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +41,24 @@ def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
         return [Timer(state.case_id, SlaKind.RESOLUTION, TimerKind.FOLLOW_UP, due, due)]
     if state is None or state.status is not CaseStatus.OPEN:
         return []
+    pause = paused(state)
+    resume = []
+    if pause is not None and pause.resumes_at is not None:
+        resume = [Timer(state.case_id, pause.reason, TimerKind.RESUME, pause.resumes_at, pause.resumes_at)]
     return [
         timer
         for clock in clocks_of(state)
-        if clock.stopped_at is None
+        if clock.stopped_at is None and not _held(clock, pause)
         for timer in (
             Timer(state.case_id, clock.name, TimerKind.WARNING, clock.deadline, sla.warning_of(clock)),
             Timer(state.case_id, clock.name, TimerKind.BREACH, clock.deadline, clock.deadline),
         )
-    ]
+    ] + resume
+
+
+def _held(clock: SlaClock, pause: PauseSpan | None) -> bool:
+    """A pause holds the pausable clocks that had not breached when it began: they warn and breach after it."""
+    return pause is not None and clock.pausable and clock.deadline > pause.started_at
 
 
 def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) -> list[CaseEvent]:
@@ -56,6 +66,8 @@ def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) 
     current = {(t.sla, t.kind): t.deadline for t in timers_for(state, sla)}
     if current.get((timer.sla, timer.kind)) != timer.deadline:
         return []
+    if timer.kind is TimerKind.RESUME:
+        return _resume(state, timer, sla, now)
     if sla_key(timer.sla, timer.kind, timer.deadline) in state.sla_fired:
         return []
     if timer.kind is TimerKind.FOLLOW_UP:
@@ -73,6 +85,15 @@ def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) 
             deadline=timer.deadline,
         )
     ]
+
+
+def _resume(state: CaseState, timer: Timer, sla: SlaPolicy, now: datetime) -> list[CaseEvent]:
+    """A pause's time is up: the case resumes by itself, because `until` came or the budget ran out."""
+    pause = paused(state)
+    assert pause is not None and pause.resumes_at is not None, "a current resume timer is a paused case's"
+    reached = pause.until is not None and pause.until <= pause.resumes_at
+    cause = ResumeCause.UNTIL_REACHED if reached else ResumeCause.BUDGET_SPENT
+    return [resumed(state, sla, cause, None, now)]
 
 
 def sla_event_id(case_id: str, sla: str, kind: TimerKind, deadline: datetime) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.domain.case import CaseState, CaseStatus, case_id_for, clock_case
+from service.domain.case import CaseState, CaseStatus, case_id_for, clock_case, paused, resumed
 from service.domain.clock_calendars import ClockCase
 from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
 from service.domain.events import (
@@ -20,6 +20,7 @@ from service.domain.events import (
     FollowUpRecorded,
     NoteAdded,
     ResolutionType,
+    ResumeCause,
     StepAdded,
     StepKind,
     StepOutcome,
@@ -90,8 +91,14 @@ def decide_resolve(
     actor: Actor,
     root_causes: Collection[str],
     now: datetime,
+    *,
+    sla: SlaPolicy | None = None,
 ) -> list[CaseEvent]:
-    """Only a manager or owner resolves, and only with a resolution type, a known root cause and a prevention."""
+    """Only a manager or owner resolves, and only with a resolution type, a known root cause and a prevention.
+
+    A paused case resumes first (case.resumed, cause staff), so its clocks stop with the time the pause gave
+    back; deciding that needs the SLA policy, and without it a paused case is refused.
+    """
     if actor.role not in RESOLVERS:
         raise NotAllowed(f"role {actor.role} may not resolve a case (manager or owner may)")
     _open(state)
@@ -105,7 +112,13 @@ def decide_resolve(
         )
     if not prevention_action or not prevention_action.strip():
         raise MissingField("prevention_action is required", "prevention_action")
+    ended: list[CaseEvent] = []
+    if paused(state) is not None:
+        if sla is None:
+            raise WrongState("the case is paused: resume it before resolving it")
+        ended = [resumed(state, sla, ResumeCause.STAFF, actor.name, now)]
     return [
+        *ended,
         CaseResolved(
             case_id=state.case_id,
             at=now,
@@ -113,7 +126,7 @@ def decide_resolve(
             resolution_type=resolution_type,
             root_cause=root_cause,
             prevention_action=prevention_action,
-        )
+        ),
     ]
 
 

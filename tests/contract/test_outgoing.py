@@ -206,6 +206,8 @@ def worked() -> list[CaseEvent]:
         decide_request_compensation,
     )
     from service.domain.events import CompensationKind
+    from service.domain.pauses import decide_pause, decide_resume
+    from service.domain.sla import PauseReason
 
     agent, owner, limits = Actor("ana", "agent"), Actor("olu", "owner"), CompensationLimits()
     decisions = [
@@ -218,6 +220,8 @@ def worked() -> list[CaseEvent]:
         lambda s: decide_approve_compensation(s, "r-2", owner, limits, now),
         lambda s: decide_compensation_result(s, "r-1", True, "PAY-1", now),
         lambda s: decide_compensation_result(s, "r-2", False, "card expired", now),
+        lambda s: decide_pause(s, manager, PauseReason.AWAITING_PARTS, None, SlaPolicy(), now),
+        lambda s: decide_resume(s, manager, SlaPolicy(), now + timedelta(hours=1)),
         lambda s: decide_assign(s, "ana", manager, now),
         lambda s: decide_acknowledge(s, manager, now),
         lambda s: decide_add_step(s, StepKind.CALL_CUSTOMER, manager, now),

@@ -19,6 +19,7 @@ from service.domain.business_time import add_business_time
 from service.domain.clock_calendars import ClockCase
 from service.domain.severity import Severity
 from service.domain.signals import Category, Channel, SignalKind, Tier
+from service.domain.sla import PauseReason, SlaPolicy
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sla-policy.json"
 
@@ -100,6 +101,9 @@ def minimal(**calendar: Any) -> dict[str, Any]:
         (minimal() | {"clocks": [{"clock": "Resolution!", "calendar": "office"}]}, "clocks.0.clock"),
         (minimal() | {"default_calendar": "shop"}, "default_calendar"),
         (minimal() | {"calendars": {"24x7": minimal()["calendars"]["office"]}}, "calendars.24x7"),
+        (minimal() | {"pause_budgets": {"awaiting_godot": "P1D"}}, "pause_budgets.awaiting_godot"),
+        (minimal() | {"pause_budgets": {"awaiting_parts": "PT0S"}}, "pause_budgets"),
+        (minimal() | {"pause_budgets": {"awaiting_parts": "soon"}}, "pause_budgets.awaiting_parts"),
     ],
 )
 def test_a_bad_policy_file_is_refused_naming_the_field(
@@ -108,6 +112,13 @@ def test_a_bad_policy_file_is_refused_naming_the_field(
     with pytest.raises(SlaPolicyFileError) as refused:
         load_sla_policy(write(tmp_path, document))
     assert field in str(refused.value)
+
+
+def test_pause_budgets_are_iso_durations_and_a_reason_not_named_keeps_its_default(tmp_path: Path) -> None:
+    loaded = load_sla_policy(write(tmp_path, minimal() | {"pause_budgets": {"awaiting_parts": "P3D"}}))
+    sla = SlaPolicy(calendars=loaded)
+    assert sla.pause_budget(PauseReason.AWAITING_PARTS) == timedelta(days=3)
+    assert sla.pause_budget(PauseReason.AWAITING_CUSTOMER) == timedelta(days=5)
 
 
 def test_an_unreadable_policy_file_is_refused_naming_it(tmp_path: Path) -> None:

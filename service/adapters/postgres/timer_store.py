@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from service.adapters.postgres.case_writes import Connection, append_events, save_cases
+from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
 from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
@@ -73,7 +73,11 @@ class PostgresTimerTransaction:
         return states
 
     async def record(
-        self, fired: Sequence[Timer], events: Sequence[NewEvent], cases: Mapping[str, CaseState]
+        self,
+        fired: Sequence[Timer],
+        events: Sequence[NewEvent],
+        cases: Mapping[str, CaseState],
+        timers: Mapping[str, Sequence[Timer]],
     ) -> None:
         try:
             await self._conn.execute(
@@ -83,6 +87,7 @@ class PostgresTimerTransaction:
                 [str(t.sla) for t in fired],
                 [t.kind.value for t in fired],
             )
+            await save_timers(self._conn, timers)
             await save_cases(self._conn, cases.values())
             await append_events(self._conn, events)
         except CONFLICTS as e:
