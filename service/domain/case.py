@@ -475,31 +475,6 @@ def _ended(pauses: tuple[PauseSpan, ...], at: datetime) -> tuple[PauseSpan, ...]
     return (*pauses[:-1], replace(pauses[-1], ended_at=at))
 
 
-def _corrected(state: CaseState, event: DeadlinesCorrected) -> CaseState:
-    """The corrected clocks replace the old ones, a clock the policy dropped stops; a warning or breach whose new
-    instant had passed by the correction counts as fired, so its timer decides nothing."""
-    running = {c.name: c.after for c in event.corrections if c.after is not None}
-    dropped = {c.name for c in event.corrections if c.after is None}
-    replaced = _replaced(state.clocks, tuple(running.values()))
-    clocks = tuple(c.stopped(event.at) if c.name in dropped else c for c in replaced)
-    passed = (
-        sla_key(c.name, fired.timer, c.deadline)
-        for c in running.values()
-        for fired, due in ((SlaWarned, c.warning_at or c.deadline), (SlaBreached, c.deadline))
-        if due <= event.at
-    )
-    first_response, resolution = running.get(FIRST_RESPONSE), running.get(RESOLUTION)
-    return replace(
-        state,
-        clocks=clocks,
-        first_response_deadline=(
-            state.first_response_deadline if first_response is None else first_response.deadline
-        ),
-        resolution_deadline=state.resolution_deadline if resolution is None else resolution.deadline,
-        sla_fired=(*state.sla_fired, *(k for k in dict.fromkeys(passed) if k not in state.sla_fired)),
-    )
-
-
 def _escalated_clocks(state: CaseState, event: CaseEscalated) -> tuple[SlaClock, ...]:
     return event.clocks or ()  # None: stored before clocks; clocks_of reads the new deadline from the fields
 
