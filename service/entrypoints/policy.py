@@ -127,13 +127,14 @@ def _print(change: PolicyChange, as_json: bool, verb: str) -> None:
         f" {change.looked_at} open cases looked at, {change.changed} {verb}"
     )
     for name, s in data["clocks"].items():
-        moved = ", ".join(
-            f"{s[k]} {k.replace('_', ' ')}" for k in ("earlier", "later", "added", "stopped", "same_deadline")
-        )
-        largest = s["largest_shift_seconds"]
-        print(f"  {name:<28} {moved}; largest shift {_duration(largest)}")
+        kinds = ("earlier", "later", "added", "stopped", "same_deadline")
+        moved = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in kinds if s[k])
+        print(f"  {name:<28} {moved}; largest shift {_duration(s['largest_shift_seconds'])}")
+    if data["examples"]:
+        print("examples (case, clock, old deadline -> new deadline):")
     for row in data["examples"]:
-        print(f"  {row['case_id']}  {row['clock']}  {row['old_deadline']} -> {row['new_deadline']}")
+        old, new = row["old_deadline"] or "(added)", row["new_deadline"] or "(stops)"
+        print(f"  {row['case_id']}  {row['clock']}  {old} -> {new}")
     for case_id in change.failed[:20]:
         print(f"  failed, not corrected: {case_id}")
 
