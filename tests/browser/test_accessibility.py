@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from service.config import Settings
 from tests.browser.test_console import screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import AUTH, TOKEN, ServiceProcess, eventually, make_settings
+from tests.support import AGENT, AUTH, TOKEN, ServiceProcess, eventually, make_settings
 
 AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
 SERIOUS = {"serious", "critical"}
@@ -58,6 +58,9 @@ async def a_worked_case(api: httpx.AsyncClient) -> str:
     for path, command in (("assign", {"owner": "ana"}), ("steps", {"kind": "call_customer"})):
         done = await api.post(f"/v1/cases/{case_id}/{path}", json=command, headers=AUTH)
         assert done.status_code == 200, done.text
+    refund = {"kind": "refund", "amount": "400.00", "currency": "EUR", "reason": "the second visit"}
+    waiting = await api.post(f"/v1/cases/{case_id}/compensations", json=refund, headers=AGENT)
+    assert waiting.json()["compensations"][0]["status"] == "awaiting_approval", waiting.text
     for n in range(2):
         other = {**body, "customer_id": f"axe-resolved-{n}"}
         resolved_id = (await api.post("/v1/cases", json=other, headers=AUTH)).json()["case_id"]
@@ -93,6 +96,9 @@ async def test_no_console_page_has_a_serious_accessibility_violation(
     await expect(page.get_by_role("heading", name="Case of axe-customer")).to_be_visible()
     found["case"] = await serious_violations(page)
     await page.screenshot(path=screenshots(tmp_path) / "console-case.png", full_page=True)
+    await page.goto(f"{service.url}/console/approvals")
+    await expect(page.get_by_text("axe-customer").first).to_be_visible()
+    found["approvals"] = await serious_violations(page)
     await page.goto(f"{service.url}/console/trends")
     await expect(page.locator("svg .bar.trend")).to_have_count(1)
     found["trends"] = await serious_violations(page)
@@ -101,4 +107,12 @@ async def test_no_console_page_has_a_serious_accessibility_violation(
     found["trends refused"] = await serious_violations(page)
 
     assert {name: v for name, v in found.items() if v} == {}
-    assert set(found) == {"sign-in", "sign-in refused", "queue", "case", "trends", "trends refused"}
+    assert set(found) == {
+        "sign-in",
+        "sign-in refused",
+        "queue",
+        "case",
+        "approvals",
+        "trends",
+        "trends refused",
+    }

@@ -147,7 +147,8 @@ def _queue_routes(router: APIRouter, console: Console) -> None:
             cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, cursor)
         except InvalidCursor:
             error = "That page link is not one this console made: showing the first page."
-            cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, None)
+            cursor = None
+            cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, cursor)
         return render(
             request,
             template,
