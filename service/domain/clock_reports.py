@@ -8,15 +8,15 @@ from enum import StrEnum
 
 from service.domain.business_time import ZERO, business_time_between
 from service.domain.calendars import WEEKDAYS, BusinessCalendar
-from service.domain.case import CaseState, CaseStatus, clocks_of, sla_key
-from service.domain.sla import SlaClock, SlaPolicy
+from service.domain.case import CaseState, CaseStatus, clocks_of, paused, sla_key
+from service.domain.sla import SlaClock, SlaPolicy, paused_business_time
 
 _SHOWN_HOLIDAYS = 3
 
 
 class ClockState(StrEnum):
     RUNNING = "running"
-    PAUSED = "paused"  # reserved: pauses are not recorded yet
+    PAUSED = "paused"  # held by the case's pause: it neither counts nor warns nor breaches until the resume
     STOPPED = "stopped"  # the case ended without this clock's goal (closed, or a clock it no longer runs)
     MET = "met"
     BREACHED = "breached"
@@ -40,8 +40,12 @@ def clock_reports(case: CaseState, sla: SlaPolicy, now: datetime) -> list[ClockR
 def report(clock: SlaClock, case: CaseState, sla: SlaPolicy, now: datetime) -> ClockReport:
     """A clock's state and business time at `now`; time stops counting when the clock stops."""
     calendar = sla.calendar(clock.calendar)
-    end = min(now, clock.stopped_at or now)
-    elapsed = max(business_time_between(calendar, clock.started_at, end), ZERO)
+    pause = paused(case)
+    end = pause.started_at if pause is not None and pause.holds(clock) else min(now, clock.stopped_at or now)
+    given_back = (
+        paused_business_time(calendar, case.pauses, clock.started_at, end) if clock.pausable else ZERO
+    )
+    elapsed = max(business_time_between(calendar, clock.started_at, end) - given_back, ZERO)
     left = max(business_time_between(calendar, end, clock.deadline), ZERO)
     return ClockReport(
         clock, _state(clock, case, now), calendar, elapsed, left, explanation(clock, calendar, case)
@@ -51,6 +55,9 @@ def report(clock: SlaClock, case: CaseState, sla: SlaPolicy, now: datetime) -> C
 def _state(clock: SlaClock, case: CaseState, now: datetime) -> ClockState:
     if clock.stopped_at is not None:
         return ClockState.MET if clock.stopped_at <= clock.deadline else ClockState.BREACHED
+    pause = paused(case)
+    if pause is not None and pause.holds(clock):  # its deadline moves at the resume: not breached meanwhile
+        return ClockState.PAUSED
     if sla_key(clock.name, "breach", clock.deadline) in case.sla_fired or now >= clock.deadline:
         return ClockState.BREACHED
     return ClockState.RUNNING if case.status is CaseStatus.OPEN else ClockState.STOPPED

@@ -105,6 +105,10 @@ class PauseSpan:
     until: datetime | None = None  # the end staff asked for, if any
     resumes_at: datetime | None = None  # the earlier of `until` and the reason's budget running out
 
+    def holds(self, clock: SlaClock) -> bool:
+        """A pause holds the running clocks that honour pauses and had not breached when it began."""
+        return clock.pausable and clock.stopped_at is None and clock.deadline > self.started_at
+
     @property
     def wall_time(self) -> timedelta:
         """How long an ended pause lasted (an open one has used nothing yet)."""
@@ -131,7 +135,7 @@ def resumed_clock(clock: SlaClock, calendar: BusinessCalendar, pause: PauseSpan,
     A clock that had breached when the pause began keeps its deadline; a warning point that had passed keeps
     its time. Both move by the open time from the pause's start (or the clock's, if later) to `at`.
     """
-    if not clock.pausable or clock.stopped_at is not None or clock.deadline <= pause.started_at:
+    if not pause.holds(clock):
         return clock
     credit = business_time_between(calendar, max(pause.started_at, clock.counted_from), at)
     if credit <= ZERO:

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from service.domain.case import CaseState, CaseStatus, clocks_of, paused, resumed, sla_key
 from service.domain.events import CaseEvent, FollowUpDue, ResumeCause, SlaBreached, SlaKind, SlaWarned
-from service.domain.sla import PauseSpan, SlaClock, SlaPolicy
+from service.domain.sla import SlaPolicy
 
 _SLA_EVENT_NAMESPACE = uuid.UUID("4d2c6a8e-7b1f-4f0e-a3c5-9e8d7f6b5a41")
 
@@ -48,17 +48,12 @@ def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
     return [
         timer
         for clock in clocks_of(state)
-        if clock.stopped_at is None and not _held(clock, pause)
+        if clock.stopped_at is None and (pause is None or not pause.holds(clock))
         for timer in (
             Timer(state.case_id, clock.name, TimerKind.WARNING, clock.deadline, sla.warning_of(clock)),
             Timer(state.case_id, clock.name, TimerKind.BREACH, clock.deadline, clock.deadline),
         )
     ] + resume
-
-
-def _held(clock: SlaClock, pause: PauseSpan | None) -> bool:
-    """A pause holds the pausable clocks that had not breached when it began: they warn and breach after it."""
-    return pause is not None and clock.pausable and clock.deadline > pause.started_at
 
 
 def decide_timer(state: CaseState, timer: Timer, now: datetime, sla: SlaPolicy) -> list[CaseEvent]:

@@ -11,6 +11,7 @@ from service.domain.business_time import add_business_time
 from service.domain.calendars import BusinessCalendar, OpeningWindow, always_open
 from service.domain.case import CaseState, clocks_of, decide_signal, evolve, paused
 from service.domain.clock_calendars import ClockCalendars, ClockRule
+from service.domain.clock_reports import ClockState, clock_reports
 from service.domain.errors import InvalidValue, WrongState
 from service.domain.events import (
     CaseEvent,
@@ -296,3 +297,16 @@ def test_paused_business_time_counts_only_ended_pauses_within_the_window() -> No
     assert paused_business_time(OFFICE, spans, MONDAY_10AM, WEDNESDAY_10AM) == timedelta(hours=17)
     tuesday = datetime(2026, 12, 8, 12, tzinfo=UTC)
     assert paused_business_time(OFFICE, spans, tuesday, tuesday + timedelta(days=7)) == timedelta(hours=6.5)
+
+
+def test_the_clock_report_shows_held_clocks_paused_with_the_open_time_left_when_the_pause_began() -> None:
+    case = paused_at(opened(), MONDAY_10AM)
+    reports = {r.clock.name: r for r in clock_reports(case, SLA, datetime(2026, 12, 16, tzinfo=UTC))}
+    assert reports["resolution"].state is ClockState.PAUSED  # past its old deadline, yet not breached
+    assert reports["resolution"].business_left == timedelta(hours=24 - 1.5 - 1)  # Fri 1.5 h, Mon 1 h used
+    assert reports[REGULATORY].state is ClockState.RUNNING
+    case = then(case, decide_resume(case, MIA, SLA, WEDNESDAY_10AM))
+    resolution = next(r for r in clock_reports(case, SLA, WEDNESDAY_10AM) if r.clock.name == "resolution")
+    assert resolution.state is ClockState.RUNNING
+    assert resolution.business_elapsed == timedelta(hours=2.5)  # the paused 17 h do not count
+    assert resolution.business_left == timedelta(hours=21.5)

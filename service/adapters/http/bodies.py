@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.adapters.http.bounds import Owner, id_field, text_field
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.money import MAX_AMOUNT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
+from service.domain.sla import PauseReason
 
 
 class CommandBody(BaseModel):
@@ -51,6 +52,17 @@ class CompensationBody(CommandBody):
         min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="A current ISO 4217 code, e.g. EUR."
     )
     reason: str = text_field("Why, for billing and the case history.")
+
+
+class PauseBody(CommandBody):
+    reason: PauseReason = Field(
+        description="What the case waits for; each reason has its own budget per case."
+    )
+    until: AwareDatetime | None = Field(
+        default=None,
+        description="When to resume (RFC 3339 with an offset), in the future; later than the reason's budget"
+        " left allows, the case resumes when the budget runs out (`resumes_at` on the event and the case).",
+    )
 
 
 class FollowUpBody(CommandBody):

@@ -19,6 +19,7 @@ from service.adapters.http.bodies import (
     NoteBody,
     OpenBody,
     OutcomeBody,
+    PauseBody,
     ReopenBody,
     ResolveBody,
     StepBody,
@@ -56,6 +57,7 @@ from service.domain.compensation import (
 )
 from service.domain.errors import DomainError
 from service.domain.events import CaseEvent
+from service.domain.pauses import decide_pause, decide_resume
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
@@ -194,7 +196,14 @@ def command_router(
 
         def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
             return decide_resolve(
-                s, body.resolution_type, body.root_cause, body.prevention_action, who(actor), root_causes, now
+                s,
+                body.resolution_type,
+                body.root_cause,
+                body.prevention_action,
+                who(actor),
+                root_causes,
+                now,
+                sla=sla,
             )
 
         return await run(on(case_id, "resolve", actor, key, decide))
@@ -273,6 +282,30 @@ def command_router(
             return decide_add_note(s, body.note, who(actor), now)
 
         return await run(on(case_id, "add_note", actor, key, decide))
+
+    @router.post("/pause", response_model=CaseView)
+    async def pause(
+        case_id: CaseId, body: PauseBody, actor: Actor, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        """Pause an open case: awaiting_customer, awaiting_parts or awaiting_third_party, optionally `until`.
+
+        The clocks that honour pauses stop; at the resume each gets back the open time the pause took. It
+        resumes by itself at `until` or when the reason's budget for the case runs out, whichever is first;
+        a signal from the customer ends an awaiting_customer pause. 409 when the case is not open, is already
+        paused or has spent that reason's budget; 422 for an `until` not in the future.
+        """
+
+        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_pause(s, who(actor), body.reason, body.until, sla, now)
+
+        return await run(on(case_id, "pause", actor, key, decide))
+
+    @router.post("/resume", response_model=CaseView)
+    async def resume(case_id: CaseId, actor: Actor, key: IdempotencyKey = None) -> JSONResponse:
+        """End the case's pause; its paused clocks go on with the open time they had left. 409 when not paused."""
+        return await run(
+            on(case_id, "resume", actor, key, lambda s, now: decide_resume(s, who(actor), sla, now))
+        )
 
     both = APIRouter()
     both.include_router(opening)

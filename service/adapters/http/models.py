@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
-from service.domain.case import CASE_STATE
+from service.domain.case import CASE_STATE, paused
 from service.domain.clock_reports import ClockReport
+from service.domain.pauses import paused_time
 
 
 class SignalView(BaseModel):
@@ -29,6 +30,15 @@ class SignalView(BaseModel):
     category: str
     occurred_at: datetime
     received_at: datetime
+
+
+class PauseView(BaseModel):
+    reason: str = Field(description="awaiting_customer, awaiting_parts or awaiting_third_party")
+    started_at: datetime = Field(description="Since when the case is paused.")
+    until: datetime | None = Field(description="The end staff asked for, if any.")
+    resumes_at: datetime | None = Field(
+        description="When it resumes by itself: `until`, or earlier when the reason's budget runs out first."
+    )
 
 
 class CaseView(BaseModel):
@@ -52,11 +62,28 @@ class CaseView(BaseModel):
     compensations: list[dict[str, Any]] = Field(default_factory=list)
     resolution: dict[str, Any] | None = None
     version: int
+    paused: PauseView | None = Field(
+        default=None, description="The pause the case is in now; null when none."
+    )
+    paused_seconds: dict[str, int] = Field(
+        default_factory=dict,
+        description="Wall time the case has spent paused, by reason (the current pause up to now): what each"
+        " reason's budget has used.",
+    )
 
     @classmethod
     def of(cls, case: CaseRead) -> CaseView:
         data = CASE_STATE.dump_python(case.state, mode="json")
-        return cls.model_validate({**data, "signals": [asdict(s) for s in case.signals]})
+        pause = paused(case.state)
+        spent = paused_time(case.state, datetime.now(UTC)) if case.state.pauses else {}
+        return cls.model_validate(
+            {
+                **data,
+                "signals": [asdict(s) for s in case.signals],
+                "paused": None if pause is None else PauseView(**asdict(pause)),
+                "paused_seconds": {reason: int(t.total_seconds()) for reason, t in spent.items()},
+            }
+        )
 
 
 class EventView(BaseModel):

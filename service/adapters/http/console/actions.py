@@ -7,8 +7,8 @@ to the same decider in a Command that carries the case version the form was fill
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +19,7 @@ from service.adapters.http.bodies import (
     FollowUpBody,
     NoteBody,
     OutcomeBody,
+    PauseBody,
     ReopenBody,
     ResolveBody,
     StepBody,
@@ -33,6 +34,7 @@ from service.domain.compensation import (
 )
 from service.domain.errors import InvalidValue
 from service.domain.events import CaseEvent
+from service.domain.pauses import decide_pause, decide_resume
 from service.domain.workflow import (
     Actor,
     decide_acknowledge,
@@ -161,6 +163,7 @@ def resolve(form: Form) -> Command:
             form.actor,
             form.console.root_causes,
             now,
+            sla=form.console.sla,
         )
 
     return form.command("resolve", decide)
@@ -188,6 +191,31 @@ def add_note(form: Form) -> Command:
     return form.command("add_note", lambda s, now: decide_add_note(s, note, form.actor, now))
 
 
+def pause(form: Form) -> Command:
+    body = _with_utc_until(form).body(PauseBody)
+    sla = form.console.sla
+    return form.command(
+        "pause", lambda s, now: decide_pause(s, form.actor, body.reason, body.until, sla, now)
+    )
+
+
+def _with_utc_until(form: Form) -> Form:
+    """The page shows times in UTC, and a datetime-local field sends none: its `until` is read as UTC."""
+    text = form.fields.get("until", "")
+    try:
+        until = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        raise InvalidValue(f"until: {text[:40]!r} is not a date and time", "until") from None
+    if until is None or until.tzinfo is not None:
+        return form
+    return replace(form, fields={**form.fields, "until": until.replace(tzinfo=UTC).isoformat()})
+
+
+def resume(form: Form) -> Command:
+    sla = form.console.sla
+    return form.command("resume", lambda s, now: decide_resume(s, form.actor, sla, now))
+
+
 # the form's name (its path on the case, and where its refusal shows) -> the command it makes, and what it says done
 ACTIONS: dict[str, tuple[Callable[[Form], Command], str]] = {
     "assign": (assign, "Owner set."),
@@ -198,6 +226,8 @@ ACTIONS: dict[str, tuple[Callable[[Form], Command], str]] = {
     "follow-up": (follow_up, "Follow-up recorded."),
     "reopen": (reopen, "Case reopened: the resolution clock restarts now."),
     "notes": (add_note, "Note added."),
+    "pause": (pause, "Case paused: the clocks that honour pauses stopped."),
+    "resume": (resume, "Case resumed: its paused clocks go on with the time they had left."),
 }
 DONE = {name: done for name, (_, done) in ACTIONS.items()} | {
     "outcome": "Step outcome recorded.",

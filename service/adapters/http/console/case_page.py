@@ -33,6 +33,7 @@ from service.config import ApiToken
 from service.domain.case import CaseStatus, CompensationStatus, case_currency
 from service.domain.errors import DomainError
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
+from service.domain.sla import PauseReason
 from service.domain.workflow import RESOLVERS
 from service.domain.workflow import Actor as DomainActor
 
@@ -44,6 +45,7 @@ CHOICES = {
     "outcomes": list(StepOutcome),
     "resolution_types": list(ResolutionType),
     "compensation_kinds": list(CompensationKind),
+    "pause_reasons": list(PauseReason),
 }
 
 
@@ -163,6 +165,7 @@ def offers(status: CaseStatus, actor: ApiToken) -> set[str]:
     """The forms the page shows: what the viewer's role may do on a case in this status."""
     if status is CaseStatus.OPEN:
         shown = {"assign", "acknowledge", "steps", "outcome", "compensations", "resolve", "approve", "notes"}
+        shown |= {"pause", "resume"}  # _pause.html shows the one that fits
     elif status is CaseStatus.RESOLVED:
         shown = {"follow-up", "reopen", "compensations", "approve", "notes"}
     else:

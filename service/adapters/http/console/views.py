@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
-from service.domain.case import CaseState, CaseStatus, clocks_of
+from service.domain.case import CaseState, CaseStatus, clocks_of, paused
 from service.domain.clock_reports import explanation
 from service.domain.sla import SlaClock, SlaPolicy
 
 # worst first: the queue shows a case's worst running clock
-STATES = ("breached", "warned", "on time", "stopped")
+STATES = ("breached", "warned", "on time", "paused", "stopped")
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,11 @@ def _clock(clock: SlaClock, case: CaseState, running: bool, sla: SlaPolicy, now:
     name = clock.name.replace("_", " ").capitalize()
     calendar = sla.calendar(clock.calendar)
     why = explanation(clock, calendar, case)
+    pause = paused(case)
     if not running:
         state = "stopped"
+    elif pause is not None and pause.holds(clock):  # its deadline moves when the case resumes
+        state = "paused"
     elif now >= clock.deadline:
         state = "breached"
     elif now >= sla.warning_of(clock):
