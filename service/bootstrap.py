@@ -42,11 +42,13 @@ from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import PartitionKey
 from service.config import Settings
+from service.domain.case import CaseState
+from service.domain.clock_reports import stopped_clocks
 from service.domain.compensation import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
-from service.observability import COMPENSATION_RESULTS, READY
+from service.observability import COMPENSATION_RESULTS, READY, observe_stopped_clocks
 from service.tracing import configure_tracing, shutdown_tracing
 from service.trend_worker import review_trends_forever
 from service.workers import fire_timers_forever
@@ -202,7 +204,7 @@ class Service:
             s.batch_timeout_ms,
             s.max_text_length,
         )
-        commands = PostgresCommandStore(self.pool)
+        commands = self.commands()
 
         async def land(result: CompensationResult) -> None:
             await land_compensation_result(
@@ -255,7 +257,10 @@ class Service:
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
-        return PostgresCommandStore(self.pool)
+        return PostgresCommandStore(self.pool, self._observe_clocks)
+
+    def _observe_clocks(self, before: CaseState | None, after: CaseState) -> None:
+        observe_stopped_clocks(stopped_clocks(before, after, self.rules.sla))
 
     async def ready(self) -> dict[str, bool]:
         """Each dependency this process needs, probed at once and never for longer than _PROBE_SECONDS."""

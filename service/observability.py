@@ -7,10 +7,13 @@ import importlib.metadata
 import logging
 import platform
 import sys
+from collections.abc import Sequence
 from typing import Literal
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+
+from service.domain.clock_reports import StoppedClock
 
 SIGNALS = Counter(
     "recovery_signals_total",
@@ -62,6 +65,26 @@ CONSUMER_LAG = Gauge(
 
 SLA_WARNINGS = Counter("recovery_sla_warnings_total", "Pre-breach SLA warnings fired.", ["severity", "sla"])
 SLA_BREACHES = Counter("recovery_sla_breaches_total", "SLA breaches fired.", ["severity", "sla"])
+SLA_OUTCOMES = Counter(
+    "recovery_sla_outcomes_total",
+    "SLA clocks stopped (a first response, a resolution), by clock and outcome: met by the deadline or breached.",
+    ["sla", "outcome"],
+)
+_CLOCK_BUCKETS = (60, 300, 900, 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400)
+TIME_TO_FIRST_RESPONSE = Histogram(
+    "recovery_time_to_first_response_seconds",
+    "From a case's opening to its first response, by severity; time: wall (elapsed) or business (open time"
+    " of the clock's calendar).",
+    ["severity", "time"],
+    buckets=_CLOCK_BUCKETS,
+)
+TIME_TO_RESOLUTION = Histogram(
+    "recovery_time_to_resolution_seconds",
+    "From the resolution clock's start (opening or reopening) to the resolution, by severity; time: wall or"
+    " business.",
+    ["severity", "time"],
+    buckets=(*_CLOCK_BUCKETS, 28 * 86400, 56 * 86400),
+)
 TIMER_LAG = Histogram(
     "recovery_timer_lag_seconds",
     "From a timer's due time to its firing, on the database clock.",
@@ -145,3 +168,16 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def observe_stopped_clocks(stopped: Sequence[StoppedClock]) -> None:
+    """Met or breached per clock; the built-in clocks' times, wall and business, by severity."""
+    for clock in stopped:
+        SLA_OUTCOMES.labels(clock.name, "met" if clock.met else "breached").inc()
+        histogram = _TIME_TO.get(clock.name)
+        if histogram is not None:
+            histogram.labels(clock.severity.value, "wall").observe(clock.wall.total_seconds())
+            histogram.labels(clock.severity.value, "business").observe(clock.business.total_seconds())
+
+
+_TIME_TO = {"first_response": TIME_TO_FIRST_RESPONSE, "resolution": TIME_TO_RESOLUTION}

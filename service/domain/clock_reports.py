@@ -9,6 +9,7 @@ from enum import StrEnum
 from service.domain.business_time import ZERO, business_time_between
 from service.domain.calendars import WEEKDAYS, BusinessCalendar
 from service.domain.case import CaseState, CaseStatus, clocks_of, paused, sla_key
+from service.domain.severity import Severity
 from service.domain.sla import SlaClock, SlaPolicy, paused_business_time
 
 _SHOWN_HOLIDAYS = 3
@@ -118,3 +119,32 @@ def _day(index: int) -> str:
 
 def _when(instant: datetime) -> str:
     return instant.strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+@dataclass(frozen=True, slots=True)
+class StoppedClock:
+    """A clock a change stopped: whether it met its deadline, and how long it ran in wall and open time."""
+
+    name: str
+    severity: Severity
+    met: bool
+    wall: timedelta
+    business: timedelta
+
+
+def stopped_clocks(before: CaseState | None, after: CaseState, sla: SlaPolicy) -> list[StoppedClock]:
+    """The clocks that ran before a change and are stopped after it (a first response, a resolution)."""
+    if before is None:
+        return []
+    running = {c.name for c in clocks_of(before) if c.stopped_at is None}
+    return [
+        StoppedClock(
+            c.name,
+            after.severity,
+            c.stopped_at <= c.deadline,
+            c.stopped_at - c.started_at,
+            business_time_between(sla.calendar(c.calendar), c.started_at, c.stopped_at),
+        )
+        for c in clocks_of(after)
+        if c.stopped_at is not None and c.name in running
+    ]

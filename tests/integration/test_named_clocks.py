@@ -12,13 +12,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from jsonschema import Draft202012Validator
+from prometheus_client import REGISTRY
 
 from service.bootstrap import Service, http_app
 from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 from tests.integration.test_sla_and_relay import SCHEMAS, Topic, ce
-from tests.support import AUTH, eventually, make_settings, publish, signal_event
+from tests.support import AUTH, MANAGER, eventually, make_settings, publish, signal_event
 
 REGULATORY = "regulatory_final_response"
 POLICY = {
@@ -133,3 +134,54 @@ async def test_the_case_api_explains_each_clock(
     resolution = clocks["resolution"]
     assert resolution["state"] == "running"
     assert 0 < resolution["business_seconds_left"] <= 3600
+
+
+def sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_resolution_counts_each_clock_met_or_breached_and_its_time_to_resolve(
+    service: Service, settings: Settings, producer: AIOKafkaProducer
+) -> None:
+    await publish(
+        producer,
+        settings.topic_nps,
+        "reg-3",
+        signal_event(SignalKind.NPS, "reg-3", {"score": 1, "channel": "chat"}, at=datetime.now(UTC)),
+    )
+    resolved = {"sla": "resolution", "outcome": "met"}
+    breached = {"sla": REGULATORY, "outcome": "breached"}
+    business = {"severity": "major", "time": "business"}
+    before = (
+        sample("recovery_sla_outcomes_total", resolved),
+        sample("recovery_sla_outcomes_total", breached),
+        sample("recovery_time_to_resolution_seconds_count", business),
+    )
+    app = http_app(service, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api:
+
+        async def regulatory_breached() -> dict | None:  # type: ignore[type-arg]
+            found = (await api.get("/v1/cases", params={"customer_id": "reg-3"}, headers=AUTH)).json()
+            if not found.get("items"):
+                return None
+            body = (await api.get(f"/v1/cases/{found['items'][0]['case_id']}", headers=AUTH)).json()
+            states = {c["name"]: c["state"] for c in body["clocks"]}
+            return body if states.get(REGULATORY) == "breached" else None
+
+        case = await eventually(regulatory_breached, timeout=60, what="the regulatory clock breached")
+        answer = await api.post(
+            f"/v1/cases/{case['case_id']}/resolve",
+            json={
+                "resolution_type": "apology_only",
+                "root_cause": "scheduling",
+                "prevention_action": "buffer",
+            },
+            headers=MANAGER,
+        )
+        assert answer.status_code == 200
+    after = (
+        sample("recovery_sla_outcomes_total", resolved),
+        sample("recovery_sla_outcomes_total", breached),
+        sample("recovery_time_to_resolution_seconds_count", business),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

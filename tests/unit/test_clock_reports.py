@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 from service.domain.calendars import BusinessCalendar, OpeningWindow
 from service.domain.case import CaseState, clocks_of, evolve
 from service.domain.clock_calendars import ClockCalendars, ClockRule
-from service.domain.clock_reports import ClockState, clock_reports, describe_calendar, duration_words
+from service.domain.clock_reports import (
+    ClockState,
+    clock_reports,
+    describe_calendar,
+    duration_words,
+    stopped_clocks,
+)
 from service.domain.events import CaseAcknowledged
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
@@ -104,3 +110,17 @@ def test_windows_read_as_people_write_them() -> None:
         duration_words(timedelta(minutes=90)),
         duration_words(timedelta(seconds=3)),
     ] == ["24h", "56d", "1h30m", "3s"]
+
+
+def test_a_change_reports_the_clocks_it_stopped_met_or_breached_in_wall_and_open_time() -> None:
+    _, state = opened(Severity.MAJOR, sla=SLA)
+    monday_10 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    acknowledged = evolve(state, CaseAcknowledged(case_id=state.case_id, at=monday_10, actor="ana"))
+    [first] = stopped_clocks(state, acknowledged, SLA)
+    assert (first.name, first.severity, first.met) == ("first_response", Severity.MAJOR, False)  # 4 h, 24x7
+    assert first.wall == first.business == monday_10 - FRIDAY_4PM
+    done = evolve(acknowledged, resolved(acknowledged, monday_10))
+    [resolution] = stopped_clocks(acknowledged, done, SLA)
+    assert (resolution.name, resolution.met) == ("resolution", True)
+    assert (resolution.wall, resolution.business) == (monday_10 - FRIDAY_4PM, timedelta(hours=2.5))
+    assert stopped_clocks(done, done, SLA) == [] and stopped_clocks(None, state, SLA) == []

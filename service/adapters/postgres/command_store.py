@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -21,10 +21,15 @@ from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT
 from service.domain.timers import Timer
 
+Committed = Callable[[CaseState | None, CaseState], None]
+"""Told of each case a command changed, before and after, once its transaction has committed."""
+
 
 class PostgresCommandTransaction(TrendRecords):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._read: dict[str, CaseState] = {}
+        self.changed: list[tuple[CaseState | None, CaseState]] = []
 
     async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None:
         row = await self._conn.fetchrow(
@@ -37,7 +42,10 @@ class PostgresCommandTransaction(TrendRecords):
 
     async def case(self, case_id: str) -> CaseState | None:
         row = await self._conn.fetchrow("SELECT state, state_version FROM cases WHERE case_id = $1", case_id)
-        return None if row is None else SNAPSHOT.read(row["state_version"], row["state"])
+        if row is None:
+            return None
+        self._read[case_id] = state = SNAPSHOT.read(row["state_version"], row["state"])
+        return state
 
     async def latest_case(self, customer_id: str) -> CaseState | None:
         row = await self._conn.fetchrow(
@@ -61,6 +69,7 @@ class PostgresCommandTransaction(TrendRecords):
             await append_events(self._conn, events)
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
+        self.changed.append((self._read.get(case.case_id), case))
 
     async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None:
         try:
@@ -79,8 +88,9 @@ class PostgresCommandTransaction(TrendRecords):
 
 
 class PostgresCommandStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, committed: Committed | None = None) -> None:
         self._pool = pool
+        self._committed = committed
 
     async def case_for_request(self, request_id: str) -> str | None:
         """The case that asked for this compensation."""
@@ -93,7 +103,11 @@ class PostgresCommandStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresCommandTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
+            tx = PostgresCommandTransaction(conn)
             try:
-                yield PostgresCommandTransaction(conn)
+                yield tx
             except CONFLICTS as e:
                 raise ConcurrencyConflict(type(e).__name__) from e
+        if self._committed is not None:
+            for before, after in tx.changed:
+                self._committed(before, after)
