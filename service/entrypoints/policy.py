@@ -33,6 +33,11 @@ def add_commands(commands: Any) -> None:
         "apply", help="correct the open cases to the policy (as start-up does when its version is new)"
     )
     apply.add_argument("--file", type=Path, help="default: RECOVERY_SLA_POLICY_FILE")
+    apply.add_argument(
+        "--again",
+        action="store_true",
+        help="look at every open case even when this version was applied in full (after a rolling deploy)",
+    )
     for command in (diff, apply):
         command.add_argument("--examples", type=int, default=10, help="how many changed cases to show")
         command.add_argument("--json", action="store_true", help="the summary as one JSON document")
@@ -48,14 +53,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             _print(await diff_policy(pool, policy, args.examples), args.json, "would change")
             return 0
         try:
-            change = await apply_new_policy(pool, policy, examples=args.examples)
+            change = await apply_new_policy(pool, policy, examples=args.examples, again=args.again)
         except PolicyApplyRunning as e:
             print(str(e), file=sys.stderr)
             return APPLY_RUNNING
     finally:
         await pool.close()
     if change is None:
-        print(f"SLA policy {policy.version} is applied already: nothing to change")
+        print(f"SLA policy {policy.version} is applied already: nothing to change (--again looks anyway)")
         return 0
     _print(change, args.json, "changed")
     return CASES_FAILED if change.failed else 0

@@ -146,6 +146,11 @@ async def test_the_diff_is_what_apply_then_appends_and_a_replay_equals_the_live_
         assert [r["version"] for r in await conn.fetch("SELECT version FROM sla_policy_versions")] == [
             "v2-office"
         ]
+        looked = recovery_cli(database_url, "policy", "apply", "--file", str(path), "--again")
+        assert looked.returncode == 0 and "40 open cases looked at, 0 changed" in looked.stdout, looked.stdout
+        assert (
+            await conn.fetchval("SELECT count(*) FROM events WHERE type = 'case.deadlines_corrected'") == 40
+        )
 
         checked = recovery_cli(database_url, "projections", "rebuild", "--check")
         assert checked.returncode == 0 and " 0 differ" in checked.stdout, checked.stdout + checked.stderr

@@ -59,17 +59,18 @@ async def diff_policy(pool: asyncpg.Pool, policy: SlaPolicy, examples: int = 10)
 
 
 async def apply_new_policy(
-    pool: asyncpg.Pool, policy: SlaPolicy, batch: int = BATCH, examples: int = 10
+    pool: asyncpg.Pool, policy: SlaPolicy, batch: int = BATCH, examples: int = 10, again: bool = False
 ) -> PolicyChange | None:
     """Correct the open cases to the policy's version and record it; None when that version is the one last
-    applied in full (applying it again changes nothing). PolicyApplyRunning when another apply holds the lock."""
+    applied in full, unless `again` (a case opened meanwhile under an older file, by an instance not restarted
+    yet, is then corrected; every other case is left as it is). PolicyApplyRunning when another holds the lock."""
     assert policy.version is not None, "only a policy file has a version to apply"
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_APPLY_LOCK):
             raise PolicyApplyRunning("another instance or `recovery policy apply` is applying an SLA policy")
         try:
             last = await applied_version(conn)
-            if last is not None and last.version == policy.version and last.complete:
+            if last is not None and last.version == policy.version and last.complete and not again:
                 return None
             from_version = None if last is None else last.version
             store = PostgresCommandStore(pool)
