@@ -200,3 +200,42 @@ def test_the_change_counts_each_clock_earlier_later_added_and_the_largest_shift(
     assert (change.clocks["resolution"].earlier, change.clocks["resolution"].later) == (1, 1)
     assert change.clocks["resolution"].largest == timedelta(hours=16)  # Tuesday 01:00 <-> Tuesday 17:00
     assert change.clocks[REGULATORY].added == 1
+
+
+def test_an_escalated_clock_is_rerun_from_where_the_escalation_counted_it_and_keeps_its_start() -> None:
+    state = opened(V1)
+    later = MONDAY_9AM + timedelta(hours=2)
+    signal = Signal(
+        source="crm",
+        id="s-2",
+        kind=SignalKind.COMPLAINT,
+        occurred_at=later,
+        received_at=later,
+        customer_id="c-1",
+    )
+    critical = Classification(
+        severity=Severity.CRITICAL, category=Category.MISSED_APPOINTMENT, reasons=("t",), policy_version="t"
+    )
+    four_hours = BASE.model_copy(
+        update={"resolution": {**BASE.resolution, Severity.CRITICAL: timedelta(hours=4)}}
+    )
+    for event in decide_signal(state, signal, critical, four_hours, later):
+        state = evolve(state, event)
+    assert resolution(state) == later + timedelta(hours=4)
+    office = policy("v2", ClockRule(clock="resolution", calendar=OFFICE)).model_copy(
+        update={"resolution": four_hours.resolution}
+    )
+    _, after = corrected(state, office, later)
+    [clock] = [c for c in clocks_of(after) if c.name == "resolution"]
+    assert (clock.started_at, clock.window_from) == (MONDAY_9AM, later)
+    assert clock.deadline == later + timedelta(hours=4)  # Monday 11:00 + 4 office hours: 15:00 still
+    assert corrections(after, office, later, "v2") is None
+
+
+def test_a_case_stored_before_clocks_were_recorded_gets_its_clocks_recorded_by_a_correction() -> None:
+    state = replace(opened(V1), clocks=())  # a snapshot of an older release: the deadlines are its fields
+    event, after = corrected(state, V2_OFFICE, MONDAY_9AM)
+    assert [c.name for c in event.corrections] == ["resolution"]
+    [clock] = [c for c in clocks_of(after) if c.name == "resolution"]
+    assert (clock.calendar, clock.policy_version) == ("office", "v2")
+    assert after.resolution_deadline == clock.deadline == MONDAY_9AM + timedelta(days=1, hours=8)
