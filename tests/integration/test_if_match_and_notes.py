@@ -113,3 +113,18 @@ async def test_a_blank_or_unbounded_note_is_refused_and_changes_nothing(
     refused = await api.post(f"{path}/notes", json=body, headers=AGENT)
     assert refused.status_code == 422 and refused.json()["field"] == "note"
     assert (await api.get(path, headers=AUTH)).json()["version"] == 1
+
+
+async def test_openapi_documents_if_match_etag_and_412_on_every_case_command(api: httpx.AsyncClient) -> None:
+    doc = (await api.get("/openapi.json")).json()
+    commands = [
+        op
+        for path, ops in doc["paths"].items()
+        if path.startswith("/v1/cases/{case_id}/")
+        for op in ops.values()
+    ]
+    assert len(commands) >= 10
+    for op in commands:
+        assert "If-Match" in [p["name"] for p in op["parameters"]], op["operationId"]
+        assert "412" in op["responses"] and "ETag" in op["responses"]["200"]["headers"], op["operationId"]
+    assert "ETag" in doc["paths"]["/v1/cases/{case_id}"]["get"]["responses"]["200"]["headers"]

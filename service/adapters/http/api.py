@@ -15,6 +15,7 @@ from pydantic import AwareDatetime
 
 from service.adapters.http.auth import Actor, AuthenticatedRoute
 from service.adapters.http.bounds import (
+    ETAG,
     MAX_CURSOR_LENGTH,
     MAX_OWNER_LENGTH,
     NO_CONTROL_CHARACTERS,
@@ -169,7 +170,7 @@ def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy,
             raise ApiError(400, "invalid_cursor", str(e), "cursor") from e
         return CasePage(items=[CaseView.of(c) for c in cases], next_cursor=next_cursor)
 
-    @router.get("/cases/{case_id}", response_model=CaseDetail, responses=NOT_FOUND)
+    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={**NOT_FOUND, **ETAG})
     async def get_case(case_id: CaseId, _: Actor, response: Response) -> CaseDetail:
         """The case with its full event history, in order; its ETag names its version (for If-Match)."""
         found = await reads_of().get_case(case_id)

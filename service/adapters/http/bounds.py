@@ -101,6 +101,18 @@ IfMatch = Annotated[
 ]
 
 
+ETAG: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "ETag": {
+                "description": 'The case\'s version as an entity tag, e.g. "7": send it back as If-Match.',
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
+
+
 def etag_of(version: int) -> str:
     """The case's entity tag: its version, quoted (a strong ETag)."""
     return f'"{version}"'

@@ -25,6 +25,7 @@ from service.adapters.http.bodies import (
     StepBody,
 )
 from service.adapters.http.bounds import (
+    ETAG,
     CaseId,
     IdempotencyKey,
     IfMatch,
@@ -96,7 +97,7 @@ def command_router(
     limits: CompensationLimits,
     trends: TrendPolicy,
 ) -> APIRouter:
-    on_case = {**COMMAND_ERRORS, **NOT_FOUND, **STALE}
+    on_case = {**COMMAND_ERRORS, **NOT_FOUND, **STALE, **ETAG}
     router = APIRouter(
         prefix="/v1/cases/{case_id}",
         route_class=AuthenticatedRoute,
