@@ -346,3 +346,23 @@ async def test_approvals_list_what_waits_across_cases_and_approve_with_four_eyes
     assert (await case_of(browser, first["case_id"]))["compensations"][0]["approved_by"] == "mia"
     after = (await browser.get("/console/approvals?done=approved")).text
     assert "Compensation approved" in after and after.count("Approve 400.00 EUR") == 1
+
+
+async def test_a_case_pauses_and_resumes_from_the_console_with_its_until_read_as_utc(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "pause-1")
+    path = f"/console/cases/{case['case_id']}"
+    await sign_in(browser, AGENT_TOKEN)
+    paused = await post_form(browser, f"{path}/pause", reason="awaiting_parts", until="2099-01-02T10:30")
+    assert paused.status_code == 303 and paused.headers["location"].endswith("?done=pause")
+    pause = (await case_of(browser, case["case_id"]))["paused"]
+    assert (pause["reason"], pause["until"]) == ("awaiting_parts", "2099-01-02T10:30:00Z")
+    page = (await browser.get(path)).text
+    assert "Paused, awaiting parts; it resumes by itself" in page
+    resumed = await post_form(browser, f"{path}/resume")
+    assert resumed.status_code == 303
+    assert (await case_of(browser, case["case_id"]))["paused"] is None
+    assert "Resumed: the pause was ended by staff" in (await browser.get(path)).text
+    past = await post_form(browser, f"{path}/pause", reason="awaiting_parts", until="2001-01-01T00:00")
+    assert past.status_code == 422 and (await case_of(browser, case["case_id"]))["paused"] is None

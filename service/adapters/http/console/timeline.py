@@ -77,6 +77,14 @@ def _sla(fired: str) -> Callable[[dict[str, Any]], str]:
     return lambda d: f"The {_words(d.get('sla'))} clock {fired} (deadline {_time(d['deadline'])})"
 
 
+_RESUMED: dict[str, str] = {  # why a pause ended, by case.resumed's cause
+    "staff": "the pause was ended by staff",
+    "budget_spent": "the reason's pause budget ran out",
+    "until_reached": "the time it was paused until came",
+    "customer_signal": "the customer wrote",
+}
+
+
 def _unknown(type_: str) -> Callable[[dict[str, Any]], str]:
     return lambda d: type_.removeprefix("case.").replace("_", " ").capitalize()
 
@@ -123,4 +131,9 @@ _SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
         None,
     ),
     "case.compensation_failed": (lambda d: f"Billing could not pay request {d.get('request_id')}", "reason"),
+    "case.paused": (
+        lambda d: f"Paused, {_words(d.get('reason'))}; it resumes by itself at {_time(d['resumes_at'])}",
+        None,
+    ),
+    "case.resumed": (lambda d: f"Resumed: {_RESUMED.get(str(d.get('cause')), 'the pause ended')}", None),
 }
