@@ -44,7 +44,7 @@ async def test_an_unreadable_timer_and_an_unreadable_snapshot_are_set_aside_and_
     good, broken = sorted(await pool.fetch("SELECT case_id FROM cases ORDER BY case_id"), key=str)
     await pool.execute('UPDATE cases SET state = \'{"no": "case"}\' WHERE case_id = $1', broken["case_id"])
     await pool.execute(
-        "INSERT INTO sla_timers (case_id, sla, kind, deadline, due_at) VALUES ($1, 'bogus', 'breach', $2, $2)",
+        "INSERT INTO sla_timers (case_id, sla, kind, deadline, due_at) VALUES ($1, 'Bogus!', 'breach', $2, $2)",
         good["case_id"],
         now - timedelta(seconds=5),
     )
