@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from service.adapters.http.console.views import clocks, next_clock, time_left, timeline
-from service.adapters.postgres.case_reads import StoredEvent
+from service.adapters.http.console.views import clocks, next_clock, time_left
 from service.domain.case import CaseState, CaseStatus
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
@@ -57,12 +56,3 @@ def test_time_left_reads_as_the_countdown_script_writes_it() -> None:
     assert time_left(T0 + timedelta(hours=2, minutes=5), T0) == "2h 05m left"
     assert time_left(T0, T0 + timedelta(minutes=3, seconds=59)) == "overdue by 3m"
     assert time_left(T0 + timedelta(days=2, hours=3), T0) == "2d 3h left"
-
-
-def test_the_timeline_reads_each_event_as_a_title_its_actor_and_its_own_fields() -> None:
-    data = '{"case_id": "c-1", "at": "2026-03-02T09:00:00Z", "actor": "ana", "owner": "bob",'
-    data += ' "deadline": "2026-03-02T10:00:00.5+00:00", "type": "case.assigned"}'
-    stored = StoredEvent(1, 2, "e-1", "case.sla_breached", T0, data)
-    (entry,) = timeline([stored])
-    assert (entry.title, entry.actor) == ("SLA breached", "ana")
-    assert entry.details == [("owner", "bob"), ("deadline", "2026-03-02 10:00:00 UTC")]

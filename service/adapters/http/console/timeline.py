@@ -73,6 +73,18 @@ def _opened(data: dict[str, Any]) -> str:
     return f"Case opened, {data.get('severity')}, {_signal(data.get('signal'))}; resolution due {deadline}"
 
 
+def _corrected(data: dict[str, Any]) -> str:
+    moved = [
+        f"{_words(c.get('name'))} {_deadline(c.get('before'))} → {_deadline(c.get('after'))}"
+        for c in data.get("corrections") or []
+    ]
+    return f"SLA policy {data.get('to_version')} moved the deadlines: {'; '.join(moved)}"
+
+
+def _deadline(clock: dict[str, Any] | None) -> str:
+    return _time(clock["deadline"]) if clock else "none"
+
+
 def _sla(fired: str) -> Callable[[dict[str, Any]], str]:
     return lambda d: f"The {_words(d.get('sla'))} clock {fired} (deadline {_time(d['deadline'])})"
 
@@ -122,7 +134,8 @@ _SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
         "notes",
     ),
     "case.followup_due": (lambda d: f"The follow-up with the customer fell due ({_time(d['due_at'])})", None),
-    "case.closed": (lambda d: "Closed", None),
+    "case.closed": (lambda d: "Closed the case", None),
+    "case.deadlines_corrected": (_corrected, None),
     "case.note_added": (lambda d: "Added an internal note", "note"),
     "case.compensation_requested": (_requested, "reason"),
     "case.compensation_approved": (lambda d: f"Approved the {_money(d)}: it went to billing", None),

@@ -1,14 +1,11 @@
-"""What the console shows of a case: its clocks' states, time left, and its history as readable lines."""
+"""What the console shows of a case: its clocks' states, time left and its severity's reasons (its history: timeline.py)."""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from service.adapters.postgres.case_reads import CaseRead, StoredEvent
+from service.adapters.postgres.case_reads import CaseRead
 from service.domain.case import CaseState, CaseStatus, clocks_of, paused
 from service.domain.clock_reports import explanation
 from service.domain.sla import SlaClock, SlaPolicy
@@ -61,10 +58,12 @@ def _clock(clock: SlaClock, case: CaseState, running: bool, sla: SlaPolicy, now:
 
 
 def next_clock(case: CaseState, sla: SlaPolicy, now: datetime) -> Clock:
-    """The running clock due soonest (the resolution clock when none runs), with the case's worst state."""
+    """The clock the queue orders by (domain next_deadline: a running clock not paused, due soonest; else a
+    paused one; the resolution clock when none runs), with the case's worst state."""
     all_clocks = clocks(case, sla, now)
     running = [c for c in all_clocks if c.running] or all_clocks[1:2]
-    soonest = min(running, key=lambda c: c.deadline)
+    ticking = [c for c in running if c.state != "paused"]
+    soonest = min(ticking or running, key=lambda c: c.deadline)
     worst = min((c.state for c in running), key=STATES.index)
     return Clock(soonest.name, soonest.deadline, worst, soonest.stopped_at)
 
@@ -94,48 +93,3 @@ def severity_reasons(case: CaseRead) -> list[str]:
         for reason in signal.reasons:
             seen.setdefault(reason, None)
     return list(seen)
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    at: datetime
-    version: int
-    title: str
-    actor: str | None
-    details: list[tuple[str, str]]
-
-
-# the case's own id and customer are on the page already; who and when head each entry
-_HIDDEN = {"case_id", "customer_id", "at", "actor", "type", "schema_version", "traceparent"}
-_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
-
-
-def timeline(events: list[StoredEvent]) -> list[TimelineEntry]:
-    """The whole history, oldest first, each event as a title, who did it and its own fields."""
-    return [_entry(e) for e in events]
-
-
-def _entry(event: StoredEvent) -> TimelineEntry:
-    data: dict[str, Any] = json.loads(event.data)
-    title = event.type.removeprefix("case.").replace("_", " ").capitalize().replace("Sla ", "SLA ")
-    details = [
-        (k.replace("_", " "), _text(v)) for k, v in data.items() if k not in _HIDDEN and v not in (None, "")
-    ]
-    actor = data.get("actor")
-    return TimelineEntry(
-        event.recorded_at, event.version, title, actor if isinstance(actor, str) else None, details
-    )
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        if "amount" in value and "currency" in value:
-            return f"{value['amount']} {value['currency']}"
-        if "reasons" in value:
-            return f"{value.get('type', 'signal')} ({value.get('severity')}): {', '.join(value['reasons'])}"
-        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items() if v is not None)
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    if isinstance(value, str) and _ISO.match(value):
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value)
