@@ -128,11 +128,22 @@ class Service:
         pool = self.pool
         assert pool is not None
         try:
-            await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
+            change = await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
         except PolicyApplyRunning:
             log.info("sla_policy_applied_elsewhere", version=sla.version)
+            return
         except Exception as e:  # the service serves on with the new policy for new cases; say why loudly
             log.error("sla_policy_apply_failed", version=sla.version, error=repr(e))
+            return
+        if change is not None:
+            log.info(
+                "sla_policy_applied",
+                from_version=change.from_version,
+                to_version=change.to_version,
+                open_cases=change.looked_at,
+                changed=change.changed,
+                failed=len(change.failed),
+            )
 
     async def _connect(self) -> asyncpg.Pool:
         s = self.settings

@@ -86,14 +86,6 @@ async def apply_new_policy(
             )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1, $2)", *_APPLY_LOCK)
-    log.info(
-        "sla_policy_applied",
-        from_version=from_version,
-        to_version=policy.version,
-        looked_at=change.looked_at,
-        changed=change.changed,
-        failed=len(change.failed),
-    )
     return change
 
 
