@@ -7,10 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from service.domain.calendars import BusinessCalendar, OpeningWindow, always_open
 from service.domain.case import CaseState, CaseStatus, clocks_of, decide_signal, evolve, replay, sla_key
 from service.domain.clock_calendars import ClockCalendars, ClockRule
-from service.domain.events import CASE_EVENT, CaseOpened, DeadlinesCorrected
+from service.domain.events import CASE_EVENT, CaseEvent, CaseOpened, DeadlinesCorrected
 from service.domain.intake import changed_timers
 from service.domain.policy_change import PolicyChange, corrections
 from service.domain.severity import Classification, Severity
@@ -239,3 +242,39 @@ def test_a_case_stored_before_clocks_were_recorded_gets_its_clocks_recorded_by_a
     [clock] = [c for c in clocks_of(after) if c.name == "resolution"]
     assert (clock.calendar, clock.policy_version) == ("office", "v2")
     assert after.resolution_deadline == clock.deadline == MONDAY_9AM + timedelta(days=1, hours=8)
+
+
+POLICIES = (
+    V1,
+    V2_OFFICE,
+    V3_NAMED,
+    policy("v4", ClockRule(clock="first_response", calendar=OFFICE), REGULATED),
+)
+
+
+@given(
+    st.sampled_from(POLICIES),
+    st.sampled_from(POLICIES),
+    st.sampled_from(POLICIES),
+    st.timedeltas(timedelta(0), timedelta(days=9)),
+    st.timedeltas(timedelta(0), timedelta(days=9)),
+    st.timedeltas(timedelta(0), timedelta(days=9)),
+)
+def test_corrections_replay_to_the_live_state_and_the_same_policy_twice_changes_nothing(
+    first: SlaPolicy, second: SlaPolicy, third: SlaPolicy, opens: timedelta, gap: timedelta, gap2: timedelta
+) -> None:
+    start = opening(first, MONDAY_9AM + opens)
+    events: list[CaseEvent] = [start]
+    live = evolve(None, start)
+    now = start.opened_at
+    for sla, wait in ((second, gap), (third, gap2)):
+        now += wait
+        correction = corrections(live, sla, now, "before")
+        if correction is not None:
+            events.append(correction)
+            live = evolve(live, correction)
+        assert corrections(live, sla, now + timedelta(hours=1), "again") is None
+        moved = set() if correction is None else {c.name for c in correction.corrections}
+        passed = [t for t in timers_for(live, sla) if t.sla in moved and t.due_at <= now]
+        assert [decide_timer(live, t, now, sla) for t in passed] == [[] for _ in passed]  # no alert for those
+    assert replay(events) == live
