@@ -219,6 +219,8 @@ async def test_every_action_runs_the_api_decider_and_reads_as_a_sentence_in_the_
     case = await open_case(browser, "walk-1")
     path = f"/console/cases/{case['case_id']}"
     await sign_in(browser, MANAGER_TOKEN)
+    page = (await browser.get(path)).text
+    assert 'id="pause-title"' in page and "Why this deadline" in page  # the pause form and the clocks' reasons
     assert (await post_form(browser, f"{path}/steps", kind="call_customer")).status_code == 303
     done = await post_form(browser, f"{path}/steps/step-1/outcome", outcome="completed", notes="said sorry")
     assert done.status_code == 303 and done.headers["location"].endswith("?done=outcome")
