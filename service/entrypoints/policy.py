@@ -53,7 +53,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             _print(await diff_policy(pool, policy, args.examples), args.json, "would change")
             return 0
         try:
-            change = await apply_new_policy(pool, policy, examples=args.examples, again=args.again)
+            change = await apply_new_policy(
+                pool, policy, examples=args.examples, again=args.again, failed=_listed
+            )
         except PolicyApplyRunning as e:
             print(str(e), file=sys.stderr)
             return APPLY_RUNNING
@@ -64,6 +66,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _print(change, args.json, "changed")
     return CASES_FAILED if change.failed else 0
+
+
+def _listed(case_id: str, error: Exception) -> None:
+    """The summary names each case that failed (on stdout, as one --json document): no log line besides."""
 
 
 def _policy(settings: Settings, path: Path | None) -> SlaPolicy | None:

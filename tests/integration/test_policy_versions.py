@@ -307,3 +307,25 @@ async def test_start_up_applies_a_new_version_once_and_a_breach_corrected_into_t
 
 def replace_policy(settings: Settings, path: Path) -> Settings:
     return settings.model_copy(update={"sla_policy_file": path})
+
+
+async def test_a_case_that_cannot_be_corrected_is_named_and_skipped_and_the_next_apply_tries_it_again(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    await open_cases(pool, 3)
+    broken = await pool.fetchval("SELECT min(case_id) FROM cases")
+    await pool.execute("UPDATE cases SET state = '{\"damaged\": true}' WHERE case_id = $1", broken)
+    path = policy_file(tmp_path, OFFICE_HOURS)
+    diff = recovery_cli(database_url, "policy", "diff", "--file", str(path), "--json")
+    assert json.loads(diff.stdout)["failed_cases"] == [broken]  # stdout holds the one JSON document
+    applied = recovery_cli(database_url, "policy", "apply", "--file", str(path), "--json")
+    assert applied.returncode == 3
+    assert (json.loads(applied.stdout)["changed_cases"], json.loads(applied.stdout)["failed_cases"]) == (
+        2,
+        [broken],
+    )
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'case.deadlines_corrected'") == 2
+    again = recovery_cli(
+        database_url, "policy", "apply", "--file", str(path)
+    )  # not applied in full: it tries
+    assert again.returncode == 3 and "3 open cases looked at, 0 changed" in again.stdout

@@ -4,7 +4,7 @@ optimistic concurrency, a case that fails logged by id and skipped."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -50,20 +50,25 @@ async def diff_policy(pool: asyncpg.Pool, policy: SlaPolicy, examples: int = 10)
         async for row in cursor:
             try:
                 state = SNAPSHOT.read(row["state_version"], row["state"])
-            except UnreadableEvent as e:
+            except UnreadableEvent:  # listed in the preview; applying it fails the same way, and is logged
                 change.fail(row["case_id"])
-                log.error("sla_policy_case_unreadable", case_id=row["case_id"], error=str(e))
                 continue
             change.add(corrections(state, policy, now, change.from_version))
     return change
 
 
 async def apply_new_policy(
-    pool: asyncpg.Pool, policy: SlaPolicy, batch: int = BATCH, examples: int = 10, again: bool = False
+    pool: asyncpg.Pool,
+    policy: SlaPolicy,
+    batch: int = BATCH,
+    examples: int = 10,
+    again: bool = False,
+    failed: Callable[[str, Exception], None] | None = None,
 ) -> PolicyChange | None:
     """Correct the open cases to the policy's version and record it; None when that version is the one last
     applied in full, unless `again` (a case opened meanwhile under an older file, by an instance not restarted
-    yet, is then corrected; every other case is left as it is). PolicyApplyRunning when another holds the lock."""
+    yet, is then corrected; every other case is left as it is). PolicyApplyRunning when another holds the lock.
+    A case that cannot be corrected is told to `failed` (default: logged by id) and skipped."""
     assert policy.version is not None, "only a policy file has a version to apply"
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_APPLY_LOCK):
@@ -75,7 +80,7 @@ async def apply_new_policy(
             from_version = None if last is None else last.version
             store = PostgresCommandStore(pool)
             change = await apply_policy(
-                _open_case_ids(pool, batch), store, policy, from_version, _failed, examples
+                _open_case_ids(pool, batch), store, policy, from_version, failed or _logged, examples
             )
             await conn.execute(
                 "INSERT INTO sla_policy_versions (version, looked_at, changed, failed) VALUES ($1, $2, $3, $4)",
@@ -104,5 +109,5 @@ async def _open_case_ids(pool: asyncpg.Pool, batch: int) -> AsyncIterator[list[s
         after = ids[-1]
 
 
-def _failed(case_id: str, error: Exception) -> None:
+def _logged(case_id: str, error: Exception) -> None:
     log.error("sla_policy_case_failed", case_id=case_id, error=type(error).__name__)
