@@ -236,10 +236,12 @@ async def test_events_appended_after_the_shadows_position_appear_in_the_swapped_
     await seed(pool, customers=40, per_customer=2)
     original_swap = projection_swap.swap
 
-    async def append_then_swap(conn: asyncpg.Connection, since: int, chunk: int) -> tuple[int, float]:
+    async def append_then_swap(
+        conn: asyncpg.Connection, since: int, chunk: int, unreadable: dict[str, str]
+    ) -> tuple[int, float]:
         """After the unlocked catch-up: these events are left for the locked tail."""
         await apply(pool, nps(9001, "cust-3"), nps(9002, "tail-customer"))
-        return await original_swap(conn, since, chunk)
+        return await original_swap(conn, since, chunk, unreadable)
 
     async def append_during_replay(_: int) -> None:
         if not await pool.fetchval("SELECT count(*) FROM signal_log WHERE signal_id = 'sig-9000'"):

@@ -74,30 +74,34 @@ async def fill(conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         await conn.copy_records_to_table(SHADOW, records=rows, columns=CASE_COLUMNS)
 
 
-async def keep_as_stored(conn: Connection, case_ids: Sequence[str]) -> None:
-    """These cases' rows of the read model into the shadow as they are: their streams cannot be replayed."""
+async def _keep_as_stored(conn: Connection, case_ids: Sequence[str]) -> None:
+    """These cases' rows of `cases` into the shadow as they are (their streams cannot be replayed): called with
+    `cases` locked, when each row holds its case's last event, which the writer that stored it could read."""
     if not case_ids:
         return
     await conn.execute(f"DELETE FROM {SHADOW} WHERE case_id = ANY($1::text[])", case_ids)
     await conn.execute(f"INSERT INTO {SHADOW} SELECT * FROM cases WHERE case_id = ANY($1::text[])", case_ids)
 
 
-async def catch_up_unlocked(conn: Connection, since: int, chunk: int) -> tuple[int, int]:
+async def catch_up_unlocked(
+    conn: Connection, since: int, chunk: int, unreadable: dict[str, str]
+) -> tuple[int, int]:
     """Apply what was appended during the replay, a transaction per chunk, with no lock: the tail left for
     the swap is then only what is appended meanwhile. Returns the position reached and the events applied."""
     applied = 0
     while True:
         async with conn.transaction():
-            since, count = await _apply_chunk(conn, since, chunk)
+            since, count = await _apply_chunk(conn, since, chunk, unreadable)
         applied += count
         if count < chunk:
             return since, applied
 
 
-async def swap(conn: Connection, since: int, chunk: int) -> tuple[int, float]:
+async def swap(conn: Connection, since: int, chunk: int, unreadable: dict[str, str]) -> tuple[int, float]:
     """Block the writers of `cases` (see the module's docstring), apply the tail after `since` to the shadow,
-    and put the shadow in place of `cases`, in one transaction. Returns how many events the tail held, and
-    for how many seconds writers of `cases` were held (from holding the lock on `cases` to the commit)."""
+    copy the rows of the cases whose events cannot all be read, and put the shadow in place of `cases`, in one
+    transaction. Returns how many events the tail held, and for how many seconds writers of `cases` were held
+    (from holding the lock on `cases` to the commit)."""
 
     async def attempt() -> tuple[int, float]:
         try:
@@ -109,8 +113,9 @@ async def swap(conn: Connection, since: int, chunk: int) -> tuple[int, float]:
                 await lock_appends(conn)
                 tail, (position, count) = 0, (since, chunk)
                 while count == chunk:
-                    position, count = await _apply_chunk(conn, position, chunk)
+                    position, count = await _apply_chunk(conn, position, chunk, unreadable)
                     tail += count
+                await _keep_as_stored(conn, sorted(unreadable))
                 await _replace(conn)
             return tail, time.monotonic() - locked
         except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as e:
@@ -119,8 +124,11 @@ async def swap(conn: Connection, since: int, chunk: int) -> tuple[int, float]:
     return await retrying(attempt, "projections_swap", attempts=_SWAP_ATTEMPTS)
 
 
-async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, int]:
-    """Fold up to `chunk` case events after `since`, in log order, into the shadow's states of their cases."""
+async def _apply_chunk(
+    conn: Connection, since: int, chunk: int, unreadable: dict[str, str]
+) -> tuple[int, int]:
+    """Fold up to `chunk` case events after `since`, in log order, into the shadow's states of their cases. A
+    case with an event that cannot be read is added to `unreadable` and left out: the swap copies its row."""
     rows = await conn.fetch(
         "SELECT position, stream_id, type, schema_version, data FROM events"
         " WHERE position > $1 AND type LIKE 'case.%'"
@@ -130,7 +138,7 @@ async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, i
     )
     if not rows:
         return since, 0
-    ids = sorted({r["stream_id"] for r in rows})
+    ids = sorted({r["stream_id"] for r in rows} - unreadable.keys())
     stored = await conn.fetch(
         f"SELECT state, state_version FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids
     )
@@ -138,17 +146,19 @@ async def _apply_chunk(conn: Connection, since: int, chunk: int) -> tuple[int, i
     for s in stored:
         state = SNAPSHOT.read(s["state_version"], s["state"])
         states[state.case_id] = state
-    unreadable: set[str] = set()
     for r in rows:
+        stream_id = r["stream_id"]
+        if stream_id in unreadable:
+            continue
         try:
             event = read_case_event(r["type"], r["schema_version"], r["data"])
-        except UnreadableEvent:  # that case keeps the row its live writer stored, as in the replay
-            unreadable.add(r["stream_id"])
+        except UnreadableEvent as e:
+            unreadable[stream_id] = str(e)
+            states.pop(stream_id, None)
             continue
-        states[r["stream_id"]] = evolve(states.get(r["stream_id"]), event)
+        states[stream_id] = evolve(states.get(stream_id), event)
     await conn.execute(f"DELETE FROM {SHADOW} WHERE case_id = ANY($1::text[])", ids)
-    await fill(conn, case_rows(s for case_id, s in states.items() if case_id not in unreadable))
-    await keep_as_stored(conn, sorted(unreadable))
+    await fill(conn, case_rows(states.values()))
     return rows[-1]["position"], len(rows)
 
 

@@ -87,10 +87,11 @@ async def rebuild_cases(
                 await shadow.fill(conn, rows)
                 await progress(count)
             await _extra_cases(conn, chunk, report)
-            await shadow.keep_as_stored(conn, list(report.unreadable))
         await conn.execute(f"ANALYZE {shadow.SHADOW}")
-        position, report.caught_up = await shadow.catch_up_unlocked(conn, report.position, chunk)
-        report.tail, report.blocked_seconds = await shadow.swap(conn, position, chunk)
+        position, report.caught_up = await shadow.catch_up_unlocked(
+            conn, report.position, chunk, report.unreadable
+        )
+        report.tail, report.blocked_seconds = await shadow.swap(conn, position, chunk, report.unreadable)
         report.caught_up += report.tail
     report.differing.sort()
     return report
