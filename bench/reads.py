@@ -24,7 +24,7 @@ from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.case_writes import CASE_COLUMNS
 from service.adapters.postgres.intake_store import SIGNAL_LOG_COLUMNS
 from service.config import ApiToken
-from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.case import CASE_STATE, CaseState, CaseStatus, next_deadline
 from service.domain.registry import SNAPSHOT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
@@ -73,6 +73,7 @@ def rows(count: int, start: datetime) -> list[tuple[object, ...]]:
                 None,
                 None,
                 SNAPSHOT.version,
+                next_deadline(state),
             )
         )
     return out

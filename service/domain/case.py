@@ -188,6 +188,21 @@ def clocks_of(state: CaseState) -> tuple[SlaClock, ...]:
     return (*built_in, *(c for c in state.clocks if c.name not in BUILT_IN_CLOCKS))
 
 
+def running_clocks(state: CaseState) -> tuple[SlaClock, ...]:
+    """The clocks that run now: an open case's clocks not stopped, less those its pause holds."""
+    if state.status is not CaseStatus.OPEN:
+        return ()
+    pause = paused(state)
+    return tuple(
+        c for c in clocks_of(state) if c.stopped_at is None and (pause is None or not pause.holds(c))
+    )
+
+
+def next_deadline(state: CaseState) -> datetime | None:
+    """The soonest deadline of a running clock, the one the queue orders by; None when no clock runs."""
+    return min((c.deadline for c in running_clocks(state)), default=None)
+
+
 def _built_in(
     state: CaseState, name: str, started_at: datetime, deadline: datetime, stopped_at: datetime | None
 ) -> SlaClock:

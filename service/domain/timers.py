@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from service.domain.case import CaseState, CaseStatus, clocks_of, paused, resumed, sla_key
+from service.domain.case import CaseState, CaseStatus, paused, resumed, running_clocks, sla_key
 from service.domain.events import CaseEvent, FollowUpDue, ResumeCause, SlaBreached, SlaKind, SlaWarned
 from service.domain.sla import SlaPolicy
 
@@ -47,8 +47,7 @@ def timers_for(state: CaseState | None, sla: SlaPolicy) -> list[Timer]:
         resume = [Timer(state.case_id, pause.reason, TimerKind.RESUME, pause.resumes_at, pause.resumes_at)]
     return [
         timer
-        for clock in clocks_of(state)
-        if clock.stopped_at is None and (pause is None or not pause.holds(clock))
+        for clock in running_clocks(state)
         for timer in (
             Timer(state.case_id, clock.name, TimerKind.WARNING, clock.deadline, sla.warning_of(clock)),
             Timer(state.case_id, clock.name, TimerKind.BREACH, clock.deadline, clock.deadline),

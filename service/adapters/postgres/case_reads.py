@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ class CaseFilter:
     owner: str | None = None
     due_before: datetime | None = None
     unassigned: bool = False  # only cases with no owner
-    next_deadline_before: datetime | None = None  # a running clock (resolution, or first response) due before
+    next_deadline_before: datetime | None = None  # the next deadline of a running clock at or before this
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,32 @@ class InvalidCursor(ValueError):
     pass
 
 
-def encode_cursor(deadline: datetime, case_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{deadline.isoformat()}|{case_id}".encode()).decode()
+def encode_cursor(deadline: datetime | None, case_id: str) -> str:
+    """The last row's sort key; no deadline (a queue row with no running clock) is written as nothing."""
+    at = "" if deadline is None else deadline.isoformat()
+    return base64.urlsafe_b64encode(f"{at}|{case_id}".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    at, case_id = decode_queue_cursor(cursor)
+    if at is None:  # only the queue issues a cursor without a deadline
+        raise InvalidCursor("cursor is not one this API issued")
+    return at, case_id
+
+
+def decode_queue_cursor(cursor: str) -> tuple[datetime | None, str]:
     try:
         deadline, case_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        at = datetime.fromisoformat(deadline)
-        if at.tzinfo is None or not case_id.isprintable():  # never one this API issued; PostgreSQL refuses NUL
+        at = datetime.fromisoformat(deadline) if deadline else None
+        if (at is not None and at.tzinfo is None) or not case_id.isprintable():  # PostgreSQL refuses NUL
             raise ValueError("forged cursor")
         return at, case_id
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidCursor("cursor is not one this API issued") from e
+
+
+# The queue's sort key, as the index cases_queue (migration 014) spells it: no running clock sorts last.
+_QUEUE_KEY = "coalesce(next_deadline, 'infinity'::timestamptz)"
 
 
 class PostgresCaseReads:
@@ -95,16 +109,41 @@ class PostgresCaseReads:
             clauses.append(f"(resolution_deadline, case_id) > (${len(args) - 1}, ${len(args)})")
         args.append(limit + 1)
         sql = (
-            "SELECT state, state_version FROM cases"
+            "SELECT state, state_version, resolution_deadline FROM cases"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f" ORDER BY resolution_deadline, case_id LIMIT ${len(args)}"
         )
+        return await self._page(sql, args, limit, lambda row: row["resolution_deadline"])
+
+    async def queue(
+        self, where: CaseFilter, limit: int, cursor: str | None
+    ) -> tuple[list[CaseRead], str | None]:
+        """Open cases, the next deadline of a running clock first, keyset-paginated on (next_deadline, case_id)."""
+        clauses, args = _where(replace(where, status=None))
+        clauses.append("status = 'open'")  # a literal, so the partial index serves every plan
+        if cursor:
+            deadline, case_id = decode_queue_cursor(cursor)
+            args += [deadline, case_id]
+            n = len(args)
+            clauses.append(f"({_QUEUE_KEY}, case_id) > (coalesce(${n - 1}::timestamptz, 'infinity'), ${n})")
+        args.append(limit + 1)
+        sql = (
+            "SELECT state, state_version, next_deadline FROM cases WHERE "
+            + " AND ".join(clauses)
+            + f" ORDER BY {_QUEUE_KEY}, case_id LIMIT ${len(args)}"
+        )
+        return await self._page(sql, args, limit, lambda row: row["next_deadline"])
+
+    async def _page(
+        self, sql: str, args: list[Any], limit: int, key: Callable[[asyncpg.Record], datetime | None]
+    ) -> tuple[list[CaseRead], str | None]:
+        """One page of cases with their signals, and the cursor after its last row when there is more."""
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(sql, *args)
             cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
             signals = await signals_of(conn, [c.case_id for c in cases])
         more = len(rows) > limit
-        cursor_out = encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
+        cursor_out = encode_cursor(key(rows[limit - 1]), cases[-1].case_id) if more else None
         return [CaseRead(c, signals.get(c.case_id, [])) for c in cases], cursor_out
 
     async def get_case(self, case_id: str) -> tuple[CaseRead, list[StoredEvent]] | None:
@@ -204,9 +243,5 @@ def _where(where: CaseFilter) -> tuple[list[str], list[Any]]:
         clauses.append(f"resolution_deadline < ${len(args)}")
     if where.next_deadline_before is not None:
         args.append(where.next_deadline_before)
-        n = len(args)
-        clauses.append(
-            f"(resolution_deadline < ${n} OR (first_response_deadline < ${n}"
-            " AND state->>'acknowledged_at' IS NULL))"
-        )
+        clauses.append(f"next_deadline <= ${len(args)}")
     return clauses, args

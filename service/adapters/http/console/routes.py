@@ -114,7 +114,7 @@ class QueueFilters:
     def where(self, actor: ApiToken, now: datetime) -> CaseFilter:
         return CaseFilter(
             self.customer.strip() or None,
-            "open",
+            None,  # the queue is of open cases
             self.chosen_severity,
             actor.actor if self.mine else None,
             unassigned=self.unassigned and not self.mine,
@@ -144,11 +144,11 @@ def _queue_routes(router: APIRouter, console: Console) -> None:
         where = filters.where(actor, now)
         error = None
         try:
-            cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, cursor)
+            cases, next_cursor = await console.reads_of().queue(where, PAGE_SIZE, cursor)
         except InvalidCursor:
             error = "That page link is not one this console made: showing the first page."
             cursor = None
-            cases, next_cursor = await console.reads_of().list_cases(where, PAGE_SIZE, cursor)
+            cases, next_cursor = await console.reads_of().queue(where, PAGE_SIZE, cursor)
         return render(
             request,
             template,
