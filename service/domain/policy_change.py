@@ -45,9 +45,8 @@ def _corrected(state: CaseState, policy: SlaPolicy, clock: SlaClock) -> ClockCor
         after = _paused(state, policy, after)
         if _same(policy, clock, after):
             return None
-    before = replace(
-        clock, warning_at=policy.warning_of(clock)
-    )  # a clock from before warning points: its 24x7 one
+    # a clock recorded before warning points warns at the policy's fraction of its 24x7 window: say when
+    before = replace(clock, warning_at=policy.warning_of(clock))
     return ClockCorrection(name=clock.name, before=before, after=after)
 
 
@@ -78,7 +77,7 @@ class ClockShift:
     later: int = 0
     added: int = 0
     stopped: int = 0
-    other: int = 0  # the same deadline: its warning point, calendar or pausing changed
+    same_deadline: int = 0  # its warning point, calendar or pausing changed
     largest: timedelta = timedelta(0)  # the largest move of a deadline, either way
 
     def count(self, correction: ClockCorrection) -> None:
@@ -90,7 +89,7 @@ class ClockShift:
         shift = after.deadline - before.deadline
         self.earlier += shift < timedelta(0)
         self.later += shift > timedelta(0)
-        self.other += shift == timedelta(0)
+        self.same_deadline += shift == timedelta(0)
         self.largest = max(self.largest, abs(shift))
 
 

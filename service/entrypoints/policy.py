@@ -101,7 +101,7 @@ def summary(change: PolicyChange) -> dict[str, Any]:
                 "later": s.later,
                 "added": s.added,
                 "stopped": s.stopped,
-                "same_deadline": s.other,
+                "same_deadline": s.same_deadline,
                 "largest_shift_seconds": s.largest.total_seconds(),
             }
             for name, s in sorted(change.clocks.items())
@@ -140,7 +140,10 @@ def _print(change: PolicyChange, as_json: bool, verb: str) -> None:
     for name, s in data["clocks"].items():
         kinds = ("earlier", "later", "added", "stopped", "same_deadline")
         moved = ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in kinds if s[k])
-        print(f"  {name:<28} {moved}; largest shift {_duration(s['largest_shift_seconds'])}")
+        shift = (
+            f"; largest shift {_duration(s['largest_shift_seconds'])}" if s["earlier"] + s["later"] else ""
+        )
+        print(f"  {name:<28} {moved}{shift}")
     if data["examples"]:
         print("examples (case, clock, old deadline -> new deadline):")
     for row in data["examples"]:
