@@ -265,6 +265,8 @@ async def test_every_action_runs_the_api_decider_and_reads_as_a_sentence_in_the_
         "Followed up: the customer is not satisfied",
         "Closed",
         "<blockquote>customer called again</blockquote>",
+        "<td>completed by mia</td>",
+        "<td>credit of 20.00 EUR</td>",
     ):
         assert sentence in page, sentence
 
