@@ -220,7 +220,9 @@ async def test_every_action_runs_the_api_decider_and_reads_as_a_sentence_in_the_
     path = f"/console/cases/{case['case_id']}"
     await sign_in(browser, MANAGER_TOKEN)
     page = (await browser.get(path)).text
-    assert 'id="pause-title"' in page and "Why this deadline" in page  # the pause form and the clocks' reasons
+    assert (
+        'id="pause-title"' in page and "Why this deadline" in page
+    )  # the pause form and the clocks' reasons
     assert (await post_form(browser, f"{path}/steps", kind="call_customer")).status_code == 303
     done = await post_form(browser, f"{path}/steps/step-1/outcome", outcome="completed", notes="said sorry")
     assert done.status_code == 303 and done.headers["location"].endswith("?done=outcome")
@@ -370,3 +372,24 @@ async def test_a_case_pauses_and_resumes_from_the_console_with_its_until_read_as
     assert "Resumed: the pause was ended by staff" in (await browser.get(path)).text
     past = await post_form(browser, f"{path}/pause", reason="awaiting_parts", until="2001-01-01T00:00")
     assert past.status_code == 422 and (await case_of(browser, case["case_id"]))["paused"] is None
+
+
+async def test_the_approvals_page_pages_on_the_cases_keyset_cursor(
+    browser: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.adapters.http.console import approvals_page
+
+    monkeypatch.setattr(approvals_page, "PAGE_SIZE", 1)
+    body = {"kind": "refund", "amount": "400", "currency": "EUR", "reason": "ruined evening"}
+    for customer in ("approve-page-1", "approve-page-2"):
+        case = await open_case(browser, customer)
+        await browser.post(f"/v1/cases/{case['case_id']}/compensations", json=body, headers=AGENT_AUTH)
+    await sign_in(browser, MANAGER_TOKEN)
+    first = (await browser.get("/console/approvals")).text
+    assert first.count("Approve 400.00 EUR") == 1 and "First page" not in first
+    found = re.search(r'rel="next" href="([^"]+)"', first)
+    assert found
+    second = (await browser.get(found.group(1).replace("&amp;", "&"))).text
+    assert second.count("Approve 400.00 EUR") == 1 and "First page" in second
+    forged = await browser.get("/console/approvals", params={"cursor": "forged"})
+    assert forged.status_code == 200 and "not one this console made" in forged.text
