@@ -36,3 +36,17 @@ async def test_the_api_docs_pages_name_only_assets_this_service_serves(
         assert served.status_code == 200, asset
         assert len(served.content) > 1000 or asset.endswith(".png"), asset
     assert "/openapi.json" in html
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_api_docs_pages_let_the_browser_load_from_this_service_only(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    """The bundles name hosts of their own (ReDoc's credit logo on Redocly's CDN): the policy names none."""
+    policy = (await client.get(page)).headers["content-security-policy"]
+    directives = {
+        name: sources.split() for name, sources in (d.strip().split(" ", 1) for d in policy.split(";"))
+    }
+    assert directives["default-src"] == ["'self'"] and directives["img-src"] == ["'self'", "data:"]
+    sources = {s for found in directives.values() for s in found}
+    assert sources <= {"'self'", "'none'", "'unsafe-inline'", "data:", "blob:"}, sources
