@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
@@ -10,7 +10,7 @@ from service.domain.business_time import ZERO, business_time_between
 from service.domain.calendars import WEEKDAYS, BusinessCalendar
 from service.domain.case import CaseState, CaseStatus, clocks_of, paused, sla_key
 from service.domain.severity import Severity
-from service.domain.sla import SlaClock, SlaPolicy, paused_business_time
+from service.domain.sla import SlaClock, SlaPolicy, deadline_at_stop, paused_business_time
 
 _SHOWN_HOLIDAYS = 3
 
@@ -43,19 +43,19 @@ def report(clock: SlaClock, case: CaseState, sla: SlaPolicy, now: datetime) -> C
     calendar = sla.calendar(clock.calendar)
     pause = paused(case)
     end = pause.started_at if pause is not None and pause.holds(clock) else min(now, clock.stopped_at or now)
-    given_back = (
-        paused_business_time(calendar, case.pauses, clock.started_at, end) if clock.pausable else ZERO
-    )
+    spans = tuple(p if p.ended_at else replace(p, ended_at=max(end, p.started_at)) for p in case.pauses)
+    given_back = paused_business_time(calendar, spans, clock.started_at, end) if clock.pausable else ZERO
     elapsed = max(business_time_between(calendar, clock.started_at, end) - given_back, ZERO)
-    left = max(business_time_between(calendar, end, clock.deadline), ZERO)
+    deadline = deadline_at_stop(clock, calendar, case.pauses)
+    left = max(business_time_between(calendar, end, deadline), ZERO)
     return ClockReport(
-        clock, _state(clock, case, now), calendar, elapsed, left, explanation(clock, calendar, case)
+        clock, _state(clock, deadline, case, now), calendar, elapsed, left, explanation(clock, calendar, case)
     )
 
 
-def _state(clock: SlaClock, case: CaseState, now: datetime) -> ClockState:
+def _state(clock: SlaClock, deadline_at_stop: datetime, case: CaseState, now: datetime) -> ClockState:
     if clock.stopped_at is not None:
-        return ClockState.MET if clock.stopped_at <= clock.deadline else ClockState.BREACHED
+        return ClockState.MET if clock.stopped_at <= deadline_at_stop else ClockState.BREACHED
     pause = paused(case)
     if pause is not None and pause.holds(clock):  # its deadline moves at the resume: not breached meanwhile
         return ClockState.PAUSED

@@ -146,6 +146,20 @@ def resumed_clock(clock: SlaClock, calendar: BusinessCalendar, pause: PauseSpan,
     return replace(clock, deadline=add_business_time(calendar, clock.deadline, credit), warning_at=warning)
 
 
+def deadline_at_stop(clock: SlaClock, calendar: BusinessCalendar, pauses: Sequence[PauseSpan]) -> datetime:
+    """What a stopped clock is judged by: a clock that stopped during a pause that held it (a first response
+    while the case waits) had the open time that pause took up to the stop given back, as a resume would."""
+    stop = clock.stopped_at
+    if stop is None:
+        return clock.deadline
+    running = replace(clock, stopped_at=None)
+    for pause in pauses:
+        during = pause.started_at <= stop and (pause.ended_at is None or stop < pause.ended_at)
+        if during and pause.holds(running):
+            return resumed_clock(running, calendar, pause, stop).deadline
+    return clock.deadline
+
+
 class SlaPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -6,8 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service.domain.business_time import add_business_time
+from service.domain.business_time import ZERO, add_business_time
 from service.domain.calendars import BusinessCalendar, OpeningWindow, always_open
 from service.domain.case import CaseState, clocks_of, decide_signal, evolve, paused
 from service.domain.clock_calendars import ClockCalendars, ClockRule
@@ -29,7 +31,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind, Tier
 from service.domain.sla import PauseReason, PauseSpan, SlaClock, SlaPolicy, paused_business_time
 from service.domain.timers import TimerKind, decide_timer, timers_for
-from service.domain.workflow import Actor, decide_resolve
+from service.domain.workflow import Actor, decide_acknowledge, decide_resolve
 
 THURSDAY_10TH = date(2026, 12, 10)  # a holiday in this office
 OFFICE = BusinessCalendar.weekly(
@@ -310,3 +312,42 @@ def test_the_clock_report_shows_held_clocks_paused_with_the_open_time_left_when_
     assert resolution.state is ClockState.RUNNING
     assert resolution.business_elapsed == timedelta(hours=2.5)  # the paused 17 h do not count
     assert resolution.business_left == timedelta(hours=21.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60 * 30), st.integers(1, 60 * 40)),  # minutes until the pause, its length
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_every_deadline_is_its_window_plus_the_paused_open_time_before_it(
+    pauses: list[tuple[int, int]],
+) -> None:
+    """The rule policy corrections rely on holds after any sequence of pauses and resumes."""
+    case, at = opened(), FRIDAY_4PM
+    for gap, length in pauses:
+        at += timedelta(minutes=gap)
+        reason = PauseReason.AWAITING_THIRD_PARTY  # a 10-day budget: never spent here
+        case = then(case, decide_pause(case, MIA, reason, None, SLA, at))
+        at += timedelta(minutes=length)
+        case = then(case, decide_resume(case, MIA, SLA, at))
+    for c in clocks_of(case):
+        calendar = SLA.calendar(c.calendar)
+        assert c.window is not None
+        given_back = (
+            paused_business_time(calendar, case.pauses, c.counted_from, c.deadline) if c.pausable else ZERO
+        )
+        assert add_business_time(calendar, c.counted_from, c.window + given_back) == c.deadline, c.name
+
+
+def test_a_first_response_during_a_pause_is_judged_with_the_paused_open_time_given_back() -> None:
+    case = opened()  # first response: 4 h of office time from Friday 16:00, due Monday 11:30
+    assert clock(case, "first_response").deadline == datetime(2026, 12, 7, 11, 30, tzinfo=UTC)
+    case = paused_at(case, MONDAY_10AM, PauseReason.AWAITING_CUSTOMER)
+    tuesday_noon = datetime(2026, 12, 8, 12, tzinfo=UTC)  # after the old deadline, within the paused time
+    case = then(case, decide_acknowledge(case, MIA, tuesday_noon))
+    first = next(r for r in clock_reports(case, SLA, tuesday_noon) if r.clock.name == "first_response")
+    assert first.state is ClockState.MET
+    assert first.business_elapsed == timedelta(hours=2.5)  # Fri 1.5 h, Mon 1 h before the pause
