@@ -137,14 +137,16 @@ def stopped_clocks(before: CaseState | None, after: CaseState, sla: SlaPolicy) -
     if before is None:
         return []
     running = {c.name for c in clocks_of(before) if c.stopped_at is None}
-    return [
-        StoppedClock(
-            c.name,
-            after.severity,
-            c.stopped_at <= c.deadline,
-            c.stopped_at - c.started_at,
-            business_time_between(sla.calendar(c.calendar), c.started_at, c.stopped_at),
-        )
-        for c in clocks_of(after)
-        if c.stopped_at is not None and c.name in running
-    ]
+    stopped = [c for c in clocks_of(after) if c.stopped_at is not None and c.name in running]
+    return [_stopped(c, after, sla) for c in stopped]
+
+
+def _stopped(clock: SlaClock, case: CaseState, sla: SlaPolicy) -> StoppedClock:
+    """Met or not as its report judges it (a stop during a pause is judged with the paused time given back);
+    its open time leaves out the time pauses took from a clock that honours them."""
+    assert clock.stopped_at is not None
+    judged = report(clock, case, sla, clock.stopped_at)
+    met = judged.state is ClockState.MET
+    return StoppedClock(
+        clock.name, case.severity, met, clock.stopped_at - clock.started_at, judged.business_elapsed
+    )

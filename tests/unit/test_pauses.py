@@ -13,7 +13,7 @@ from service.domain.business_time import ZERO, add_business_time
 from service.domain.calendars import BusinessCalendar, OpeningWindow, always_open
 from service.domain.case import CaseState, clocks_of, decide_signal, evolve, paused
 from service.domain.clock_calendars import ClockCalendars, ClockRule
-from service.domain.clock_reports import ClockState, clock_reports
+from service.domain.clock_reports import ClockState, clock_reports, stopped_clocks
 from service.domain.errors import InvalidValue, WrongState
 from service.domain.events import (
     CaseEvent,
@@ -351,3 +351,12 @@ def test_a_first_response_during_a_pause_is_judged_with_the_paused_open_time_giv
     first = next(r for r in clock_reports(case, SLA, tuesday_noon) if r.clock.name == "first_response")
     assert first.state is ClockState.MET
     assert first.business_elapsed == timedelta(hours=2.5)  # Fri 1.5 h, Mon 1 h before the pause
+
+
+def test_the_measured_time_to_first_response_leaves_the_paused_time_out() -> None:
+    case = paused_at(opened(), MONDAY_10AM, PauseReason.AWAITING_CUSTOMER)
+    tuesday_noon = datetime(2026, 12, 8, 12, tzinfo=UTC)
+    acknowledged = then(case, decide_acknowledge(case, MIA, tuesday_noon))
+    [first] = stopped_clocks(case, acknowledged, SLA)
+    assert (first.name, first.met) == ("first_response", True)
+    assert (first.wall, first.business) == (tuesday_noon - FRIDAY_4PM, timedelta(hours=2.5))
