@@ -119,7 +119,9 @@ class ClockView(BaseModel):
     name: str = Field(description="first_response, resolution, or a named clock from the SLA policy file.")
     state: Literal["running", "paused", "stopped", "met", "breached"] = Field(
         description="met: stopped by its deadline; breached: past its deadline (running or stopped late);"
-        " stopped: the case ended without this clock's goal; paused: reserved for pauses."
+        " stopped: the case ended without this clock's goal; paused: the case's pause holds it (it honours"
+        " pauses and had not breached): it neither counts, warns nor breaches, and its deadline and warning"
+        " point move by the open time the pause took when it resumes."
     )
     started_at: datetime
     deadline: datetime
