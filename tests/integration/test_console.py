@@ -366,12 +366,15 @@ async def test_a_case_pauses_and_resumes_from_the_console_with_its_until_read_as
     assert (pause["reason"], pause["until"]) == ("awaiting_parts", "2099-01-02T10:30:00Z")
     page = (await browser.get(path)).text
     assert "Paused, awaiting parts; it resumes by itself" in page
+    assert "paused: the deadline moves when the case resumes" in page  # each clock the pause holds
+    assert f'action="{path}/resume"' in page and f'action="{path}/pause"' not in page
     resumed = await post_form(browser, f"{path}/resume")
     assert resumed.status_code == 303
     assert (await case_of(browser, case["case_id"]))["paused"] is None
     assert "Resumed: the pause was ended by staff" in (await browser.get(path)).text
     past = await post_form(browser, f"{path}/pause", reason="awaiting_parts", until="2001-01-01T00:00")
     assert past.status_code == 422 and (await case_of(browser, case["case_id"]))["paused"] is None
+    assert 'id="pause-refusal"' in past.text and "until must be in the future" in past.text
 
 
 async def test_the_approvals_page_pages_on_the_cases_keyset_cursor(
