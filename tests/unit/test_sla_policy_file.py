@@ -34,6 +34,7 @@ def test_the_sample_policy_loads_with_every_kind_of_holiday() -> None:
     assert date(2026, 7, 15) in support.holidays  # the second day of the iCalendar stocktake
     assert date(2026, 7, 16) not in support.holidays  # DTEND is exclusive
     assert [str(w) for w in support.week[0]] == ["08:00-12:00", "13:00-17:30"]
+    assert SlaPolicy(calendars=policy).pause_budget(PauseReason.AWAITING_CUSTOMER) == timedelta(days=7)
 
 
 def test_each_clock_gets_the_first_matching_rules_calendar() -> None:
