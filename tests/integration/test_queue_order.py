@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
+from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads, queue_query
 from service.domain.case import next_deadline
 from service.domain.registry import SNAPSHOT
 from tests.integration.test_console import app, browser, sign_in
@@ -111,3 +111,21 @@ async def test_a_forged_queue_cursor_is_refused_and_a_queue_cursor_is_no_approva
             await reads.queue(OPEN, 1, forged)
     with pytest.raises(InvalidCursor):
         await reads.awaiting_approval(1, after_paused)
+
+
+async def test_the_index_cases_queue_serves_every_page_without_a_sort(
+    browser: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    for n in range(3):
+        await opened(browser, f"i-{n}", "major", "phone")
+    _, cursor = await PostgresCaseReads(pool).queue(OPEN, 1, None)
+    for where, after in (
+        (OPEN, None),
+        (CaseFilter(severity="major"), cursor),
+        (CaseFilter(owner="ana"), None),
+    ):
+        sql, args = queue_query(where, 26, after)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")  # a few rows: otherwise a scan is as cheap
+            plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+        assert '"Index Name": "cases_queue"' in plan and '"Node Type": "Sort"' not in plan, plan

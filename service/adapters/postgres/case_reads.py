@@ -94,6 +94,24 @@ def decode_queue_cursor(cursor: str) -> tuple[datetime | None, str]:
 _QUEUE_KEY = "coalesce(next_deadline, 'infinity'::timestamptz)"
 
 
+def queue_query(where: CaseFilter, limit: int, cursor: str | None) -> tuple[str, list[Any]]:
+    """The queue's page as SQL and its arguments, in the shape the index cases_queue serves."""
+    clauses, args = _where(replace(where, status=None))
+    clauses.append("status = 'open'")  # a literal, so the partial index serves every plan
+    if cursor:
+        deadline, case_id = decode_queue_cursor(cursor)
+        args += [deadline, case_id]
+        n = len(args)
+        clauses.append(f"({_QUEUE_KEY}, case_id) > (coalesce(${n - 1}::timestamptz, 'infinity'), ${n})")
+    args.append(limit)
+    sql = (
+        "SELECT state, state_version, next_deadline FROM cases WHERE "
+        + " AND ".join(clauses)
+        + f" ORDER BY {_QUEUE_KEY}, case_id LIMIT ${len(args)}"
+    )
+    return sql, args
+
+
 class PostgresCaseReads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -119,19 +137,7 @@ class PostgresCaseReads:
         self, where: CaseFilter, limit: int, cursor: str | None
     ) -> tuple[list[CaseRead], str | None]:
         """Open cases, the next deadline of a running clock first, keyset-paginated on (next_deadline, case_id)."""
-        clauses, args = _where(replace(where, status=None))
-        clauses.append("status = 'open'")  # a literal, so the partial index serves every plan
-        if cursor:
-            deadline, case_id = decode_queue_cursor(cursor)
-            args += [deadline, case_id]
-            n = len(args)
-            clauses.append(f"({_QUEUE_KEY}, case_id) > (coalesce(${n - 1}::timestamptz, 'infinity'), ${n})")
-        args.append(limit + 1)
-        sql = (
-            "SELECT state, state_version, next_deadline FROM cases WHERE "
-            + " AND ".join(clauses)
-            + f" ORDER BY {_QUEUE_KEY}, case_id LIMIT ${len(args)}"
-        )
+        sql, args = queue_query(where, limit + 1, cursor)
         return await self._page(sql, args, limit, lambda row: row["next_deadline"])
 
     async def _page(
