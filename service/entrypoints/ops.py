@@ -6,17 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from tqdm import tqdm
 
-from service.adapters.http.models import CaseDetail, CaseView, EventView
+from service.adapters.http.models import CaseDetail
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
+from service.bootstrap import intake_rules
 from service.config import Settings
+from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.entrypoints import dead_letters
 
@@ -82,7 +85,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{tag:<24} {count:>6}  {'TREND' if policy.is_trend(count) else ''}")
             return 0
         if args.cases_command == "show":
-            return await _show(reads, args.case_id)
+            return await _show(reads, args.case_id, intake_rules(settings).sla)
         page, _ = await reads.list_cases(CaseFilter(status=args.status), args.limit, None)
         for case in page:
             s = case.state
@@ -94,13 +97,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await pool.close()
 
 
-async def _show(reads: PostgresCaseReads, case_id: str) -> int:
+async def _show(reads: PostgresCaseReads, case_id: str, sla: SlaPolicy) -> int:
     found = await reads.get_case(case_id)
     if found is None:
         print(f"no case {case_id}", file=sys.stderr)
         return 1
     case, events = found
-    detail = CaseDetail(**CaseView.of(case).model_dump(), events=[EventView.of(e) for e in events])
+    detail = CaseDetail.at(case, events, sla, datetime.now(UTC))
     print(json.dumps(detail.model_dump(mode="json"), indent=2))
     return 0
 

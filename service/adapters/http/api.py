@@ -36,8 +36,6 @@ from service.adapters.http.models import (
     CaseDetail,
     CasePage,
     CaseView,
-    ClockView,
-    EventView,
     RootCauseCount,
     RootCauseTrends,
 )
@@ -56,7 +54,6 @@ from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, Post
 from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
 from service.domain.case import CaseStatus
-from service.domain.clock_reports import clock_reports
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -177,11 +174,8 @@ def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy,
         if found is None:
             raise ApiError(404, "not_found", f"no case {case_id}")
         state, events = found
-        view = CaseView.of(state).model_dump()
         response.headers["ETag"] = etag_of(state.state.version)
-        now = datetime.now(UTC)
-        clocks = [ClockView.of(c, sla.warning_of(c.clock)) for c in clock_reports(state.state, sla, now)]
-        return CaseDetail(**view, clocks=clocks, events=[EventView.of(e) for e in events])
+        return CaseDetail.at(state, events, sla, datetime.now(UTC))
 
     @router.get("/trends/root-causes", response_model=RootCauseTrends)
     async def root_cause_trends(

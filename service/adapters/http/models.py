@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
 from service.domain.case import CASE_STATE, paused
-from service.domain.clock_reports import ClockReport
+from service.domain.clock_reports import ClockReport, clock_reports
 from service.domain.pauses import paused_time
+from service.domain.sla import SlaPolicy
 
 
 class SignalView(BaseModel):
@@ -160,6 +161,13 @@ class ClockView(BaseModel):
 class CaseDetail(CaseView):
     clocks: list[ClockView] = Field(description="Every SLA clock of the case, as it stands now.")
     events: list[EventView] = Field(description="The case's full history, oldest first.")
+
+    @classmethod
+    def at(cls, case: CaseRead, events: list[StoredEvent], sla: SlaPolicy, now: datetime) -> CaseDetail:
+        """The case, its clocks as they stand at `now` under the SLA policy, and its history."""
+        clocks = [ClockView.of(c, sla.warning_of(c.clock)) for c in clock_reports(case.state, sla, now)]
+        view = CaseView.of(case).model_dump()
+        return cls(**view, clocks=clocks, events=[EventView.of(e) for e in events])
 
 
 class CasePage(BaseModel):
