@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from service.adapters.http.console.views import next_clock
-from service.domain.case import CaseState, CaseStatus, next_deadline
+from service.domain.case import CaseState, CaseStatus, next_deadline, running_clocks
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
 from service.domain.sla import PauseReason, PauseSpan, SlaClock, SlaPolicy
@@ -94,3 +97,51 @@ def test_the_queue_row_shows_the_clock_it_is_ordered_by_not_a_paused_one_due_soo
     assert (shown.name, shown.deadline, shown.state) == ("Regulatory", next_deadline(state), "on time")
     all_paused = case(acknowledged_at=T0, pauses=paused_at(T0 + timedelta(minutes=10)))
     assert next_clock(all_paused, SLA, T0 + timedelta(minutes=20)).state == "paused"
+
+
+minutes = st.integers(min_value=-600, max_value=3000).map(lambda m: T0 + timedelta(minutes=m))
+named_clocks = st.lists(
+    st.builds(
+        SlaClock,
+        name=st.sampled_from(["audit", "regulatory", "first_response", "resolution"]),
+        started_at=st.just(T0),
+        deadline=minutes,
+        pausable=st.booleans(),
+        stopped_at=st.none() | minutes,
+    ),
+    max_size=4,
+)
+pauses = st.lists(
+    st.builds(
+        PauseSpan, reason=st.sampled_from(PauseReason), started_at=minutes, ended_at=st.none() | minutes
+    ),
+    max_size=3,
+)
+
+
+@given(
+    status=st.sampled_from(CaseStatus),
+    acknowledged=st.none() | minutes,
+    first_response=minutes,
+    resolution=minutes,
+    clocks=named_clocks,
+    spans=pauses,
+)
+def test_the_unrolled_next_deadline_is_the_soonest_running_clock(
+    status: CaseStatus,
+    acknowledged: datetime | None,
+    first_response: datetime,
+    resolution: datetime,
+    clocks: list[SlaClock],
+    spans: list[PauseSpan],
+) -> None:
+    state = case(
+        status=status,
+        acknowledged_at=acknowledged,
+        resolved_at=None if status is CaseStatus.OPEN else T0,
+        first_response_deadline=first_response,
+        resolution_deadline=resolution,
+        clocks=tuple(clocks),
+        pauses=tuple(spans),
+    )
+    assert next_deadline(state) == min((c.deadline for c in running_clocks(state)), default=None)
