@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, async_playwright
 
+from service.config import Settings
 from tests.infra import Kafka
+from tests.support import ServiceProcess, eventually, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 # The machine's network is closed: without these, Chromium keeps trying to reach Google's hosts.
@@ -47,3 +50,19 @@ async def producer(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
         yield p
     finally:
         await p.stop()
+
+
+@pytest.fixture
+async def settings(kafka: Kafka, database_url: str) -> Settings:
+    """The service's settings; a test module overrides this fixture to change them."""
+    return make_settings(kafka, database_url)
+
+
+@pytest.fixture
+async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    process = ServiceProcess(settings, tmp_path, "service").start()
+    try:
+        await eventually(process.url_ready, what="the service ready")
+        yield process
+    finally:
+        process.stop()

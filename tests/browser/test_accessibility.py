@@ -6,7 +6,6 @@ never from the internet, never copied into this repository.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from service.config import Settings
 from tests.browser.test_console import screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import AGENT, AUTH, TOKEN, ServiceProcess, eventually, make_settings
+from tests.support import AGENT, AUTH, TOKEN, ServiceProcess, make_settings
 
 AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
 SERIOUS = {"serious", "critical"}
@@ -27,16 +26,6 @@ SERIOUS = {"serious", "critical"}
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
     return make_settings(kafka, database_url, trend_threshold=2)
-
-
-@pytest.fixture
-async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(settings, tmp_path, "service").start()
-    try:
-        await eventually(process.url_ready, what="the service ready")
-        yield process
-    finally:
-        process.stop()
 
 
 async def serious_violations(page: Page) -> list[dict[str, Any]]:

@@ -4,46 +4,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, Page, expect
 
 from service.config import Settings
 from service.domain.signals import SignalKind
-from tests.infra import Kafka
 from tests.support import (
     AUTH,
     MANAGER,
     TOKEN,
     ServiceProcess,
     eventually,
-    make_settings,
     publish,
     signal_event,
 )
 
 AGENT_TOKEN = "test-agent-token"
-
-
-@pytest.fixture
-async def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url)
-
-
-@pytest.fixture
-async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(settings, tmp_path, "service").start()
-    try:
-        await eventually(process.url_ready, what="the service ready")
-        yield process
-    finally:
-        process.stop()
 
 
 async def case_of(service: ServiceProcess, customer: str) -> dict[str, Any]:

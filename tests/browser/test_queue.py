@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.browser.test_console import case_of, screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import TOKEN, ServiceProcess, eventually, make_settings, publish, signal_event
+from tests.support import TOKEN, ServiceProcess, make_settings, publish, signal_event
 
 FIRST_RESPONSE_ON_SOCIAL = timedelta(seconds=30)  # short enough to pass while the test watches
 
@@ -22,16 +21,6 @@ FIRST_RESPONSE_ON_SOCIAL = timedelta(seconds=30)  # short enough to pass while t
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
     return make_settings(kafka, database_url, sla_first_response={"social": FIRST_RESPONSE_ON_SOCIAL})
-
-
-@pytest.fixture
-async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(settings, tmp_path, "service").start()
-    try:
-        await eventually(process.url_ready, what="the service ready")
-        yield process
-    finally:
-        process.stop()
 
 
 async def test_the_queue_runs_in_deadline_order_and_a_row_turns_breached_as_its_clock_passes_in_place(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,22 +12,12 @@ from playwright.async_api import Browser, expect
 from service.config import Settings
 from tests.browser.test_console import screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import AUTH, TOKEN, ServiceProcess, eventually, make_settings
+from tests.support import AUTH, TOKEN, ServiceProcess, make_settings
 
 
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
     return make_settings(kafka, database_url, trend_threshold=3)
-
-
-@pytest.fixture
-async def service(settings: Settings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(settings, tmp_path, "service").start()
-    try:
-        await eventually(process.url_ready, what="the service ready")
-        yield process
-    finally:
-        process.stop()
 
 
 async def resolved(api: httpx.AsyncClient, customer: str, root_cause: str) -> None:
