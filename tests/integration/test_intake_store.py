@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -122,3 +123,17 @@ async def test_a_cases_signals_read_with_their_cloudevents_type_clock_rule_and_p
         "SELECT signal_id, policy_version FROM signal_log WHERE customer_id = 'c-read' ORDER BY signal_id"
     )
     assert [tuple(r) for r in logged] == [("fine-1", version), ("old-1", version)]  # not-a-failure too
+
+
+async def test_a_snapshot_another_writer_changed_is_read_as_stored_not_as_this_process_remembers_it(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresIntakeStore(pool)  # remembers the snapshot it writes
+    await apply(store, nps("r-1", "c-remember"))
+    case_id = case_id_for("c-remember", 1)
+    stored = json.loads(await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id))
+    stored["owner"] = "ana"  # another instance assigned the case meanwhile
+    await pool.execute("UPDATE cases SET state = $2 WHERE case_id = $1", case_id, json.dumps(stored))
+    await apply(store, nps("r-2", "c-remember"))
+    state = json.loads(await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id))
+    assert (state["owner"], state["signal_count"]) == ("ana", 2)

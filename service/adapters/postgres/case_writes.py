@@ -97,10 +97,11 @@ async def save_timers(conn: Connection, timers: Mapping[str, Sequence[Timer]]) -
         )
 
 
-async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
+async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
+    """Upsert the cases' rows; returns them (the intake remembers the snapshot text it wrote)."""
     rows = case_rows(cases)
     if not rows:
-        return
+        return rows
     await _stage(conn, "stage_cases", CASE_COLUMNS, rows)
     # Cases leaving "open" go first (false sorts before true), so the one-open-case index never sees two.
     await conn.execute(
@@ -113,6 +114,7 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> None:
         " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
         " state_version = EXCLUDED.state_version, next_deadline = EXCLUDED.next_deadline, updated_at = now()"
     )
+    return rows
 
 
 async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:

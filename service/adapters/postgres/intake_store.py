@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from service.adapters.postgres.case_writes import append_events, save_cases, save_timers
+from service.adapters.postgres.case_writes import CASE_COLUMNS, append_events, save_cases, save_timers
 from service.adapters.postgres.errors import CONFLICTS
 from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
@@ -33,9 +35,52 @@ SIGNAL_LOG_COLUMNS = [
 ]
 
 
+PARSED_SNAPSHOTS = 5_000
+"""How many cases' parsed snapshots an intake store keeps (about 15 MB): the recently busy customers'."""
+_STATE = CASE_COLUMNS.index("state")
+
+
+class ParsedSnapshots:
+    """The snapshot text last read or written for each recently used case, with the state it parses to.
+
+    A customer in one batch is usually in the next: their snapshot is then the text this process wrote, and
+    validating it again (about 10 us a case) is skipped. The text itself is the key, so the memory never
+    answers for a row that changed since (another instance's write, a rebuild, a rolled-back write of ours):
+    the text read differs, and it is validated as usual. Least recently used cases go first."""
+
+    def __init__(self, size: int = PARSED_SNAPSHOTS) -> None:
+        self._size = size
+        self._known: OrderedDict[str, tuple[str, CaseState]] = OrderedDict()
+
+    def read(self, case_id: str, version: int, text: str) -> CaseState:
+        known = self._known.get(case_id)
+        if known is not None and known[0] == text and version == SNAPSHOT.version:
+            self._known.move_to_end(case_id)
+            return known[1]
+        state = SNAPSHOT.read(version, text)
+        if version == SNAPSHOT.version:
+            self.remember(case_id, text, state)
+        return state
+
+    def remember(self, case_id: str, text: str, state: CaseState) -> None:
+        self._known[case_id] = (text, state)
+        self._known.move_to_end(case_id)
+        if len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+    def written(self, states: Sequence[CaseState], rows: Sequence[tuple[Any, ...]]) -> None:
+        for state, row in zip(states, rows, strict=True):
+            self.remember(state.case_id, row[_STATE], state)
+
+
 class PostgresIntakeTransaction:
-    def __init__(self, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        snapshots: ParsedSnapshots | None = None,
+    ) -> None:
         self._conn = conn
+        self._snapshots = snapshots or ParsedSnapshots(0)
 
     async def seen(self, keys: Sequence[SignalKey]) -> set[SignalKey]:
         rows = await self._conn.fetch(
@@ -48,11 +93,12 @@ class PostgresIntakeTransaction:
 
     async def latest_cases(self, customer_ids: Sequence[str]) -> dict[str, CaseState]:
         rows = await self._conn.fetch(
-            "SELECT DISTINCT ON (customer_id) customer_id, state, state_version FROM cases"
+            "SELECT DISTINCT ON (customer_id) customer_id, case_id, state, state_version FROM cases"
             " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, ordinal DESC",
             list(customer_ids),
         )
-        return {r["customer_id"]: SNAPSHOT.read(r["state_version"], r["state"]) for r in rows}
+        read = self._snapshots.read
+        return {r["customer_id"]: read(r["case_id"], r["state_version"], r["state"]) for r in rows}
 
     async def recent_failures(
         self, customer_ids: Sequence[str], since: datetime
@@ -71,7 +117,8 @@ class PostgresIntakeTransaction:
         try:
             await self._log_signals(plan)
             await save_timers(self._conn, plan.timers)
-            await save_cases(self._conn, plan.cases.values())
+            states = list(plan.cases.values())
+            self._snapshots.written(states, await save_cases(self._conn, states))
             await self._save_offsets(group, next_offsets)
             await append_events(self._conn, plan.events)
             if plan.root_causes:  # rare (a signal reopened a resolved case): the trend loop recounts the tag
@@ -124,12 +171,13 @@ class PostgresIntakeTransaction:
 class PostgresIntakeStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._snapshots = ParsedSnapshots()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
             try:
-                yield PostgresIntakeTransaction(conn)
+                yield PostgresIntakeTransaction(conn, self._snapshots)
             except CONFLICTS as e:
                 raise ConcurrencyConflict(type(e).__name__) from e
 
