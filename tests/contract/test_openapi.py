@@ -103,3 +103,14 @@ def test_every_string_a_command_takes_has_a_documented_bound() -> None:
             for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
                 if option.get("type") == "string" and "enum" not in option and "format" not in option:
                     assert option["maxLength"] <= 1000 and "pattern" in option, (key, parameter["name"])
+
+
+def test_a_case_is_typed_down_to_its_steps_compensations_resolution_and_clocks() -> None:
+    schemas = openapi()["components"]["schemas"]
+    case = schemas["CaseView"]["properties"]
+    assert {"customer_tier", "channel", "amount_at_stake"} <= case.keys()
+    for field, model in (("steps", "StepView"), ("compensations", "CompensationView")):
+        assert case[field]["items"] == {"$ref": f"#/components/schemas/{model}"}
+    assert {"$ref": "#/components/schemas/ResolutionView"} in case["resolution"]["anyOf"]
+    assert {"amount", "currency", "status", "needs_approval"} <= schemas["CompensationView"]["properties"].keys()
+    assert schemas["CaseDetail"]["properties"]["clocks"]["items"] == {"$ref": "#/components/schemas/ClockView"}

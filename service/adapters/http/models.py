@@ -42,11 +42,59 @@ class PauseView(BaseModel):
     )
 
 
+class MoneyView(BaseModel):
+    amount: str = Field(
+        description="A decimal in plain notation, within the currency's minor unit, e.g. 120.50."
+    )
+    currency: str = Field(description="ISO 4217 code.")
+
+
+class StepView(BaseModel):
+    step_id: str = Field(description="step-1, step-2, … in the order they were added.")
+    kind: str = Field(description="One of the step kinds, e.g. call_customer.")
+    added_by: str
+    added_at: datetime
+    outcome: str | None = Field(description="completed, skipped or failed; null until recorded.")
+    notes: str | None
+    recorded_by: str | None
+    recorded_at: datetime | None
+
+
+class CompensationView(BaseModel):
+    request_id: str = Field(description="Billing's idempotency key: one request, ever.")
+    kind: str = Field(description="refund, credit or comped_service")
+    amount: str = Field(description="A decimal in plain notation, within the currency's minor unit.")
+    currency: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    status: str = Field(description="awaiting_approval, requested (sent to billing), settled or failed")
+    needs_approval: list[str] = Field(
+        description="Why it waits for a manager or an owner; empty when it did not."
+    )
+    approved_by: str | None
+    reference: str | None = Field(description="Billing's reference once settled.")
+    failure: str | None = Field(description="Billing's reason once failed.")
+
+
+class ResolutionView(BaseModel):
+    resolution_type: str
+    root_cause: str = Field(description="A tag from the root-cause taxonomy.")
+    prevention_action: str
+    resolved_by: str
+    resolved_at: datetime
+
+
 class CaseView(BaseModel):
     case_id: str
     customer_id: str
     status: str = Field(description="open, resolved or closed")
     severity: str
+    customer_tier: str = Field(description="The customer's tier when the case opened, e.g. standard or vip.")
+    channel: str | None = Field(description="The channel of the opening signal; null when it named none.")
+    amount_at_stake: MoneyView | None = Field(
+        description="The largest value at stake any of the case's signals named, in the case's currency."
+    )
     opened_at: datetime = Field(
         description="When the clocks started: the opening signal's time, or its arrival when that time was too"
         " far ahead (clock:future_time) or too old (clock:too_old)."
@@ -59,9 +107,9 @@ class CaseView(BaseModel):
     resolved_at: datetime | None
     reopen_count: int
     signals: list[SignalView]
-    steps: list[dict[str, Any]] = Field(default_factory=list)
-    compensations: list[dict[str, Any]] = Field(default_factory=list)
-    resolution: dict[str, Any] | None = None
+    steps: list[StepView] = Field(default_factory=list)
+    compensations: list[CompensationView] = Field(default_factory=list)
+    resolution: ResolutionView | None = None
     version: int
     paused: PauseView | None = Field(
         default=None, description="The pause the case is in now; null when none."
