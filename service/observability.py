@@ -133,7 +133,9 @@ BUILD_INFO = Gauge(
     "Always 1; the running package's version and the Python it runs on.",
     ["version", "python"],
 )
-BUILD_INFO.labels(importlib.metadata.version("recovery-loop"), platform.python_version()).set(1)
+VERSION = importlib.metadata.version("recovery-loop")
+"""The running package's version: in recovery_build_info and in /openapi.json."""
+BUILD_INFO.labels(VERSION, platform.python_version()).set(1)
 
 
 LogFormat = Literal["auto", "json", "console"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 from service.bootstrap import Service, http_app
 from service.config import Settings
 
@@ -112,5 +114,13 @@ def test_a_case_is_typed_down_to_its_steps_compensations_resolution_and_clocks()
     for field, model in (("steps", "StepView"), ("compensations", "CompensationView")):
         assert case[field]["items"] == {"$ref": f"#/components/schemas/{model}"}
     assert {"$ref": "#/components/schemas/ResolutionView"} in case["resolution"]["anyOf"]
-    assert {"amount", "currency", "status", "needs_approval"} <= schemas["CompensationView"]["properties"].keys()
-    assert schemas["CaseDetail"]["properties"]["clocks"]["items"] == {"$ref": "#/components/schemas/ClockView"}
+    assert {"amount", "currency", "status", "needs_approval"} <= schemas["CompensationView"][
+        "properties"
+    ].keys()
+    assert schemas["CaseDetail"]["properties"]["clocks"]["items"] == {
+        "$ref": "#/components/schemas/ClockView"
+    }
+
+
+def test_the_document_carries_the_running_packages_version() -> None:
+    assert openapi()["info"]["version"] == importlib.metadata.version("recovery-loop")

@@ -57,7 +57,7 @@ from service.domain.case import CaseStatus
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
-from service.observability import OPEN_CASES
+from service.observability import OPEN_CASES, VERSION
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (*TRANSIENT, TimeoutError)
 BAD_CURSOR: Responses = {400: refusal("The cursor is not one this API issued (`error` is `invalid_cursor`).")}
@@ -80,7 +80,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(
         title="Recovery Loop",
-        version="0.1.0",
+        version=VERSION,
         lifespan=lifespan,
         docs_url=None,  # served by install_docs_pages, with assets from this process, not a CDN
         redoc_url=None,
