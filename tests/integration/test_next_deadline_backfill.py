@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 
 import asyncpg
@@ -13,14 +13,13 @@ import asyncpg
 from service.adapters.postgres.case_writes import save_cases
 from service.domain.case import CaseState, CaseStatus, next_deadline
 from service.domain.registry import SNAPSHOT
-from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
 from service.domain.sla import PauseReason, PauseSpan, SlaClock
 from tests.integration.test_upgrade import Release, release, upgraded
 
 __all__ = ["release", "upgraded"]  # the fixtures, shared with test_upgrade
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+from tests.cases import T0, open_case
+
 AUDIT = SlaClock(name="audit", started_at=T0, deadline=T0 + timedelta(minutes=30))
 REGULATORY = SlaClock(name="regulatory", started_at=T0, deadline=T0 + timedelta(hours=6), pausable=False)
 
@@ -35,22 +34,7 @@ def backfill() -> str:
 
 
 def case(n: int, **changes: object) -> CaseState:
-    base = CaseState(
-        case_id=f"case-{n}",
-        customer_id=f"cust-{n}",
-        ordinal=1,
-        status=CaseStatus.OPEN,
-        severity=Severity.MAJOR,
-        customer_tier=Tier.STANDARD,
-        channel=Channel.PHONE,
-        opened_at=T0,
-        received_at=T0,
-        first_response_deadline=T0 + timedelta(hours=1),
-        resolution_deadline=T0 + timedelta(hours=24),
-        resolution_clock_started_at=T0,
-        version=1,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return open_case(f"case-{n}", f"cust-{n}", **{"version": 1, **changes})
 
 
 def paused_at(minutes: int, ended: bool = False) -> tuple[PauseSpan, ...]:

@@ -2,53 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from service.adapters.http.console.views import clocks, next_clock, time_left
-from service.domain.case import CaseState, CaseStatus
-from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
+from service.domain.case import CaseStatus
 from service.domain.sla import SlaPolicy
+from tests.cases import T0, open_case
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SLA = SlaPolicy()
 
 
-def case(**changes: object) -> CaseState:
-    base = CaseState(
-        case_id="c-1",
-        customer_id="cust-1",
-        ordinal=1,
-        status=CaseStatus.OPEN,
-        severity=Severity.MAJOR,
-        customer_tier=Tier.STANDARD,
-        channel=Channel.PHONE,
-        opened_at=T0,
-        received_at=T0,
-        first_response_deadline=T0 + timedelta(hours=1),
-        resolution_deadline=T0 + timedelta(hours=24),
-        resolution_clock_started_at=T0,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
 def test_a_clock_is_on_time_then_warned_at_three_quarters_then_breached_at_its_deadline() -> None:
-    states = [clocks(case(), SLA, T0 + timedelta(minutes=m))[0].state for m in (10, 45, 60)]
+    states = [clocks(open_case(), SLA, T0 + timedelta(minutes=m))[0].state for m in (10, 45, 60)]
     assert states == ["on time", "warned", "breached"]
 
 
 def test_the_first_response_clock_stops_at_the_first_contact_and_says_when_it_was_late() -> None:
-    acknowledged = case(acknowledged_at=T0 + timedelta(hours=2))
+    acknowledged = open_case(acknowledged_at=T0 + timedelta(hours=2))
     first, resolution = clocks(acknowledged, SLA, T0 + timedelta(hours=3))
     assert first.state == "stopped" and first.late
     assert resolution.state == "on time"
 
 
 def test_the_queue_shows_the_soonest_running_deadline_with_the_worst_state() -> None:
-    shown = next_clock(case(), SLA, T0 + timedelta(minutes=50))
+    shown = next_clock(open_case(), SLA, T0 + timedelta(minutes=50))
     assert (shown.name, shown.state) == ("First response", "warned")
-    resolved = case(status=CaseStatus.RESOLVED, resolved_at=T0, acknowledged_at=T0)
+    resolved = open_case(status=CaseStatus.RESOLVED, resolved_at=T0, acknowledged_at=T0)
     assert next_clock(resolved, SLA, T0).state == "stopped"
 
 

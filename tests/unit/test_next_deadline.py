@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.adapters.http.console.views import next_clock
 from service.domain.case import CaseState, CaseStatus, next_deadline, running_clocks
-from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
 from service.domain.sla import PauseReason, PauseSpan, SlaClock, SlaPolicy
 from service.domain.timers import TimerKind, timers_for
+from tests.cases import T0, open_case
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SLA = SlaPolicy()
 REGULATORY = SlaClock(
     name="regulatory",
@@ -27,24 +25,6 @@ REGULATORY = SlaClock(
 AUDIT = SlaClock(name="audit", started_at=T0, deadline=T0 + timedelta(minutes=30))
 
 
-def case(**changes: object) -> CaseState:
-    base = CaseState(
-        case_id="c-1",
-        customer_id="cust-1",
-        ordinal=1,
-        status=CaseStatus.OPEN,
-        severity=Severity.MAJOR,
-        customer_tier=Tier.STANDARD,
-        channel=Channel.PHONE,
-        opened_at=T0,
-        received_at=T0,
-        first_response_deadline=T0 + timedelta(hours=1),
-        resolution_deadline=T0 + timedelta(hours=24),
-        resolution_clock_started_at=T0,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
 def paused_at(at: datetime) -> tuple[PauseSpan, ...]:
     return (PauseSpan(reason=PauseReason.AWAITING_PARTS, started_at=at),)
 
@@ -54,48 +34,50 @@ def breach_timers(state: CaseState) -> set[datetime]:
 
 
 def test_the_first_response_deadline_comes_first_until_the_first_contact_stops_it() -> None:
-    assert next_deadline(case()) == T0 + timedelta(hours=1)
-    assert next_deadline(case(acknowledged_at=T0 + timedelta(minutes=5))) == T0 + timedelta(hours=24)
+    assert next_deadline(open_case()) == T0 + timedelta(hours=1)
+    assert next_deadline(open_case(acknowledged_at=T0 + timedelta(minutes=5))) == T0 + timedelta(hours=24)
 
 
 def test_a_named_clock_due_sooner_is_next_until_it_stops() -> None:
-    assert next_deadline(case(clocks=(AUDIT,))) == T0 + timedelta(minutes=30)
+    assert next_deadline(open_case(clocks=(AUDIT,))) == T0 + timedelta(minutes=30)
     stopped = replace(AUDIT, stopped_at=T0 + timedelta(minutes=10))
-    assert next_deadline(case(clocks=(stopped,))) == T0 + timedelta(hours=1)
+    assert next_deadline(open_case(clocks=(stopped,))) == T0 + timedelta(hours=1)
 
 
 def test_a_pause_holds_the_pausable_clocks_and_leaves_the_others_running() -> None:
-    held = case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=10)))
+    held = open_case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=10)))
     assert next_deadline(held) is None  # every clock honours pauses: nothing runs, the queue shows it last
     assert next_deadline(replace(held, clocks=(AUDIT, REGULATORY))) == T0 + timedelta(hours=6)
-    breached_before = case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=45)))
+    breached_before = open_case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=45)))
     assert next_deadline(breached_before) == T0 + timedelta(minutes=30)  # a breached clock is not held
 
 
 def test_a_case_that_is_not_open_has_no_next_deadline() -> None:
-    assert next_deadline(case(status=CaseStatus.RESOLVED, resolved_at=T0)) is None
-    assert next_deadline(case(status=CaseStatus.CLOSED, resolved_at=T0)) is None
+    assert next_deadline(open_case(status=CaseStatus.RESOLVED, resolved_at=T0)) is None
+    assert next_deadline(open_case(status=CaseStatus.CLOSED, resolved_at=T0)) is None
 
 
 def test_the_next_deadline_is_the_soonest_breach_timer_the_case_waits_for() -> None:
     for state in (
-        case(),
-        case(acknowledged_at=T0),
-        case(clocks=(AUDIT, REGULATORY)),
-        case(clocks=(AUDIT, REGULATORY), pauses=paused_at(T0 + timedelta(minutes=10))),
-        case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=45))),
-        case(pauses=paused_at(T0)),
-        case(status=CaseStatus.RESOLVED, resolved_at=T0),
+        open_case(),
+        open_case(acknowledged_at=T0),
+        open_case(clocks=(AUDIT, REGULATORY)),
+        open_case(clocks=(AUDIT, REGULATORY), pauses=paused_at(T0 + timedelta(minutes=10))),
+        open_case(clocks=(AUDIT,), pauses=paused_at(T0 + timedelta(minutes=45))),
+        open_case(pauses=paused_at(T0)),
+        open_case(status=CaseStatus.RESOLVED, resolved_at=T0),
     ):
         running = breach_timers(state) if state.status is CaseStatus.OPEN else set()
         assert next_deadline(state) == min(running, default=None), state
 
 
 def test_the_queue_row_shows_the_clock_it_is_ordered_by_not_a_paused_one_due_sooner() -> None:
-    state = case(acknowledged_at=T0, clocks=(AUDIT, REGULATORY), pauses=paused_at(T0 + timedelta(minutes=10)))
+    state = open_case(
+        acknowledged_at=T0, clocks=(AUDIT, REGULATORY), pauses=paused_at(T0 + timedelta(minutes=10))
+    )
     shown = next_clock(state, SLA, T0 + timedelta(minutes=20))
     assert (shown.name, shown.deadline, shown.state) == ("Regulatory", next_deadline(state), "on time")
-    all_paused = case(acknowledged_at=T0, pauses=paused_at(T0 + timedelta(minutes=10)))
+    all_paused = open_case(acknowledged_at=T0, pauses=paused_at(T0 + timedelta(minutes=10)))
     assert next_clock(all_paused, SLA, T0 + timedelta(minutes=20)).state == "paused"
 
 
@@ -135,7 +117,7 @@ def test_the_unrolled_next_deadline_is_the_soonest_running_clock(
     clocks: list[SlaClock],
     spans: list[PauseSpan],
 ) -> None:
-    state = case(
+    state = open_case(
         status=status,
         acknowledged_at=acknowledged,
         resolved_at=None if status is CaseStatus.OPEN else T0,

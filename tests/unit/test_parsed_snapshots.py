@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 from service.adapters.postgres.case_writes import case_rows
 from service.adapters.postgres.intake_store import ParsedSnapshots
-from service.domain.case import CASE_STATE, CaseState, CaseStatus
+from service.domain.case import CASE_STATE, CaseState
 from service.domain.registry import SNAPSHOT
-from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def case(case_id: str, **changes: object) -> CaseState:
-    base = CaseState(
-        case_id=case_id,
-        customer_id=f"cust-{case_id}",
-        ordinal=1,
-        status=CaseStatus.OPEN,
-        severity=Severity.MAJOR,
-        customer_tier=Tier.STANDARD,
-        channel=Channel.PHONE,
-        opened_at=T0,
-        received_at=T0,
-        first_response_deadline=T0 + timedelta(hours=1),
-        resolution_deadline=T0 + timedelta(hours=24),
-        resolution_clock_started_at=T0,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+from tests.cases import open_case
 
 
 def text(state: CaseState) -> str:
@@ -39,7 +17,7 @@ def text(state: CaseState) -> str:
 
 def test_the_text_it_wrote_is_answered_without_parsing_and_any_other_text_is_parsed() -> None:
     memory = ParsedSnapshots(10)
-    written = case("a")
+    written = open_case("a")
     memory.written([written], case_rows([written]))
     assert memory.read("a", SNAPSHOT.version, text(written)) is written
     changed = replace(written, owner="ana", version=2)
@@ -50,7 +28,7 @@ def test_the_text_it_wrote_is_answered_without_parsing_and_any_other_text_is_par
 
 def test_it_keeps_the_most_recently_used_cases_up_to_its_size() -> None:
     memory = ParsedSnapshots(2)
-    states = {name: case(name) for name in "abc"}
+    states = {name: open_case(name) for name in "abc"}
     for name in "ab":
         memory.remember(name, text(states[name]), states[name])
     assert memory.read("a", SNAPSHOT.version, text(states["a"])) is states["a"]  # a is now the most recent
