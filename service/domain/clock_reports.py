@@ -68,12 +68,8 @@ def explanation(clock: SlaClock, calendar: BusinessCalendar, case: CaseState) ->
     """'24h of open time in calendar uk-office (Europe/London, Mon-Fri 09:00-17:30) from … → due …'."""
     zone = calendar.zone
     start, due = clock.counted_from.astimezone(zone), clock.deadline.astimezone(zone)
-    if clock.calendar is None:
-        window = clock.deadline - clock.counted_from
-        where = "24x7 (set before calendars were recorded)"
-    else:
-        window = clock.window or clock.deadline - clock.counted_from
-        where = f"calendar {calendar.name} ({describe_calendar(calendar, start.date(), due.date())})"
+    window = clock.window or clock.deadline - clock.counted_from
+    where = f"calendar {calendar.name} ({describe_calendar(calendar, start.date(), due.date())})"
     line = f"{duration_words(window)} of open time in {where} from {_when(start)} → due {_when(due)}"
     if clock.window_from is not None and clock.window_from != clock.started_at:
         line += f"; tightened when the case escalated to {case.severity}"

@@ -55,9 +55,10 @@ _ALWAYS_OPEN = always_open()
 class SlaClock:
     """One clock of a case: `window` of open time in `calendar` from `window_from` makes the deadline.
 
-    Clocks set before calendars existed have no warning point, calendar, version or window (None): they
-    counted 24x7 and warn at the policy's fraction of start to deadline. A pause will shift a pausable
-    clock's deadline by adding again, at resume, the business time it had left.
+    A clock without a warning point (null) warns at the configured fraction of its start to its deadline: the
+    built-in clocks while no SLA policy file is in use, and clocks recorded before warning points were. One
+    without a calendar (null) counts 24x7. A pause shifts a pausable clock's deadline by adding again, at
+    resume, the business time it had left.
     """
 
     name: str
@@ -78,6 +79,34 @@ class SlaClock:
     def stopped(self, at: datetime) -> SlaClock:
         """The clock stops once: a later stop changes nothing."""
         return self if self.stopped_at is not None else replace(self, stopped_at=at)
+
+
+def default_clock(name: str, started_at: datetime, deadline: datetime, stopped_at: datetime | None = None) -> SlaClock:
+    """A built-in clock as its case's own fields give it: 24x7, its whole window from its start, no policy
+    version, warning at the policy's fraction. A case stores no record of such a clock (see `is_default`)."""
+    return SlaClock(
+        name=name,
+        started_at=started_at,
+        deadline=deadline,
+        calendar=ALWAYS_OPEN_NAME,
+        window=deadline - started_at,
+        stopped_at=stopped_at,
+    )
+
+
+def is_default(clock: SlaClock) -> bool:
+    """Whether the clock is a built-in one its case's fields give in full (so the case need not store it):
+    `clock == default_clock(its name, start, deadline, stop)`, field by field without building that clock
+    (tests/unit/test_sla_clocks.py holds the two to one answer)."""
+    return (
+        clock.name in BUILT_IN_CLOCKS
+        and clock.warning_at is None
+        and clock.calendar == ALWAYS_OPEN_NAME
+        and clock.policy_version is None
+        and clock.pausable
+        and clock.window_from is None
+        and clock.window == clock.deadline - clock.started_at
+    )
 
 
 class PauseReason(StrEnum):
@@ -231,17 +260,8 @@ class SlaPolicy(BaseModel):
             if name == RESOLUTION
             else self.first_response[case.channel or self.default_channel]
         )
-        if self.calendars is None:  # the hot path without a policy file: 24x7, plain arithmetic
-            deadline = start + window
-            warning = start + window * self.warning_fraction
-            return SlaClock(
-                name=name,
-                started_at=start,
-                deadline=deadline,
-                warning_at=warning,
-                calendar=ALWAYS_OPEN_NAME,
-                window=window,
-            )
+        if self.calendars is None:  # without a policy file: 24x7, warning at the configured fraction
+            return default_clock(name, start, start + window)
         rule = self.calendars.rule_for(name, case)
         calendar = self.calendars.default if rule is None else rule.calendar
         return self._clock(name, rule, calendar, window, start)
@@ -304,7 +324,7 @@ class SlaPolicy(BaseModel):
         return found or _ALWAYS_OPEN
 
     def warning_at(self, start: datetime, deadline: datetime) -> datetime:
-        """A clock set before warning points were recorded warns at the fraction of its 24x7 window."""
+        """A clock without a warning point of its own warns at the fraction of its 24x7 window."""
         return start + (deadline - start) * self.warning_fraction
 
     def warning_of(self, clock: SlaClock) -> datetime:

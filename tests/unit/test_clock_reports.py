@@ -90,12 +90,15 @@ def test_a_resolved_case_shows_its_clocks_met_and_stopped_counting() -> None:
     assert later["resolution"].business_elapsed == timedelta(minutes=30)  # type: ignore[attr-defined]
 
 
-def test_a_clock_set_before_calendars_says_so() -> None:
-    _, state = opened(Severity.MAJOR, sla=SlaPolicy())
-    legacy = replace(state, clocks=())
-    [first, _] = clock_reports(legacy, SLA, FRIDAY_4PM)
-    assert first.explanation.startswith("4h of open time in 24x7 (set before calendars were recorded)")
-    assert [c.policy_version for c in clocks_of(legacy)] == [None, None]
+def test_a_case_without_a_policy_file_keeps_no_clock_record_and_explains_its_24x7_clocks() -> None:
+    event, state = opened(Severity.MAJOR, sla=SlaPolicy())
+    assert state.clocks == ()  # the case's own fields give both clocks in full
+    assert [c.calendar for c in event.clocks or ()] == ["24x7", "24x7"]  # case.opened still lists them
+    [first, resolution] = clock_reports(state, SLA, FRIDAY_4PM)
+    assert first.explanation.startswith("4h of open time in calendar 24x7 (UTC, always open) from Fri")
+    assert [c.policy_version for c in clocks_of(state)] == [None, None]
+    assert [c.warning_at for c in clocks_of(state)] == [None, None]  # at the configured fraction
+    assert clocks_of(state) == event.clocks
 
 
 def test_a_calendar_names_the_holidays_its_deadline_skips() -> None:
