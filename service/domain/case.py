@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import cast
 
 from pydantic import TypeAdapter
 
@@ -145,8 +146,8 @@ class CaseState:
     pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
 
 
-def _changer(cls: type[Any]) -> Any:
-    """`dataclasses.replace` for one frozen slots class, compiled for its fields (as dataclasses compiles
+def _changer(cls: type[CaseState]) -> Callable[..., CaseState]:
+    """`dataclasses.replace` for the frozen slots state, compiled for its fields (as dataclasses compiles
     `__init__`): it copies each slot and takes the changed ones, at about half the cost of replace(), which
     rebuilds the object through `__init__` with keywords. Every event of every signal makes one state."""
     names = [f.name for f in fields(cls)]
@@ -160,11 +161,11 @@ def _changer(cls: type[Any]) -> Any:
         "    return new",
     ]
     scope = {"cls": cls, "known": frozenset(names), "make": object.__new__, "set_slot": object.__setattr__}
-    exec("\n".join(lines), scope)  # noqa: S102 - the source is built from the class's own field names
-    return scope["changed"]
+    exec("\n".join(lines), scope)  # the source is built from the class's own field names, nothing else
+    return cast(Callable[..., CaseState], scope["changed"])
 
 
-changed: Any = _changer(CaseState)
+changed = _changer(CaseState)
 """changed(state, **changes): a copy of the state with those fields changed, as dataclasses.replace()."""
 
 

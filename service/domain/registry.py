@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, Final, Generic, TypeVar, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -45,7 +46,7 @@ class StoredShape(Generic[T]):
         if gaps:
             raise ValueError(f"{self.name}: the upcasters must read versions 1, 2, … without gaps: {gaps}")
 
-    @property
+    @cached_property  # asked several times for every case and event the intake writes
     def version(self) -> int:
         """The version this build writes: 1 plus one for every upcaster."""
         return len(self.upcasters) + 1

@@ -81,7 +81,9 @@ class SlaClock:
         return self if self.stopped_at is not None else replace(self, stopped_at=at)
 
 
-def default_clock(name: str, started_at: datetime, deadline: datetime, stopped_at: datetime | None = None) -> SlaClock:
+def default_clock(
+    name: str, started_at: datetime, deadline: datetime, stopped_at: datetime | None = None
+) -> SlaClock:
     """A built-in clock as its case's own fields give it: 24x7, its whole window from its start, no policy
     version, warning at the policy's fraction. A case stores no record of such a clock (see `is_default`)."""
     return SlaClock(
