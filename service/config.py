@@ -149,7 +149,12 @@ class Settings(BaseSettings):
         description="JSON: channel -> duration, positive. A signal without a channel gets email's.",
     )
     sla_warning_fraction: float = Field(
-        0.75, gt=0, lt=1, description="Where in each window the pre-breach warning falls, in (0, 1)."
+        0.75,
+        gt=0,
+        lt=1,
+        description="Where in each window the pre-breach warning falls, in (0, 1). Without a policy file it"
+        " applies to open cases too: a change moves their warnings. A policy file's clocks keep the warning"
+        " point they were set with.",
     )
     sla_policy_file: Path | None = Field(
         None,
