@@ -597,6 +597,11 @@ def _step_recorded(state: CaseState, event: StepRecorded) -> CaseState:
     return changed(state, steps=steps, acknowledged_at=acknowledged)
 
 
+def awaiting_approval(state: CaseState) -> bool:
+    """Whether a compensation of the case waits for a manager's or an owner's approval."""
+    return any(c.status is CompensationStatus.AWAITING_APPROVAL for c in state.compensations)
+
+
 def case_currency(state: CaseState) -> str | None:
     """A case has one currency: its amount at stake's, or else its first compensation's (None until either)."""
     if state.amount_at_stake is not None:

@@ -112,6 +112,13 @@ def queue_query(where: CaseFilter, limit: int, cursor: str | None) -> tuple[str,
     return sql, args
 
 
+APPROVALS = (
+    "SELECT state, state_version FROM cases WHERE awaiting_approval AND status <> 'closed'{after}"
+    " ORDER BY resolution_deadline, case_id LIMIT $1"
+)
+"""Managers' approvals list, one page; served by the partial index cases_approvals (migration 015)."""
+
+
 class PostgresCaseReads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -173,12 +180,7 @@ class PostgresCaseReads:
         if cursor:
             args += list(decode_cursor(cursor))
             after = " AND (resolution_deadline, case_id) > ($2, $3)"
-        rows = await self._pool.fetch(
-            "SELECT state, state_version FROM cases WHERE status <> 'closed'"
-            " AND state::jsonb -> 'compensations' @> '[{\"status\": \"awaiting_approval\"}]'::jsonb"
-            f"{after} ORDER BY resolution_deadline, case_id LIMIT $1",
-            *args,
-        )
+        rows = await self._pool.fetch(APPROVALS.format(after=after), *args)
         cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
         more = len(rows) > limit
         return cases, encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None

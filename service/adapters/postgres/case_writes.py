@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.case import CASE_STATE, CaseState, next_deadline
+from service.domain.case import CASE_STATE, CaseState, awaiting_approval, next_deadline
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT, event_shape
 from service.domain.timers import Timer
@@ -44,7 +44,7 @@ _STAGING = (
     " CREATE TEMP TABLE IF NOT EXISTS stage_cases (case_id text, customer_id text, ordinal int, status text,"
     " severity text, owner text, opened_at timestamptz, first_response_deadline timestamptz,"
     " resolution_deadline timestamptz, version int, state json, root_cause text, resolved_at timestamptz,"
-    " state_version smallint, next_deadline timestamptz)"
+    " state_version smallint, next_deadline timestamptz, awaiting_approval boolean)"
     " ON COMMIT DELETE ROWS"
 )
 _TIMER_COLUMNS = ["case_id", "sla", "kind", "deadline", "due_at"]
@@ -64,6 +64,7 @@ CASE_COLUMNS = [
     "resolved_at",
     "state_version",
     "next_deadline",
+    "awaiting_approval",
 ]
 _EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "traceparent", "schema_version"]
 
@@ -107,12 +108,13 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> list[tuple
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
         " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at, state_version,"
-        " next_deadline) SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
+        " next_deadline, awaiting_approval) SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
         " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
         " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
         " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
         " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
-        " state_version = EXCLUDED.state_version, next_deadline = EXCLUDED.next_deadline, updated_at = now()"
+        " state_version = EXCLUDED.state_version, next_deadline = EXCLUDED.next_deadline,"
+        " awaiting_approval = EXCLUDED.awaiting_approval, updated_at = now()"
     )
     return rows
 
@@ -168,6 +170,7 @@ def case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
             c.resolution.resolved_at if c.resolution else None,
             SNAPSHOT.version,
             next_deadline(c),
+            awaiting_approval(c),
         )
         for c in cases
     ]
