@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
@@ -112,6 +113,13 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")
+
+
+async def relay_caught_up(db: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether the log has events and the relay has published every one of them."""
+    head = await db.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    position = await db.fetchval("SELECT coalesce(max(position), 0) FROM relay_positions")
+    return bool(head) and head == position
 
 
 async def wait_until_ready(service: Any) -> None:

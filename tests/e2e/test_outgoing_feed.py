@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.signal_mix import MixedSignal, publish_mix, signal_mix
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
-from tests.support import ServiceProcess, eventually, make_settings
+from tests.support import ServiceProcess, eventually, make_settings, relay_caught_up
 
 WINDOWS = {s: "PT60S" for s in ("minor", "moderate", "major", "critical")}
 LONG_FIRST_RESPONSE = {c: "PT1H" for c in ("phone", "email", "chat", "social", "web", "in_person")}
@@ -36,12 +36,6 @@ async def read_all(kafka: Kafka, topic: str, until: int) -> list:  # type: ignor
     finally:
         await consumer.stop()
     return records
-
-
-async def relay_caught_up(db: asyncpg.Connection) -> bool:
-    head = await db.fetchval("SELECT coalesce(max(position), 0) FROM events")
-    position = await db.fetchval("SELECT coalesce(max(position), 0) FROM relay_positions")
-    return bool(head) and head == position
 
 
 async def test_two_instances_fire_exactly_one_breach_for_each_of_a_thousand_cases_due_together(

@@ -24,6 +24,7 @@ from tests.support import (
     make_settings,
     publish,
     recovery_cli,
+    relay_caught_up,
     signal_event,
 )
 
@@ -65,8 +66,7 @@ async def test_one_case_from_signal_to_closed_through_http_and_kafka(
         await eventually(service.url_ready, timeout=60, what="the service")
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as api:
             await loop(api, settings, producer, db)
-        caught_up = "SELECT (SELECT max(position) FROM events) = (SELECT max(position) FROM relay_positions)"
-        await eventually(lambda: db.fetchval(caught_up), what="the relay to publish everything")
+        await eventually(lambda: relay_caught_up(db), what="the relay to publish everything")
     finally:
         service.stop()
 

@@ -19,7 +19,7 @@ from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 from tests.integration.test_sla_and_relay import SCHEMAS, Topic, ce
-from tests.support import AUTH, MANAGER, eventually, make_settings, publish, signal_event
+from tests.support import AUTH, MANAGER, eventually, make_settings, publish, relay_caught_up, signal_event
 
 REGULATORY = "regulatory_final_response"
 POLICY = {
@@ -71,12 +71,7 @@ async def test_a_named_clock_warns_and_breaches_once_on_the_sla_topic(
         await eventually(warned_and_breached, timeout=60, what="the named clock's warning and breach")
         conn = await asyncpg.connect(database_url)
         try:
-
-            async def all_published() -> bool:
-                position = await conn.fetchval("SELECT coalesce(max(position), 0) FROM relay_positions")
-                return position == await conn.fetchval("SELECT max(position) FROM events")
-
-            await eventually(all_published, what="the relay to reach the head of the log")
+            await eventually(lambda: relay_caught_up(conn), what="the relay to reach the head of the log")
             unfired = await conn.fetch("SELECT sla FROM sla_timers WHERE fired_at IS NULL")
             assert {r["sla"] for r in unfired} == {"first_response", "resolution"}  # an hour away
         finally:

@@ -20,7 +20,15 @@ from service.config import Settings
 from service.domain.signals import Channel, Signal, SignalKind
 from tests.infra import Kafka
 from tests.integration.test_sla_and_relay import Topic, ce
-from tests.support import eventually, make_settings, publish, recovery_cli, signal_event, wait_until_ready
+from tests.support import (
+    eventually,
+    make_settings,
+    publish,
+    recovery_cli,
+    relay_caught_up,
+    signal_event,
+    wait_until_ready,
+)
 
 REGULATORY = "regulatory_final_response"
 OFFICE_HOURS = {
@@ -279,11 +287,7 @@ async def test_start_up_applies_a_new_version_once_and_a_breach_corrected_into_t
 
                 await eventually(timers_done, what="the resolution timers claimed and decided")
 
-                async def drained() -> bool:
-                    position = await conn.fetchval("SELECT coalesce(max(position), 0) FROM relay_positions")
-                    return position == await conn.fetchval("SELECT max(position) FROM events")
-
-                await eventually(drained, what="the relay at the head of the log")
+                await eventually(lambda: relay_caught_up(conn), what="the relay at the head of the log")
 
                 async def correction_published() -> bool:
                     records = await cases.poll()

@@ -15,7 +15,7 @@ from service.bootstrap import Service
 from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
-from tests.support import eventually, make_settings, publish, signal_event
+from tests.support import eventually, make_settings, publish, relay_caught_up, signal_event
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "outgoing"
 SECONDS = {s: "PT4S" for s in ("minor", "moderate", "major", "critical")}
@@ -78,12 +78,7 @@ async def test_a_case_gets_each_warning_and_breach_once_on_the_sla_topic(
         await eventually(four, timeout=60, what="two warnings and two breaches")
         conn = await asyncpg.connect(database_url)
         try:
-
-            async def all_published() -> bool:
-                position = await conn.fetchval("SELECT coalesce(max(position), 0) FROM relay_positions")
-                return position == await conn.fetchval("SELECT max(position) FROM events")
-
-            await eventually(all_published, what="the relay to reach the head of the log")
+            await eventually(lambda: relay_caught_up(conn), what="the relay to reach the head of the log")
             assert await conn.fetchval("SELECT count(*) FROM sla_timers WHERE fired_at IS NULL") == 0
         finally:
             await conn.close()

@@ -26,6 +26,11 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+MAX_RECORD_BYTES = 1_048_576
+"""The largest record the producer sends (its max_request_size, aiokafka's default and the broker's usual
+message.max.bytes): the relay parks an event whose record is larger instead of retrying it forever."""
+
+
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """acks=all always; idempotence is a setting because the embedded broker rejects its handshake."""
     return AIOKafkaProducer(
@@ -33,6 +38,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=5,
+        max_request_size=MAX_RECORD_BYTES,
     )
 
 

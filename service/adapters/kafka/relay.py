@@ -38,6 +38,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, R
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from service.adapters.kafka.client import MAX_RECORD_BYTES
 from service.adapters.kafka.outgoing import OutgoingMessage, OutgoingTopics, to_messages
 from service.adapters.kafka.spans import publish_span
 from service.adapters.postgres.event_feed import PostgresEventFeed, RelayLease
@@ -63,8 +64,6 @@ RECORD_REFUSED: tuple[type[Exception], ...] = (
 """The broker refuses a record for good because of its size: the event's fault. Refusals that can come from
 the cluster's state rather than the record (a corrupt batch, a timestamp out of range, aiokafka's UnknownError
 for INVALID_RECORD) are not listed: parking on them could hold back every case; they end the loop instead."""
-MAX_RECORD_BYTES = 1_048_576
-"""aiokafka's default max_request_size, which the service's producer keeps."""
 
 
 class EventRelay:

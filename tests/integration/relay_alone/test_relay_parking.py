@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
@@ -24,21 +22,7 @@ from service.bootstrap import Service
 from service.config import Settings
 from tests.infra import Kafka
 from tests.integration.test_sla_and_relay import Topic, ce
-from tests.support import eventually, make_settings, recovery_cli
-
-
-@pytest.fixture
-def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url, consume=False)  # the relay alone: the test writes the log
-
-
-@pytest.fixture
-async def db(service: Service, database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.support import eventually, make_settings, recovery_cli, relay_caught_up
 
 
 class Log:
@@ -87,11 +71,6 @@ async def parked(db: asyncpg.Connection) -> dict[int, asyncpg.Record]:
     return {r["position"]: r for r in rows}
 
 
-async def caught_up(db: asyncpg.Connection) -> bool:
-    head = await db.fetchval("SELECT max(position) FROM events")
-    return bool(await db.fetchval("SELECT position = $1 FROM relay_positions", head))
-
-
 def ids_of(records: list, case_id: str) -> list[str]:  # type: ignore[type-arg]
     return [ce(r)["ce_id"] for r in records if r.key.decode() == case_id]
 
@@ -120,7 +99,7 @@ async def test_a_poison_event_holds_back_only_its_case_until_it_is_fixed_and_rel
             return ids_of(await events.poll(), "case-b") == [b1, b2, b3]
 
         await eventually(b_published, what="case-b's events published around case-a's poison event")
-        await eventually(lambda: caught_up(db), what="the relay position past the poison event")
+        await eventually(lambda: relay_caught_up(db), what="the relay position past the poison event")
         rows = await parked(db)
         assert set(rows) == {poison, poison + 2}
         own = rows[poison]
@@ -141,7 +120,7 @@ async def test_a_poison_event_holds_back_only_its_case_until_it_is_fixed_and_rel
             return b4 in ids_of(await events.poll(), "case-b")
 
         await eventually(b4_published, what="case-b's next event")
-        await eventually(lambda: caught_up(db), what="the relay position at the head")
+        await eventually(lambda: relay_caught_up(db), what="the relay position at the head")
         assert ids_of(events.records, "case-a") == [a1]
         assert (await parked(db)).keys() == {poison, poison + 2, poison + 4}
 
@@ -200,7 +179,7 @@ async def test_an_operator_skips_a_poison_event_and_its_case_goes_on_in_order(
             return ids_of(await events.poll(), "case-t") == [other]
 
         await eventually(other_published, what="the other case published")
-        await eventually(lambda: caught_up(db), what="the relay position past the poison event")
+        await eventually(lambda: relay_caught_up(db), what="the relay position past the poison event")
         assert (await parked(db)).keys() == {poison, poison + 1, poison + 2}
 
         skipped = recovery_cli(database_url, "parked", "skip", "--position", str(poison))
@@ -232,7 +211,7 @@ async def test_an_event_over_the_record_limit_is_parked_not_retried_forever(
             return ids_of(await events.poll(), "case-small") == [other]
 
         await eventually(other_published, what="the other case published past the large event")
-        await eventually(lambda: caught_up(db), what="the relay position past the large event")
+        await eventually(lambda: relay_caught_up(db), what="the relay position past the large event")
         rows = await parked(db)
         assert rows[big]["reason"].startswith("MessageSizeTooLargeError") and rows[big + 1]["behind"] == big
         assert service.alive()
@@ -311,7 +290,7 @@ async def test_a_record_the_broker_refuses_is_found_and_parked_and_published_onc
                 return first_seen(ids_of(await events.poll(), "case-s")) == [s1, s2]
 
             await eventually(others_published, what="the other case published around the refused record")
-            await eventually(lambda: caught_up(db), what="the relay position past the refused record")
+            await eventually(lambda: relay_caught_up(db), what="the relay position past the refused record")
             rows = await parked(db)
             assert rows.keys() == {refused, refused + 1}
             assert (

@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 
 from service.bootstrap import Service
 from service.config import Settings
 from tests.infra import Kafka
 from tests.integration.test_sla_and_relay import Topic, ce
-from tests.support import eventually, make_settings
-
-
-@pytest.fixture
-def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url, consume=False)  # the relay alone: the test writes the log
-
-
-@pytest.fixture
-async def db(service: Service, database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.support import eventually
 
 
 async def acknowledged(
