@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,6 +115,14 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last={last!r}")
+
+
+def migration_backfill(name: str) -> str:
+    """The one `UPDATE cases …;` with which a migration fills a new column: to run again over chosen rows."""
+    text = (resources.files("service.adapters.postgres") / "migrations" / name).read_text(encoding="utf-8")
+    found = re.search(r"^UPDATE cases .*?;$", text, re.MULTILINE | re.DOTALL)
+    assert found, f"{name} backfills with one UPDATE"
+    return found.group(0)
 
 
 async def relay_caught_up(db: asyncpg.Connection | asyncpg.Pool) -> bool:

@@ -3,10 +3,8 @@ migration 015 backfills it from the snapshots, and the list is read through the 
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from decimal import Decimal
-from importlib import resources
 
 import asyncpg
 
@@ -17,6 +15,7 @@ from service.domain.events import CompensationKind
 from service.domain.registry import SNAPSHOT
 from tests.cases import T0, open_case
 from tests.integration.test_upgrade import Release, release, upgraded
+from tests.support import migration_backfill
 
 __all__ = ["release", "upgraded"]  # the fixtures, shared with test_upgrade
 
@@ -62,15 +61,6 @@ def cases() -> list[CaseState]:
     ]
 
 
-def backfill() -> str:
-    text = (
-        resources.files("service.adapters.postgres") / "migrations" / "015_cases_awaiting_approval.sql"
-    ).read_text(encoding="utf-8")
-    found = re.search(r"^UPDATE cases .*?;$", text, re.MULTILINE | re.DOTALL)
-    assert found, "migration 015 backfills with one UPDATE"
-    return found.group(0)
-
-
 async def columns(conn: asyncpg.Connection) -> dict[str, tuple[bool, bool]]:
     """Per case: the column, and the domain's awaiting_approval of its snapshot."""
     rows = await conn.fetch("SELECT case_id, state, state_version, awaiting_approval FROM cases")
@@ -108,7 +98,7 @@ async def test_the_backfill_gives_what_the_domain_gives(pool: asyncpg.Pool) -> N
         async with conn.transaction():
             await save_cases(conn, states)
         await conn.execute("UPDATE cases SET awaiting_approval = false")
-        await conn.execute(backfill())
+        await conn.execute(migration_backfill("015_cases_awaiting_approval.sql"))
         found = await columns(conn)
     assert {case_id: column for case_id, (column, _) in found.items()} == {
         case_id: domain for case_id, (_, domain) in found.items()

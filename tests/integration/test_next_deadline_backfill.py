@@ -3,10 +3,8 @@ previous release migrated to head, and run again over cases with named clocks an
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import datetime, timedelta
-from importlib import resources
 
 import asyncpg
 
@@ -19,18 +17,10 @@ from tests.integration.test_upgrade import Release, release, upgraded
 __all__ = ["release", "upgraded"]  # the fixtures, shared with test_upgrade
 
 from tests.cases import T0, open_case
+from tests.support import migration_backfill
 
 AUDIT = SlaClock(name="audit", started_at=T0, deadline=T0 + timedelta(minutes=30))
 REGULATORY = SlaClock(name="regulatory", started_at=T0, deadline=T0 + timedelta(hours=6), pausable=False)
-
-
-def backfill() -> str:
-    text = (
-        resources.files("service.adapters.postgres") / "migrations" / "014_cases_next_deadline.sql"
-    ).read_text(encoding="utf-8")
-    found = re.search(r"^UPDATE cases .*?;$", text, re.MULTILINE | re.DOTALL)
-    assert found, "migration 014 backfills with one UPDATE"
-    return found.group(0)
 
 
 def case(n: int, **changes: object) -> CaseState:
@@ -81,7 +71,7 @@ async def test_the_backfill_follows_named_clocks_stops_and_pauses_as_the_domain_
         async with conn.transaction():
             await save_cases(conn, states)
         await conn.execute("UPDATE cases SET next_deadline = NULL")
-        await conn.execute(backfill())
+        await conn.execute(migration_backfill("014_cases_next_deadline.sql"))
         found = await deadlines(conn)
     assert [found[s.case_id][0] for s in states] == [next_deadline(s) for s in states]
     assert [found[s.case_id][0] for s in states] == [
