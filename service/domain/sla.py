@@ -99,7 +99,7 @@ def default_clock(
 def is_default(clock: SlaClock) -> bool:
     """Whether the clock is a built-in one its case's fields give in full (so the case need not store it):
     `clock == default_clock(its name, start, deadline, stop)`, field by field without building that clock
-    (tests/unit/test_sla_clocks.py holds the two to one answer)."""
+    (tests/unit/test_case_records.py holds the two to one answer)."""
     return (
         clock.name in BUILT_IN_CLOCKS
         and clock.warning_at is None
