@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
@@ -44,7 +45,7 @@ from service.app.ports import PartitionKey
 from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -77,7 +78,7 @@ def intake_rules(settings: Settings) -> IntakeRules:
 
 
 def compensation_limits(settings: Settings) -> CompensationLimits:
-    return CompensationLimits(settings.compensation_limits, settings.compensation_stake_factor)
+    return load_compensation_limits(settings.compensation_policy_file)
 
 
 _PROBE_SECONDS = 1.5  # /readyz answers within two seconds whatever a dependency does
