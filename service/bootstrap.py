@@ -95,6 +95,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
+        self.limits = compensation_limits(settings)
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -112,6 +113,11 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
+        if s.consume and s.billing_sources is None:
+            log.warning(
+                "billing_sources_unset",
+                detail="billing answers are trusted from every source: set RECOVERY_BILLING_SOURCES",
+            )
         rules = self.rules
         if rules.sla.version is not None:
             self._run("sla-policy", self._apply_sla_policy(rules.sla))
@@ -237,6 +243,7 @@ class Service:
             f"{s.consumer_group}-billing",
             s.topic_dlq,
             land,
+            None if s.billing_sources is None else frozenset(s.billing_sources),
         )
         # The writer runs before the broker starts: the signal group starts delivering as soon as it has
         # joined, and broker.start() returns only after the billing group has joined too (seconds later).
@@ -265,7 +272,7 @@ class Service:
 
     def reads(self) -> PostgresCaseReads:
         assert self.pool is not None, "the service has not started"
-        return PostgresCaseReads(self.pool)
+        return PostgresCaseReads(self.pool, self.limits.customer_window)
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
@@ -355,7 +362,7 @@ def http_app(
         service.commands,
         service.rules.sla,
         settings.root_causes,
-        compensation_limits(settings),
+        service.limits,
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
@@ -367,7 +374,7 @@ def http_app(
         trends,
         None if key is None else key.get_secret_value().encode(),
         settings.root_causes,
-        compensation_limits(settings),
+        service.limits,
     )
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
     app = create_app(

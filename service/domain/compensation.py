@@ -73,10 +73,9 @@ def decide_request_compensation(
             *_above_stake(state, amount, limits),
             *_opened_by_hand(state),
         )
-        owner_waits = (
-            *_above_customer_limit(state, history, amount, currency, limits, now),
-            *_above_daily_limit(state, history, actor, amount, currency, limits, now),
-        )
+        # the daily limit is on what an actor grants on their own authority: a request that waits is not that
+        daily = () if waits else _above_daily_limit(state, history, actor, amount, currency, limits, now)
+        owner_waits = (*_above_customer_limit(state, history, amount, currency, limits, now), *daily)
     else:  # default deny
         waits, owner_waits = (), (f"no limits are set in {currency}: every compensation in it waits for an owner",)
     return [
@@ -202,6 +201,15 @@ def customer_received(
         (c.amount for c in every if c.currency == currency and c.status in _SENT and c.requested_at >= since),
         Decimal(0),
     )
+
+
+def received_by_currency(
+    state: CaseState, history: CompensationHistory, since: datetime
+) -> dict[str, Decimal]:
+    """What the customer received since a time on all their cases, per currency (what the case page shows)."""
+    currencies = sorted({c.currency for c in (*history.customer, *state.compensations)})
+    totals = {code: customer_received(state, history, code, since) for code in currencies}
+    return {code: total for code, total in totals.items() if total}
 
 
 def actor_granted(

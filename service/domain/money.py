@@ -62,12 +62,14 @@ def quantize_amount(amount: Decimal, currency: str) -> Decimal:
     return quantized
 
 
-def quantize_stake(amount: Decimal, currency: str) -> Decimal:
+def checked_stake(amount: Decimal, currency: str) -> Decimal:
     """An amount at stake: as a compensation's amount, in a currency billing pays, but zero says nothing is at stake."""
     compensation_currency(currency)
-    if amount.is_finite() and amount == 0:
-        return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)))
-    return quantize_amount(amount, currency)
+    if not (amount.is_finite() and amount == 0):
+        quantize_amount(amount, currency)
+    else:
+        minor_unit(currency)
+    return amount
 
 
 def plain(amount: Decimal) -> str:

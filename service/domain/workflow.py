@@ -26,7 +26,7 @@ from service.domain.events import (
     StepOutcome,
     StepRecorded,
 )
-from service.domain.money import quantize_stake
+from service.domain.money import checked_stake
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, Tier
 from service.domain.sla import RESOLUTION, SlaPolicy
@@ -219,7 +219,7 @@ def decide_open_by_hand(
             opened_by=actor.name,
             reason=reason,
             clocks=(first_response, resolution, *named),
-            amount_at_stake=None if stake is None else Money(quantize_stake(stake.amount, stake.currency), stake.currency),
+            amount_at_stake=None if stake is None else Money(checked_stake(stake.amount, stake.currency), stake.currency),
         )
     ]
 

@@ -13,8 +13,8 @@ from service.adapters.kafka.outgoing import to_messages
 from service.adapters.kafka.schema_export import COMPENSATION_DATA_PATH
 from service.domain.compensation import CompensationHistory, decide_request_compensation
 from service.domain.compensation_limits import CompensationLimits, CurrencyLimits, LimitRule
-from service.domain.money import minor_units
 from service.domain.events import CompensationKind, CompensationRequested
+from service.domain.money import minor_units
 from service.domain.workflow import Actor
 from tests.contract.test_outgoing import TOPICS, load, logged, opened
 
