@@ -118,3 +118,31 @@ async def test_two_requests_for_one_customer_on_two_cases_at_once_never_pass_its
     # each alone stays within the customer's 1,000 EUR; both together would not
     both = await asyncio.gather(compensate(api, first, "50"), compensate(api, second, "60", MANAGER))
     assert sorted(c["status"] for c in both) == ["awaiting_approval", "requested"]
+
+
+ROLES = {"agent": AGENT, "manager": MANAGER, "owner": AUTH}
+# the most each role sends at once on a fresh customer: its per-case limit, the owner's the customer's (built-in table)
+WITHIN = {"EUR": {"agent": 50, "manager": 500, "owner": 1000}, "GBP": {"agent": 40, "manager": 400, "owner": 800}}
+
+
+@pytest.mark.parametrize("role", ["agent", "manager", "owner"])
+@pytest.mark.parametrize("currency", ["EUR", "GBP", "KWD", "JPY", "CLF", "UYW"])
+@pytest.mark.parametrize("above", [False, True])
+async def test_the_limit_matrix_every_role_and_currency_through_the_api(
+    api: httpx.AsyncClient, role: str, currency: str, above: bool
+) -> None:
+    """Within every limit in a configured currency: to billing at once; a unit above one, in a currency without
+    limits, or a fund code: never to billing without an approval (or refused)."""
+    fund = currency in ("CLF", "UYW")  # not money a customer is paid in: not a stake either
+    customer = f"matrix-{role}-{currency}-{above}"
+    case_id = await opened(api, customer, stake=None if fund else "100000", currency=currency)
+    limit = WITHIN.get(currency, {}).get(role, 50)
+    body = {"kind": "credit", "amount": str(limit + above), "currency": currency, "reason": "goodwill"}
+    answer = await api.post(f"/v1/cases/{case_id}/compensations", json=body, headers=ROLES[role])
+    if fund:
+        assert answer.status_code == 422 and answer.json()["field"] == "currency"
+        assert "fund code" in answer.json()["detail"]
+        return
+    [request] = answer.json()["compensations"]
+    goes_at_once = currency in WITHIN and not above
+    assert request["status"] == ("requested" if goes_at_once else "awaiting_approval"), request
