@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.adapters.policy_file import fields_of
+from service.adapters.policy_file import read_document
 from service.domain.compensation_limits import ROLES, CompensationLimits, CurrencyLimits, LimitRule
 from service.domain.errors import InvalidValue
 from service.domain.money import compensation_currency, minor_unit
@@ -101,13 +101,4 @@ def load_compensation_limits(path: Path | None) -> CompensationLimits:
     """The limits in the file, or the built-in table when no file is configured."""
     if path is None:
         return CompensationLimits()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CompensationPolicyFileError(
-            f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})"
-        ) from e
-    try:
-        return CompensationPolicyFile.model_validate_json(text).limits()
-    except ValidationError as e:
-        raise CompensationPolicyFileError(f"{path}: {fields_of(e)}") from e
+    return read_document(path, CompensationPolicyFile, CompensationPolicyFileError).limits()

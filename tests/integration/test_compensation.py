@@ -278,6 +278,24 @@ async def test_four_eyes_a_running_total_per_actor_and_one_currency_hold_through
     assert by_manager.status_code == 200 and by_manager.json()["compensations"][1]["approved_by"] == "mia"
 
 
+async def dead_letter_reason(settings: Settings, kafka: Kafka, naming: str) -> str:
+    """The reason of the first dead letter whose reason names `naming`."""
+    dlq = AIOKafkaConsumer(
+        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await dlq.start()
+    try:
+
+        async def dead_lettered() -> str | None:
+            batch = await dlq.getmany(timeout_ms=300)
+            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
+            return next((r for r in reasons if naming in r), None)
+
+        return await eventually(dead_lettered, what=f"a dead letter naming {naming}")
+    finally:
+        await dlq.stop()
+
+
 async def test_billings_answer_to_a_request_still_waiting_for_approval_is_dead_lettered_with_its_reason(
     api: httpx.AsyncClient, case: dict[str, Any], settings: Settings, producer: AIOKafkaProducer, kafka: Kafka
 ) -> None:
@@ -289,20 +307,7 @@ async def test_billings_answer_to_a_request_still_waiting_for_approval_is_dead_l
         producer, settings, "settled", {"request_id": held["request_id"], "reference": "PAY-1"}
     )
 
-    dlq = AIOKafkaConsumer(
-        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await dlq.start()
-    try:
-
-        async def dead_lettered() -> str | None:
-            batch = await dlq.getmany(timeout_ms=300)
-            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
-            return next((r for r in reasons if held["request_id"] in r), None)
-
-        reason = await eventually(dead_lettered, what="billing's answer on the dead-letter topic")
-    finally:
-        await dlq.stop()
+    reason = await dead_letter_reason(settings, kafka, naming=held["request_id"])
     assert "still waits for approval" in reason and "never sent to billing" in reason
     after = (await api.get(path, headers=AUTH)).json()["compensations"]
     assert after == [held]
@@ -318,20 +323,7 @@ async def test_an_answer_from_a_source_that_is_not_billing_is_dead_lettered_and_
     forged = {"request_id": sent["request_id"], "reason": "forged to free the agent's limit"}
     await billing_answer(producer, settings, "failed", forged, source="/not-billing")
 
-    dlq = AIOKafkaConsumer(
-        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await dlq.start()
-    try:
-
-        async def dead_lettered() -> str | None:
-            batch = await dlq.getmany(timeout_ms=300)
-            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
-            return next((r for r in reasons if "/not-billing" in r), None)
-
-        reason = await eventually(dead_lettered, what="the forged answer on the dead-letter topic")
-    finally:
-        await dlq.stop()
+    reason = await dead_letter_reason(settings, kafka, naming="/not-billing")
     assert "not a billing source this service trusts" in reason
     await billing_answer(producer, settings, "settled", {"request_id": sent["request_id"], "reference": "PAY-9"})
 
