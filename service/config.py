@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     topic_callback: str = Field("recovery.signals.callback.v1", description="Callback signals.")
     topic_ticket: str = Field("recovery.signals.ticket.v1", description="Ticket signals.")
     topic_dlq: str = Field("recovery.signals.dlq.v1", description="Dead letters.")
+    dlq_retention: PositiveDuration = Field(
+        timedelta(days=14),
+        description="How long the dead-letter topic keeps a record (its retention.ms, set when the service creates"
+        " the topic; an existing topic keeps its own): dead letters hold customers' words.",
+    )
     topic_case_events: str = Field("recovery.case-events.v1", description="Outgoing case events.")
     topic_sla: str = Field("recovery.sla.v1", description="Outgoing SLA warnings and breaches.")
     topic_compensation_requests: str = Field(
