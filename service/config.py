@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.compensation_policy_file import load_compensation_limits
@@ -31,6 +31,15 @@ def _whole_days(value: timedelta) -> timedelta:
 
 
 PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]
+SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)]
 WholeDays = Annotated[timedelta, AfterValidator(_whole_days)]
 
 
@@ -48,10 +57,10 @@ class Settings(BaseSettings):
         description="Producer idempotence. `false` for brokers without it; `recovery dev` sets it for the"
         " embedded Tansu.",
     )
-    kafka_security_protocol: str = Field(
+    kafka_security_protocol: SecurityProtocol = Field(
         "PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
     )
-    kafka_sasl_mechanism: str | None = Field(
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
         None, description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; unset: no SASL."
     )
     kafka_sasl_username: str | None = Field(None, description="The SASL user.")
@@ -210,7 +219,7 @@ class Settings(BaseSettings):
         min_length=1,
         description="JSON list: the root-cause taxonomy a resolution chooses from.",
     )
-    log_level: str = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
+    log_level: LogLevel = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto",
         description="`json`: one JSON object per line; `console`: human-readable lines; `auto`: console when"

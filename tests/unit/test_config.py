@@ -50,6 +50,9 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_MAX_TEXT_LENGTH", "1000000"),
         ("RECOVERY_COMPENSATION_LIMITS", '{"agent": 50}'),  # removed: limits are per currency now
         ("RECOVERY_BILLING_SOURCES", '["/billing", ""]'),
+        ("RECOVERY_LOG_LEVEL", "verbose"),
+        ("RECOVERY_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("RECOVERY_KAFKA_SASL_MECHANISM", "GSSAPI"),
         ("RECOVERY_COMPENSATION_POLICY_FILE", "/nonexistent/compensation.json"),
         ("RECOVERY_COMPENSATION_STAKE_FACTOR", "1.5"),
     ],
