@@ -18,7 +18,6 @@ from service.adapters.http.bounds import (
     ETAG,
     MAX_CURSOR_LENGTH,
     MAX_OWNER_LENGTH,
-    NO_CONTROL_CHARACTERS,
     CaseId,
     etag_of,
     query_id,
@@ -53,6 +52,7 @@ from service.adapters.http.request_metrics import RequestMetrics
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
 from service.config import ApiToken
+from service.domain.bounds import NO_CONTROL_CHARACTERS
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy

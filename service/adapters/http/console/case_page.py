@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.adapters.http.bounds import MAX_ID_LENGTH
 from service.adapters.http.console import actions, timeline, views
 from service.adapters.http.console.actions import ACTIONS, DONE, Form
 from service.adapters.http.console.pages import (
@@ -30,6 +29,7 @@ from service.adapters.http.console.session import csrf_ok
 from service.adapters.http.errors import status_of
 from service.app.commands import CaseNotFound, Command, run_command
 from service.config import ApiToken
+from service.domain.bounds import MAX_ID_LENGTH
 from service.domain.case import CaseStatus, CompensationStatus, case_currency
 from service.domain.errors import DomainError
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome

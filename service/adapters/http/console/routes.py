@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from service.adapters.http.bounds import MAX_CURSOR_LENGTH, MAX_ID_LENGTH
+from service.adapters.http.bounds import MAX_CURSOR_LENGTH
 from service.adapters.http.console import views
 from service.adapters.http.console.approvals_page import approvals_routes
 from service.adapters.http.console.case_page import case_routes
@@ -21,6 +21,7 @@ from service.adapters.http.console.trends_page import trends_routes
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
+from service.domain.bounds import MAX_ID_LENGTH
 from service.domain.compensation_limits import CompensationLimits
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
