@@ -49,7 +49,7 @@ from service.domain.compensation_limits import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
-from service.observability import COMPENSATION_RESULTS, READY, observe_stopped_clocks
+from service.observability import COMPENSATION_RESULTS, READY, SLA_POLICY_UNAPPLIED, observe_stopped_clocks
 from service.tracing import configure_tracing, shutdown_tracing
 from service.trend_worker import review_trends_forever
 from service.workers import fire_timers_forever
@@ -101,6 +101,7 @@ class Service:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: SignalConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.degraded: dict[str, str] = {}  # what runs on but is not right yet, by loop: /healthz names it
 
     @property
     def uses_kafka(self) -> bool:
@@ -131,26 +132,40 @@ class Service:
         log.info("service_started", group=s.consumer_group, consume=s.consume, relay=s.relay)
 
     async def _apply_sla_policy(self, sla: SlaPolicy) -> None:
-        """A policy file of a version not applied in full yet corrects the open cases; one instance does it."""
+        """A policy file of a version not applied in full yet corrects the open cases; one instance does it.
+        Until an apply succeeds it is tried again, and the metric and /healthz say it has not."""
+        while (problem := await self._sla_policy_problem(sla)) is not None:
+            SLA_POLICY_UNAPPLIED.set(1)
+            self.degraded["sla-policy"] = problem
+            await asyncio.sleep(self.settings.sla_policy_retry_interval.total_seconds())
+        SLA_POLICY_UNAPPLIED.set(0)
+        self.degraded.pop("sla-policy", None)
+
+    async def _sla_policy_problem(self, sla: SlaPolicy) -> str | None:
+        """Why the policy is not applied in full after one try; None once it is (or another instance applies it)."""
         pool = self.pool
         assert pool is not None
         try:
             change = await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
         except PolicyApplyRunning:
             log.info("sla_policy_applied_elsewhere", version=sla.version)
-            return
+            return None
         except Exception as e:  # the service serves on with the new policy for new cases; say why loudly
             log.error("sla_policy_apply_failed", version=sla.version, error=repr(e))
-            return
-        if change is not None:
-            log.info(
-                "sla_policy_applied",
-                from_version=change.from_version,
-                to_version=change.to_version,
-                open_cases=change.looked_at,
-                changed=change.changed,
-                failed=len(change.failed),
-            )
+            return f"version {sla.version} not applied: {type(e).__name__}"
+        if change is None:
+            return None
+        log.info(
+            "sla_policy_applied",
+            from_version=change.from_version,
+            to_version=change.to_version,
+            open_cases=change.looked_at,
+            changed=change.changed,
+            failed=len(change.failed),
+        )
+        if change.failed:
+            return f"version {sla.version} applied but {len(change.failed)} open cases could not be corrected"
+        return None
 
     async def _connect(self) -> asyncpg.Pool:
         s = self.settings
@@ -315,6 +330,10 @@ class Service:
                 reasons.append(f"{task.get_name()}: {type(task.exception()).__name__}")
         return reasons
 
+    def degradations(self) -> list[str]:
+        """What works but is not right yet (the process goes on and tries again; no restart needed)."""
+        return [f"{loop}: {why}" for loop, why in sorted(self.degraded.items())]
+
     def alive(self) -> bool:
         """False once the consumer or a background loop has stopped on an error: restart the process."""
         return not self.failures()
@@ -386,6 +405,7 @@ def http_app(
         routers,
         trends,
         service.rules.sla,
+        service.degradations,
     )
     app.add_middleware(TraceRequests)  # outermost: its span covers every other middleware
     return app

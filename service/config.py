@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         description="The SLA policy (JSON, as `examples/sla-policy.json`): business calendars, the calendar of"
         " each clock, named clocks and a version. Unset: every clock counts 24x7.",
     )
+    sla_policy_retry_interval: PositiveDuration = Field(
+        timedelta(minutes=5),
+        description="How soon a policy apply that failed, or left open cases uncorrected, is tried again (until"
+        " it succeeds; meanwhile `recovery_sla_policy_unapplied` is 1 and /healthz names it).",
+    )
     followup_after: PositiveDuration = Field(
         timedelta(hours=48), description="From resolution to the follow-up falling due."
     )

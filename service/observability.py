@@ -90,6 +90,11 @@ TIMER_LAG = Histogram(
     "From a timer's due time to its firing, on the database clock.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+SLA_POLICY_UNAPPLIED = Gauge(
+    "recovery_sla_policy_unapplied",
+    "1 while this instance's SLA policy version is not applied in full to the open cases: an apply failed or"
+    " left cases uncorrected, and is tried again.",
+)
 RELAY_LAG = Gauge("recovery_relay_lag_events", "Events in the log not yet published by the relay.")
 RELAY_LEADER = Gauge("recovery_relay_leader", "1 while this instance holds the relay lease and publishes.")
 EVENTS_PUBLISHED = Counter(

@@ -43,5 +43,5 @@ def test_the_probes_are_documented_with_their_bodies() -> None:
     assert operations[("get", "/readyz")]["responses"]["503"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Readiness"
     }
-    assert set(schemas["Liveness"]["properties"]) == {"status", "failed"}
+    assert set(schemas["Liveness"]["properties"]) == {"status", "failed", "degraded"}
     assert "text/plain" in operations[("get", "/metrics")]["responses"]["200"]["content"]

@@ -77,6 +77,7 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     trends: TrendPolicy = _DEFAULT_TRENDS,
     sla: SlaPolicy = _DEFAULT_SLA,
+    degradations: Callable[[], list[str]] = list,
 ) -> FastAPI:
     app = FastAPI(
         title="Recovery Loop",
@@ -100,10 +101,14 @@ def create_app(
 
     @app.get("/healthz", response_model=Liveness, responses=LIVENESS)
     async def healthz() -> JSONResponse:
-        """Alive unless a loop stopped on an error that belongs to no record: then restart the process."""
+        """Alive unless a loop stopped on an error that belongs to no record: then restart the process. Alive
+        and `degraded` while something runs on but is not right yet (it is tried again: no restart needed)."""
         stopped = failures()
         if stopped:
             return JSONResponse({"status": "failed", "failed": stopped}, 503)
+        degraded = degradations()
+        if degraded:
+            return JSONResponse({"status": "alive", "degraded": degraded})
         return JSONResponse({"status": "alive"})
 
     @app.get("/readyz", response_model=Readiness, responses=READINESS)

@@ -67,6 +67,11 @@ def tag_operations(app: FastAPI) -> None:
 class Liveness(BaseModel):
     status: str = Field(description="`alive`, or `failed` when a loop stopped: restart the process.")
     failed: list[str] | None = Field(None, description="The loops that stopped, and the error's type.")
+    degraded: list[str] | None = Field(
+        None,
+        description="What runs on but is not right yet, and why (e.g. an SLA policy not applied in full): it is"
+        " tried again by itself; no restart needed.",
+    )
 
 
 class Readiness(BaseModel):
