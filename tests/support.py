@@ -21,15 +21,16 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.kafka.cloudevents import encode_binary, encode_structured
-from service.config import ApiToken, Settings
+from service.api_tokens import ApiToken
+from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 
 T = TypeVar("T")
-TOKEN = "test-owner-token"
+TOKEN = "test-owner-token-for-the-suite-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-AGENT = {"Authorization": "Bearer test-agent-token"}
-MANAGER = {"Authorization": "Bearer test-manager-token"}
+AGENT = {"Authorization": "Bearer test-agent-token-for-the-suite-only"}
+MANAGER = {"Authorization": "Bearer test-manager-token-for-the-suite-only"}
 
 
 def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
@@ -50,8 +51,8 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_trends": f"t{tag}.trends",
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),
-            "test-agent-token": ApiToken(actor="ana", role="agent"),
-            "test-manager-token": ApiToken(actor="mia", role="manager"),
+            "test-agent-token-for-the-suite-only": ApiToken(actor="ana", role="agent"),
+            "test-manager-token-for-the-suite-only": ApiToken(actor="mia", role="manager"),
         },
         **topics,
     }

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.support import TOKEN
 
 KEY = "k" * 32

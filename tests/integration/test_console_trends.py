@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.integration.test_console import open_case, sign_in
 from tests.support import AUTH, TOKEN
 
