@@ -43,7 +43,7 @@ async def app(pool: asyncpg.Pool, database_url: str) -> Any:
 async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client that keeps cookies, as a browser does (a dotted host, so the cookie jar keeps them)."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
 
 

@@ -27,7 +27,7 @@ async def console(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx.
     service = Service(settings)
     service.pool = pool
     transport = httpx.ASGITransport(app=http_app(service, settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
 
 
