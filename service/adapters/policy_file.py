@@ -27,10 +27,10 @@ def load_policy(path: Path | None) -> Policy:
     try:
         return Policy.model_validate_json(text)
     except ValidationError as e:
-        raise PolicyFileError(f"{path}: {_fields(e)}") from e
+        raise PolicyFileError(f"{path}: {fields_of(e)}") from e
 
 
-def _fields(error: ValidationError) -> str:
+def fields_of(error: ValidationError) -> str:
     """Each problem as `field.path: what is wrong` (`policy` for the document as a whole)."""
     return "; ".join(
         f"{'.'.join(str(part) for part in e['loc']) or 'policy'}: {e['msg']}"

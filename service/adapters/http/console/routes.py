@@ -23,7 +23,7 @@ from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, Post
 from service.adapters.postgres.console_sessions import SessionTimeouts
 from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
