@@ -15,7 +15,7 @@ from tests.browser.conftest import browser_settings
 from tests.infra import Kafka
 from tests.support import TOKEN, ServiceProcess, eventually
 
-AREAS = ["cases", "commands", "compensations", "trends", "ops"]
+AREAS = ["cases", "commands", "compensations", "trends", "sessions", "ops"]
 RENDERED = 30_000  # ms: the bundles are megabytes of script, parsed on a shared 2-core machine
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.adapters.http.auth import AuthenticatedRoute, Roles
+from service.adapters.http.auth import Actor, AuthenticatedRoute, Roles
 from service.adapters.http.bounds import MAX_OWNER_LENGTH, NO_CONTROL_CHARACTERS
 from service.adapters.http.errors import COMMON, FORBIDDEN, TOO_LARGE
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions
@@ -41,7 +41,7 @@ def sessions_router(sessions_of: Callable[[], PostgresConsoleSessions]) -> APIRo
     )
 
     @router.post("/revoke", response_model=SessionsRevoked)
-    async def revoke_sessions(body: RevokeSessionsBody) -> SessionsRevoked:
+    async def revoke_sessions(body: RevokeSessionsBody, _: Actor) -> SessionsRevoked:
         """End every console session of the actor now; its API token works on until removed from the settings."""
         revoked = await sessions_of().end_all_of(body.actor)
         return SessionsRevoked(actor=body.actor, revoked=revoked)
