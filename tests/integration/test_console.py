@@ -261,7 +261,9 @@ async def test_every_action_runs_the_api_decider_and_reads_as_a_sentence_in_the_
         "Planned step-1: call customer",
         "Recorded step-1 as completed",
         "<blockquote>said sorry</blockquote>",
-        "Requested a credit of 20.00 EUR; it went to billing",
+        # a case opened by hand states no stake, so its every compensation waits for approval (main's limits)
+        "Requested a credit of 20.00 EUR; it waits for approval (the case was opened by hand with no amount at"
+        " stake: every compensation needs approval)",
         "Added an internal note",
         "<blockquote>prefers email</blockquote>",
         "Resolved (apology only), root cause scheduling",
