@@ -32,13 +32,13 @@ def digest_of(token: str) -> bytes:
 
 
 def weakness_of(token: str) -> str | None:
-    """Why a token is no secret (None when it may be one)."""
+    """Why a token or key is no secret (None when it may be one)."""
     if "change" in token.lower():
-        return 'contains "change": it is a placeholder, not a token'
+        return 'contains "change": it is a placeholder, not a secret'
     if len(set(token)) <= 1:
         return "is empty or one character repeated"
     if len(token) < MIN_TOKEN_LENGTH:
-        return f"has {len(token)} characters: a token needs at least {MIN_TOKEN_LENGTH}"
+        return f"has {len(token)} characters: at least {MIN_TOKEN_LENGTH} are needed"
     if any(c.isspace() for c in token):
         return "contains whitespace"
     return None

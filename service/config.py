@@ -13,7 +13,7 @@ from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
 from service.adapters.sla_policy_file import load_sla_policy
-from service.api_tokens import ApiTokens
+from service.api_tokens import ApiTokens, weakness_of
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
@@ -235,6 +235,14 @@ class Settings(BaseSettings):
         description="`json`: one JSON object per line; `console`: human-readable lines; `auto`: console when"
         " stdout is a terminal (as under `make run`), JSON otherwise (containers, files, pipes).",
     )
+
+    @field_validator("console_session_key", mode="after")
+    @classmethod
+    def _console_key_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        weakness = None if value is None else weakness_of(value.get_secret_value())
+        if weakness is not None:  # the message never quotes the key
+            raise ValueError(f"the key {weakness}")
+        return value
 
     @field_validator("policy_file", mode="after")
     @classmethod

@@ -26,7 +26,7 @@ from service.config import Settings
 from service.observability import AUTH_FAILURES
 from tests.support import AGENT_TOKEN, TOKEN
 
-KEY = "k" * 32
+KEY = "console-key-shared-by-the-replicas-0123"
 COOKIE = "recovery_console"
 
 
@@ -121,7 +121,7 @@ async def test_a_session_made_on_one_replica_works_on_another_until_signed_out_o
 
 async def test_a_session_under_another_key_is_refused(pool: asyncpg.Pool, database_url: str) -> None:
     cookie = await sign_in(replica(pool, database_url))
-    for key in ("x" * 32, None):  # another configured key, or a random one per process
+    for key in ("another-replicas-console-key-98765432", None):  # another configured key, or a random one per process
         assert refused(await queue_with(replica(pool, database_url, key), cookie))
 
 

@@ -43,6 +43,13 @@ def test_a_placeholder_or_short_token_stops_start_up_naming_the_variable_and_not
     assert len(token) < 4 or token not in run.stderr  # the message never quotes the token
 
 
+@pytest.mark.parametrize("key", ["CHANGE_ME", "CHANGE_ME-" * 4, "k" * 40, "short-but-random-Zx81"])
+def test_a_placeholder_or_short_console_key_stops_start_up_naming_the_variable(key: str) -> None:
+    run = serve({"RECOVERY_CONSOLE_SESSION_KEY": key})
+    assert run.returncode == 2 and "RECOVERY_CONSOLE_SESSION_KEY" in run.stderr
+    assert key not in run.stderr
+
+
 def test_a_token_with_whitespace_is_refused() -> None:
     with pytest.raises(ValueError, match="whitespace"):
         ApiTokens({"a token with spaces in it, 32 characters": OWNER})
@@ -95,7 +102,7 @@ def test_the_throttle_tracks_a_bounded_number_of_clients() -> None:
 
 
 def test_serving_off_loopback_needs_the_session_key_and_a_secure_cookie() -> None:
-    key = "k" * 40
+    key = "console-key-for-these-tests-only-0123456789"
     assert refusal_to_serve(Settings()) is None  # 127.0.0.1: `make run`
     refused = refusal_to_serve(Settings(http_host="0.0.0.0"))
     assert refused is not None and "RECOVERY_CONSOLE_SESSION_KEY" in refused
@@ -110,6 +117,17 @@ def test_serving_off_loopback_needs_the_session_key_and_a_secure_cookie() -> Non
 def test_recovery_serve_off_loopback_without_the_key_refuses_to_start_naming_it() -> None:
     run = serve({"RECOVERY_HTTP_HOST": "0.0.0.0"})
     assert run.returncode == 2 and "RECOVERY_CONSOLE_SESSION_KEY is unset" in run.stderr
+
+
+def test_recovery_serve_off_loopback_refuses_a_cookie_without_secure_naming_the_variable() -> None:
+    run = serve(
+        {
+            "RECOVERY_HTTP_HOST": "0.0.0.0",
+            "RECOVERY_CONSOLE_SESSION_KEY": "console-key-for-these-tests-only-0123456789",
+            "RECOVERY_CONSOLE_COOKIE_SECURE": "false",
+        }
+    )
+    assert run.returncode == 2 and "RECOVERY_CONSOLE_COOKIE_SECURE is false" in run.stderr
 
 
 def test_the_cookie_is_secure_unless_turned_off() -> None:
