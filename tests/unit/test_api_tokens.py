@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.adapters.http.token_gate import FailureThrottle, TokenGate, TooManyFailures
 from service.api_tokens import ApiToken, ApiTokens
@@ -82,8 +83,12 @@ def test_a_client_that_keeps_failing_waits_and_the_metric_counts_it() -> None:
     gate = TokenGate(ApiTokens({TOKEN: OWNER}), FailureThrottle(3, clock))
     throttled = AUTH_FAILURES.labels("api", "throttled")
     before = throttled._value.get()
-    for _ in range(3):
-        assert gate.actor_of("10.0.0.1", "wrong", "api") is None
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert gate.actor_of("10.0.0.1", "wrong", "api") is None
+    assert [e for e in logs if e["event"] == "authentication_throttled"] == [
+        {"event": "authentication_throttled", "log_level": "warning", "surface": "api", "client": "10.0.0.1"}
+    ]  # once, when the budget ran out, and never the token
     with pytest.raises(TooManyFailures) as refused:
         gate.actor_of("10.0.0.1", TOKEN, "api")  # a right token waits too: guessing goes no faster
     assert refused.value.retry_after == 20  # one more failure per 60/3 seconds

@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+import structlog
 from fastapi import Request
 
 from service.api_tokens import ApiToken, ApiTokens
 from service.observability import AUTH_FAILURES
+
+log = structlog.get_logger()
 
 MAX_CLIENTS = 10_000
 Surface = Literal["api", "console"]
@@ -74,6 +77,8 @@ class TokenGate:
         if actor is None:
             self._throttle.failed(client)
             AUTH_FAILURES.labels(surface, "unknown_token").inc()
+            if self._throttle.retry_after(client) > 0:  # once per emptied budget: later tries are refused first
+                log.warning("authentication_throttled", surface=surface, client=client)
         return actor
 
 
