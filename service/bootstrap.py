@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 
 from service.adapters.compensation_policy_file import load_compensation_limits
@@ -19,7 +19,11 @@ from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
 from service.adapters.http.console import console_router
+from service.adapters.http.console.session import Sessions
+from service.adapters.http.sessions_api import sessions_router
+from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.http.tracing import TraceRequests
+from service.adapters.http.transport_security import StrictTransportSecurity
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
@@ -30,6 +34,7 @@ from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
+from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -41,7 +46,7 @@ from service.adapters.sentiment import VaderSentiment
 from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
-from service.app.ports import PartitionKey
+from service.app.ports import Clock, PartitionKey
 from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
@@ -62,6 +67,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+SYSTEM_CLOCK = SystemClock()
+
+
 def intake_rules(settings: Settings) -> IntakeRules:
     policy = load_policy(settings.policy_file)
     sla = SlaPolicy(
@@ -79,6 +87,10 @@ def intake_rules(settings: Settings) -> IntakeRules:
 
 def compensation_limits(settings: Settings) -> CompensationLimits:
     return load_compensation_limits(settings.compensation_policy_file)
+
+
+def session_timeouts(settings: Settings) -> SessionTimeouts:
+    return SessionTimeouts(settings.console_idle_timeout, settings.console_session_lifetime)
 
 
 _PROBE_SECONDS = 1.5  # /readyz answers within two seconds whatever a dependency does
@@ -289,6 +301,10 @@ class Service:
         assert self.pool is not None, "the service has not started"
         return PostgresCaseReads(self.pool, self.limits.customer_window)
 
+    def console_sessions(self) -> PostgresConsoleSessions:
+        assert self.pool is not None, "the service has not started"
+        return PostgresConsoleSessions(self.pool, session_timeouts(self.settings))
+
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
         return PostgresCommandStore(self.pool, self._observe_clocks)
@@ -374,8 +390,9 @@ def http_app(
     service: Service,
     settings: Settings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
-    """The HTTP API over a service's stores."""
+    """The HTTP API over a service's stores; `clock` is the console sessions' (a test moves it)."""
     trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
     commands = command_router(
         service.commands,
@@ -385,20 +402,17 @@ def http_app(
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    key = settings.console_session_key
-    console = console_router(
-        service.reads,
-        service.commands,
-        service.rules.sla,
-        trends,
-        None if key is None else key.get_secret_value().encode(),
-        settings.root_causes,
-        service.limits,
-    )
-    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
+    contract = asyncapi_router(render(asyncapi(channel_specs())), json_schemas())
+    routers = [
+        commands,
+        sessions_router(service.console_sessions),
+        contract,
+        _console(service, settings, clock),
+    ]
+    gate = TokenGate(settings.api_tokens, FailureThrottle(settings.auth_failures_per_minute))
     app = create_app(
         service.reads,
-        settings.api_tokens,
+        gate,
         service.ready,
         lifespan,
         service.failures,
@@ -407,5 +421,28 @@ def http_app(
         service.rules.sla,
         service.degradations,
     )
+    if settings.console_cookie_secure:
+        app.add_middleware(StrictTransportSecurity)
     app.add_middleware(TraceRequests)  # outermost: its span covers every other middleware
     return app
+
+
+def _console(service: Service, settings: Settings, clock: Clock) -> APIRouter:
+    key = settings.console_session_key
+    sessions = Sessions(
+        service.console_sessions,
+        settings.api_tokens,
+        None if key is None else key.get_secret_value().encode(),
+        session_timeouts(settings),
+        settings.console_cookie_secure,
+        clock,
+    )
+    return console_router(
+        service.reads,
+        service.commands,
+        service.rules.sla,
+        TrendPolicy(settings.trend_threshold, settings.trend_window),
+        sessions,
+        settings.root_causes,
+        service.limits,
+    )

@@ -133,6 +133,12 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+AUTH_FAILURES = Counter(
+    "recovery_auth_failures_total",
+    "Failed authentications by surface (api: a 401; console: a refused sign-in) and outcome (unknown_token,"
+    " or throttled: refused with 429 before the token was looked at).",
+    ["surface", "outcome"],
+)
 BUILD_INFO = Gauge(
     "recovery_build_info",
     "Always 1; the running package's version and the Python it runs on.",

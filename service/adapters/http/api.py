@@ -49,9 +49,9 @@ from service.adapters.http.openapi import (
     tag_operations,
 )
 from service.adapters.http.request_metrics import RequestMetrics
+from service.adapters.http.token_gate import TokenGate
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
-from service.config import ApiToken
 from service.domain.bounds import NO_CONTROL_CHARACTERS
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
@@ -70,7 +70,7 @@ _DEFAULT_SLA = SlaPolicy()
 
 def create_app(
     reads_of: Callable[[], PostgresCaseReads],
-    tokens: dict[str, ApiToken],
+    gate: TokenGate,
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     failures: Callable[[], list[str]] = list,
@@ -91,7 +91,7 @@ def create_app(
         openapi_tags=OPENAPI_TAGS,
         generate_unique_id_function=operation_id,
     )
-    app.state.tokens = tokens
+    app.state.gate = gate
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     install_docs_pages(app)

@@ -29,6 +29,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "description": "Request a compensation for a case, and approve one that waits for a manager or owner.",
     },
     {"name": "trends", "description": "Resolved cases per root cause over a window, and which are trends."},
+    {"name": "sessions", "description": "End every console session of an actor (owner)."},
     {"name": "ops", "description": "Probes and metrics for the orchestrator and Prometheus (no token)."},
 ]
 
@@ -43,6 +44,8 @@ def tag_of(path: str) -> str:
         return "ops"
     if path.startswith("/v1/trends"):
         return "trends"
+    if path.startswith("/v1/sessions"):
+        return "sessions"
     if "/compensations" in path:
         return "compensations"
     if path.startswith("/v1/cases/{case_id}/"):
