@@ -5,7 +5,8 @@ A crash between publishing and recording the position re-publishes the same even
 it never skips one.
 
 One bad event holds back only its own case. An event that cannot be mapped to its records (its stored data
-fails the outgoing schema), or whose record the broker refuses for good (too large), is parked
+fails the outgoing schema), or whose record the broker refuses (too large, or corrupt, a bad timestamp, an
+invalid record while the broker still takes another record: MAYBE_RECORD_REFUSED), is parked
 (table parked_events) with the error's type and our own short message as its reason; every later event of
 that case is parked behind it, so the case's order on Kafka holds, while every other case's events go on
 and the position moves past the batch (the parked rows are written in the same transaction as the move).
@@ -34,7 +35,16 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -61,9 +71,22 @@ RECORD_REFUSED: tuple[type[Exception], ...] = (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-"""The broker refuses a record for good because of its size: the event's fault. Refusals that can come from
-the cluster's state rather than the record (a corrupt batch, a timestamp out of range, aiokafka's UnknownError
-for INVALID_RECORD) are not listed: parking on them could hold back every case; they end the loop instead."""
+"""The broker refuses a record for good because of its size: the event's fault, parked at once."""
+MAYBE_RECORD_REFUSED: tuple[type[Exception], ...] = (
+    CorruptRecordException,
+    InvalidTimestampError,
+    UnknownError,  # aiokafka's name for INVALID_RECORD and other refusals it has no class for
+    UnsupportedForMessageFormatError,
+)
+"""Refusals that may be the record's fault or the cluster's. The relay sends a record the broker took before
+(a probe; its consumers see that id again, which the contract allows): taken, the refusal was this record's and
+it is parked; refused too, the cluster is at fault and the relay waits it out (BrokerRefusesRecords)."""
+
+
+class BrokerRefusesRecords(KafkaError):  # type: ignore[misc]  # aiokafka has no type hints
+    """The broker refused a record and a probe record it took before: the cluster's fault, waited out."""
+
+    retriable = True
 
 
 class EventRelay:
@@ -86,6 +109,7 @@ class EventRelay:
         self.name = name
         self.max_record_bytes = max_record_bytes
         self.follower_seconds = follower_seconds
+        self._probe: list[OutgoingMessage] = []  # the last record the broker took
 
     async def run(self) -> None:
         """Forever: hold the lease and publish, or wait for it; a dependency's fault starts a new turn."""
@@ -142,7 +166,7 @@ class EventRelay:
                 heads[event.stream_id] = event.position
         try:
             await self._send([m for _, messages in ready for m in messages])
-        except RECORD_REFUSED:
+        except (*RECORD_REFUSED, *MAYBE_RECORD_REFUSED):
             # The broker refused some record: publish again one event at a time to find whose it was.
             # Events sent before the refusal go out twice, with the same ids.
             parked += await self._publish_each(ready, heads)
@@ -171,7 +195,21 @@ class EventRelay:
             await self._send(messages)
         except RECORD_REFUSED as error:
             return self._fault(event, error)
+        except MAYBE_RECORD_REFUSED as error:
+            if not await self._broker_takes_records():
+                raise BrokerRefusesRecords(f"{type(error).__name__} for a record and for a probe") from error
+            return self._fault(event, error)
         return None
+
+    async def _broker_takes_records(self) -> bool:
+        """Whether the broker takes the last record it took (sent again, same id): then a refusal was the record's."""
+        if not self._probe:
+            return False
+        try:
+            await self._send(self._probe)
+        except (*RECORD_REFUSED, *MAYBE_RECORD_REFUSED):
+            return False
+        return True
 
     async def _release(self, lease: RelayLease) -> dict[str, OpenStream]:
         """Publish the cases that are ready, each in position order; the cases still held back."""
@@ -229,6 +267,7 @@ class EventRelay:
         acks = [ack for acks in sent if isinstance(acks, list) for ack in acks]
         outcomes = await asyncio.gather(*acks, return_exceptions=True)
         _raise_first([s for s in sent if isinstance(s, BaseException)] + list(outcomes))
+        self._probe = messages[-1:]
         for topic, count in per_topic.items():
             EVENTS_PUBLISHED.labels(topic).inc(count)
         for m in messages:
@@ -255,7 +294,7 @@ def fault_reason(error: BaseException) -> str:
     """The error's type and, for messages of our own or the Kafka client's, its text; never event data."""
     text = str(error)
     ours = isinstance(error, ValueError) and text.startswith("cannot publish the stored event")
-    if ours or isinstance(error, RECORD_REFUSED):
+    if ours or isinstance(error, (*RECORD_REFUSED, *MAYBE_RECORD_REFUSED)):
         return f"{type(error).__name__}: {text[:300]}"
     return type(error).__name__
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 
 from service.adapters.kafka.outgoing import OutgoingTopics
@@ -235,9 +235,13 @@ class RefusingBroker:
     """The real producer, but the broker answers MESSAGE_TOO_LARGE for a record batch that holds a record
     carrying `marker` (as a broker with a lower max.message.bytes would), until `marker` is set to None."""
 
-    def __init__(self, producer: AIOKafkaProducer, marker: bytes) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, marker: bytes, error: type[Exception] = MessageSizeTooLargeError
+    ) -> None:
         self.producer = producer
         self.marker: bytes | None = marker
+        self.error = error
+        self.refusals = 0
 
     def create_batch(self) -> RefusableBatch:
         return RefusableBatch(self.producer.create_batch(), self)
@@ -247,8 +251,9 @@ class RefusingBroker:
 
     async def send_batch(self, batch: RefusableBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
         if batch.refused:
+            self.refusals += 1
             refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            refused.set_exception(MessageSizeTooLargeError("over the topic's max.message.bytes"))
+            refused.set_exception(self.error("refused by the test's broker"))
             return refused
         return await self.producer.send_batch(batch.inner, topic, partition=partition)  # type: ignore[no-any-return]
 
@@ -316,3 +321,49 @@ async def test_a_record_the_broker_refuses_is_found_and_parked_and_published_onc
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await pool.release(db)
+
+
+async def test_a_corrupt_record_refusal_parks_its_event_when_the_broker_takes_others_and_waits_when_it_takes_none(
+    kafka: Kafka, database_url: str, pool: asyncpg.Pool, producer: AIOKafkaProducer
+) -> None:
+    settings = make_settings(kafka, database_url)
+    await ensure_topics(settings, [settings.topic_case_events])
+    broker = RefusingBroker(producer, b"CORRUPT-TO-THE-BROKER", CorruptRecordException)
+    relay = EventRelay(PostgresEventFeed(pool), broker, OutgoingTopics.from_settings(settings))  # type: ignore[arg-type]
+    running = asyncio.create_task(relay.run())
+    db = await pool.acquire()
+    try:
+        async with Topic(kafka, settings.topic_case_events) as events:
+            log = Log(db)
+            first = await log.note("case-c")
+            await eventually(lambda: relay_caught_up(db), what="a first record the broker took")
+            refused, _ = await log.append("case-c", "case.step_added", actor="CORRUPT-TO-THE-BROKER")
+            other = await log.note("case-d")
+
+            async def other_published() -> bool:
+                return first_seen(ids_of(await events.poll(), "case-d")) == [other]
+
+            await eventually(other_published, what="the other case past the corrupt record")
+            await eventually(lambda: relay_caught_up(db), what="the relay past the corrupt record")
+            rows = await parked(db)
+            assert rows.keys() == {refused} and rows[refused]["reason"].startswith("CorruptRecordException")
+
+            broker.marker, broker.refusals = b"", 0  # now the cluster refuses every record: the relay waits
+            waiting = await log.note("case-e")
+            await eventually(lambda: refusing_everything(broker), what="the broker refusing the next record")
+            assert (await parked(db)).keys() == {refused} and not running.done()
+            broker.marker = None  # the cluster is back
+
+            async def published() -> bool:
+                return first_seen(ids_of(await events.poll(), "case-e")) == [waiting]
+
+            await eventually(published, what="the event that waited for the cluster")
+            assert first_seen(ids_of(events.records, "case-c")) == [first]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await pool.release(db)
+
+
+async def refusing_everything(broker: RefusingBroker) -> bool:
+    return broker.refusals > 1  # the record, then the probe
