@@ -51,7 +51,7 @@ from service.adapters.http.openapi import (
 from service.adapters.http.request_metrics import RequestMetrics
 from service.adapters.http.token_gate import TokenGate
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
-from service.adapters.postgres.errors import TRANSIENT
+from service.adapters.retry import is_transient
 from service.domain.bounds import NO_CONTROL_CHARACTERS
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
@@ -59,7 +59,6 @@ from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.observability import OPEN_CASES, VERSION
 
-_UNAVAILABLE: tuple[type[BaseException], ...] = (*TRANSIENT, TimeoutError)
 BAD_CURSOR: Responses = {400: refusal("The cursor is not one this API issued (`error` is `invalid_cursor`).")}
 # Deadlines PostgreSQL and Python both hold, with room for any time zone.
 EARLIEST, LATEST = "1900-01-01T00:00:00Z", "9000-01-01T00:00:00Z"
@@ -124,7 +123,9 @@ def create_app(
         await ready()  # recovery_ready{dependency}, as /readyz sees it now
         try:
             counts = await asyncio.wait_for(reads_of().open_cases_by_severity(), 2)
-        except _UNAVAILABLE:  # still serve the process's own metrics while the database is away
+        except Exception as e:  # still serve the process's own metrics while the database is away
+            if not is_transient(e):
+                raise
             counts = None
         for severity in Severity:
             if counts is not None:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from service.adapters.http.models import ErrorBody
-from service.adapters.postgres.errors import TRANSIENT
+from service.adapters.retry import is_transient
 from service.domain.errors import ConcurrencyConflict, DomainError, NotAllowed, StaleVersion, WrongState
 
 
@@ -96,12 +96,15 @@ def install_error_handlers(app: FastAPI) -> None:
         error = _HTTP_ERRORS.get(e.status_code, "bad_request")
         return error_response(e.status_code, error, str(e.detail), headers=e.headers)
 
-    async def unavailable(_: Request, e: Exception) -> JSONResponse:
-        detail = f"the database is briefly unreachable ({type(e).__name__}); nothing changed, try again"
-        return error_response(503, "unavailable", detail, headers={"Retry-After": "1"})
+    async def database_error(_: Request, e: Exception) -> JSONResponse:
+        """The one retry policy's view (service/adapters/retry.py): what the loops wait out is a 503 here."""
+        if is_transient(e):
+            detail = f"the database is briefly unreachable ({type(e).__name__}); nothing changed, try again"
+            return error_response(503, "unavailable", detail, headers={"Retry-After": "1"})
+        return error_response(500, "internal_error", f"the database refused it ({type(e).__name__}); nothing changed")
 
-    for transient in (*TRANSIENT, asyncpg.InternalClientError, ConcurrencyConflict):
-        app.add_exception_handler(transient, unavailable)
+    for driver_error in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConcurrencyConflict):
+        app.add_exception_handler(driver_error, database_error)
 
 
 def _invalid(errors: Sequence[Any]) -> JSONResponse:
