@@ -24,7 +24,7 @@ from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.results import CompensationResult, ResultsConsumer
-from service.adapters.kafka.schema_export import asyncapi, channel_specs, json_schemas, render
+from service.adapters.kafka.schema_export import asyncapi, channel_specs, render
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
@@ -368,7 +368,7 @@ def http_app(
         settings.root_causes,
         compensation_limits(settings),
     )
-    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
+    routers = [commands, asyncapi_router(render(asyncapi(channel_specs()))), console]
     app = create_app(
         service.reads,
         settings.api_tokens,
