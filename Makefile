@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit integration demo bench schemas docs clean deploy-check browser asyncapi-parser
+.PHONY: install run test lint unit integration demo bench schemas docs clean deploy-check browser asyncapi-parser lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,17 @@ schemas: install  ## regenerate schemas/ from the wire models
 
 docs: install  ## regenerate the configuration reference in docs/operators.md from Settings
 	$(BIN)/python -m tools.config_reference
+
+# The image installs exactly these files (deploy/Dockerfile): every runtime dependency pinned with the hashes of
+# its files, and the build backend that makes the service's wheel. pip-tools lives in its own git-ignored venv.
+LOCK_VENV := .venv-lock
+lock:  ## refresh deploy/requirements.lock and deploy/build-requirements.lock from pyproject.toml (asks PyPI)
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools==7.5.2; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --strip-extras --no-emit-index-url \
+	  --output-file deploy/requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes --strip-extras --no-emit-index-url \
+	  --only-build-deps --build-deps-for wheel --allow-unsafe \
+	  --output-file deploy/build-requirements.lock pyproject.toml
 
 deploy-check:  ## validate deploy/: alerts and their tests, runbook, dashboard, compose, Dockerfile, Kubernetes/KEDA
 	bash deploy/check.sh
