@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
@@ -44,7 +45,7 @@ from service.app.ports import PartitionKey
 from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -77,7 +78,7 @@ def intake_rules(settings: Settings) -> IntakeRules:
 
 
 def compensation_limits(settings: Settings) -> CompensationLimits:
-    return CompensationLimits(settings.compensation_limits, settings.compensation_stake_factor)
+    return load_compensation_limits(settings.compensation_policy_file)
 
 
 _PROBE_SECONDS = 1.5  # /readyz answers within two seconds whatever a dependency does
@@ -94,6 +95,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
+        self.limits = compensation_limits(settings)
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -111,6 +113,11 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
+        if s.consume and s.billing_sources is None:
+            log.warning(
+                "billing_sources_unset",
+                detail="billing answers are trusted from every source: set RECOVERY_BILLING_SOURCES",
+            )
         rules = self.rules
         if rules.sla.version is not None:
             self._run("sla-policy", self._apply_sla_policy(rules.sla))
@@ -236,6 +243,7 @@ class Service:
             f"{s.consumer_group}-billing",
             s.topic_dlq,
             land,
+            None if s.billing_sources is None else frozenset(s.billing_sources),
         )
         # The writer runs before the broker starts: the signal group starts delivering as soon as it has
         # joined, and broker.start() returns only after the billing group has joined too (seconds later).
@@ -264,7 +272,7 @@ class Service:
 
     def reads(self) -> PostgresCaseReads:
         assert self.pool is not None, "the service has not started"
-        return PostgresCaseReads(self.pool)
+        return PostgresCaseReads(self.pool, self.limits.customer_window)
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
@@ -354,7 +362,7 @@ def http_app(
         service.commands,
         service.rules.sla,
         settings.root_causes,
-        compensation_limits(settings),
+        service.limits,
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
@@ -366,7 +374,7 @@ def http_app(
         trends,
         None if key is None else key.get_secret_value().encode(),
         settings.root_causes,
-        compensation_limits(settings),
+        service.limits,
     )
     routers = [commands, asyncapi_router(render(asyncapi(channel_specs()))), console]
     app = create_app(

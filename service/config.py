@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
 from service.adapters.sla_policy_file import load_sla_policy
@@ -32,7 +32,6 @@ def _whole_days(value: timedelta) -> timedelta:
 
 PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
 WholeDays = Annotated[timedelta, AfterValidator(_whole_days)]
-Limit = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 
 
 class ApiToken(BaseModel):
@@ -82,6 +81,11 @@ class Settings(BaseSettings):
     topic_callback: str = Field("recovery.signals.callback.v1", description="Callback signals.")
     topic_ticket: str = Field("recovery.signals.ticket.v1", description="Ticket signals.")
     topic_dlq: str = Field("recovery.signals.dlq.v1", description="Dead letters.")
+    dlq_retention: PositiveDuration = Field(
+        timedelta(days=14),
+        description="How long the dead-letter topic keeps a record (its retention.ms, set when the service creates"
+        " the topic; an existing topic keeps its own): dead letters hold customers' words.",
+    )
     topic_case_events: str = Field("recovery.case-events.v1", description="Outgoing case events.")
     topic_sla: str = Field("recovery.sla.v1", description="Outgoing SLA warnings and breaches.")
     topic_compensation_requests: str = Field(
@@ -98,15 +102,25 @@ class Settings(BaseSettings):
         timedelta(days=90),
         description="The trend window: whole days, at least one (it is published in days).",
     )
-    compensation_limits: dict[str, Limit | None] = Field(
-        default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None},
-        description="JSON: role -> limit in the case's currency (non-negative); null means unlimited.",
+    compensation_policy_file: Path | None = Field(
+        None,
+        description="The compensation limits per currency (JSON, as `examples/compensation-policy.json`): per role"
+        " and case (by category and tier), per customer across cases in a window, per actor in a day, the stake"
+        " factor. Unset: the built-in table (docs/cx-leads.md). A currency it does not name needs approval.",
     )
-    compensation_stake_factor: Decimal = Field(
-        Decimal("1.5"),
-        gt=0,
-        allow_inf_nan=False,
-        description="Above this multiple of the amount at stake, a compensation needs approval.",
+    compensation_limits: str | None = Field(
+        None,
+        description="Removed: limits are per currency in `RECOVERY_COMPENSATION_POLICY_FILE`; set, it stops"
+        " start-up (a limit without a currency let 50 of any currency through).",
+    )
+    compensation_stake_factor: str | None = Field(
+        None,
+        description="Removed: `stake_factor` in `RECOVERY_COMPENSATION_POLICY_FILE`; set, it stops start-up.",
+    )
+    billing_sources: list[str] | None = Field(
+        None,
+        description="JSON list of the CloudEvents `source` values billing answers from; an answer from another"
+        " source is dead-lettered. Unset: every source is trusted, with a warning at start-up.",
     )
     max_text_length: int = Field(
         20_000,
@@ -207,6 +221,33 @@ class Settings(BaseSettings):
     @classmethod
     def _policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
         load_policy(value)  # refused at start-up, naming the field at fault, rather than at the first signal
+        return value
+
+    @field_validator("compensation_policy_file", mode="after")
+    @classmethod
+    def _compensation_policy_file_holds_limits(cls, value: Path | None) -> Path | None:
+        load_compensation_limits(
+            value
+        )  # a bad file stops start-up with the loader's message, naming the field
+        return value
+
+    @field_validator("compensation_limits", "compensation_stake_factor", mode="after")
+    @classmethod
+    def _removed(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "is no longer read: compensation limits are per currency in RECOVERY_COMPENSATION_POLICY_FILE"
+                " (see examples/compensation-policy.json and docs/cx-leads.md); unset it"
+            )
+        return None
+
+    @field_validator("billing_sources", mode="after")
+    @classmethod
+    def _sources(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not s.strip() or len(s) > 256 for s in value)):
+            raise ValueError(
+                "must be a JSON list of one or more non-empty `source` values of at most 256 characters"
+            )
         return value
 
     @field_validator("sla_policy_file", mode="after")

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
+from service.domain.compensation import ONE_DAY, CompensationHistory, decide_compensation_result
 from service.domain.errors import ConcurrencyConflict, InvalidValue, StaleVersion
 from service.domain.events import CaseEvent
 from service.domain.intake import NewEvent, changed_timers, root_causes_moved
@@ -21,6 +22,8 @@ MAX_CONFLICT_RETRIES = 20
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
 # (the case, its customer's latest case, now): for rules that look at the customer's newer cases
 DecideWithLatest = Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
+# (the case, the compensations the limits across cases count, now): compensation requests and approvals
+DecideWithHistory = Callable[[CaseState, CompensationHistory, datetime], list[CaseEvent]]
 Render = Callable[[CaseState, list[Any]], dict[str, Any]]
 
 
@@ -45,6 +48,13 @@ class CommandTransaction(TrendTransaction, Protocol):
 
     async def signals(self, case_id: str) -> list[Any]: ...
 
+    async def compensation_history(
+        self, case: CaseState, actor: str, actor_since: datetime
+    ) -> CompensationHistory:
+        """The customer's other cases' compensations and the actor's on other cases since then, each customer's
+        and actor's requests serialised to the transaction's end so that two of them never pass a limit together."""
+        ...
+
     async def record(
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None: ...
@@ -68,6 +78,8 @@ class Command:
     opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
     # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
     with_latest: DecideWithLatest | None = None
+    # decides in place of `decide` when the rule counts compensations across cases (the limits)
+    with_history: DecideWithHistory | None = None
     traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
     # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
     expected_version: int | None = None
@@ -113,6 +125,9 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
 
 async def _decided(tx: CommandTransaction, command: Command, case: CaseState) -> list[CaseEvent]:
     now = await tx.now()
+    if command.with_history is not None:
+        history = await tx.compensation_history(case, command.actor, now - ONE_DAY)
+        return command.with_history(case, history, now)
     if command.with_latest is None:
         return command.decide(case, now)
     return command.with_latest(case, await tx.latest_case(case.customer_id) or case, now)
@@ -175,8 +190,6 @@ async def land_compensation_result(
     traceparent: str | None = None,
 ) -> None:
     """Billing's answer lands on the case that asked; an answer for no known request is refused."""
-    from service.domain.compensation import decide_compensation_result
-
     case_id = await lookup.case_for_request(request_id)
     if case_id is None:
         raise InvalidValue(f"no compensation request {request_id}", "request_id")

@@ -56,6 +56,7 @@ class CaseOpened(_Event):
     reason: str | None = None
     # every clock it starts; None: stored before clocks were recorded
     clocks: tuple[SlaClock, ...] | None = None
+    amount_at_stake: Money | None = None  # what staff opening it by hand stated (a signal states its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +210,8 @@ class CompensationRequested(_CompensationRequest):
 
     type: Literal["case.compensation_requested"] = "case.compensation_requested"
     needs_approval: tuple[str, ...]
+    # above a limit across cases (the customer's in the window, the actor's in a day): only an owner approves
+    needs_owner: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,8 +48,10 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_SLA_WARNING_FRACTION", "0"),
         ("RECOVERY_MAX_TEXT_LENGTH", "0"),
         ("RECOVERY_MAX_TEXT_LENGTH", "1000000"),
-        ("RECOVERY_COMPENSATION_LIMITS", '{"agent": -5}'),
-        ("RECOVERY_COMPENSATION_STAKE_FACTOR", "NaN"),
+        ("RECOVERY_COMPENSATION_LIMITS", '{"agent": 50}'),  # removed: limits are per currency now
+        ("RECOVERY_BILLING_SOURCES", '["/billing", ""]'),
+        ("RECOVERY_COMPENSATION_POLICY_FILE", "/nonexistent/compensation.json"),
+        ("RECOVERY_COMPENSATION_STAKE_FACTOR", "1.5"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.domain.case import CaseState
+from service.domain.compensation import CompensationHistory, received_by_currency
 from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
 
 
@@ -53,6 +55,9 @@ class CaseSignal:
 class CaseRead:
     state: CaseState
     signals: list[CaseSignal]
+    # what the customer received on all their cases in the limits' window, per currency (a single case's read)
+    customer_received: Mapping[str, Decimal] = field(default_factory=dict)
+    customer_window: timedelta | None = None
 
 
 _SIGNALS = (
@@ -120,8 +125,9 @@ APPROVALS = (
 
 
 class PostgresCaseReads:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, customer_window: timedelta = timedelta(days=90)) -> None:
         self._pool = pool
+        self._customer_window = customer_window
 
     async def list_cases(
         self, where: CaseFilter, limit: int, cursor: str | None
@@ -170,7 +176,18 @@ class PostgresCaseReads:
                 case_id,
             )
             signals = await signals_of(conn, [case_id])
-        case = CaseRead(SNAPSHOT.read(found["state_version"], found["state"]), signals.get(case_id, []))
+            state = SNAPSHOT.read(found["state_version"], found["state"])
+            others = await conn.fetch(
+                "SELECT state, state_version FROM cases WHERE customer_id = $1 AND case_id <> $2",
+                state.customer_id,
+                case_id,
+            )
+            now = await conn.fetchval("SELECT now()")
+        history = CompensationHistory(
+            customer=tuple(c for r in others for c in SNAPSHOT.read(r["state_version"], r["state"]).compensations)
+        )
+        received = received_by_currency(state, history, now - self._customer_window)
+        case = CaseRead(state, signals.get(case_id, []), received, self._customer_window)
         return case, [_history(*r) for r in rows]
 
     async def awaiting_approval(self, limit: int, cursor: str | None) -> tuple[list[CaseState], str | None]:

@@ -18,7 +18,7 @@ from service.adapters.http.console.session import Session, Sessions, actor_of
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 

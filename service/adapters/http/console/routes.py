@@ -21,7 +21,7 @@ from service.adapters.http.console.trends_page import trends_routes
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.app.commands import CommandStore
 from service.config import ApiToken
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
