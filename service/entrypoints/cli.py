@@ -16,7 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from service.config import Settings, describe_error
-from service.entrypoints import ops, policy
+from service.entrypoints import ops, policy, publish
 from service.observability import configure_logging
 
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations and exit")
     ops.add_commands(commands)
     policy.add_commands(commands)
+    publish.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":
         _start_embedded(Path(args.data_dir), args.kafka_port)
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "publish":
+        return publish.run(args, settings)
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
     if args.command in ("cases", "trends", "projections", "parked", "dlq"):
@@ -53,7 +56,7 @@ def _serve(settings: Settings, announce: bool) -> int:
 
     from service.bootstrap import build_app
 
-    app = build_app(settings)
+    app = build_app(settings, _announce_joined if announce else None)
     base = f"http://{settings.http_host}:{settings.http_port}"
     if announce:
         print(
@@ -61,7 +64,8 @@ def _serve(settings: Settings, announce: bool) -> int:
             f"  API      {base}/v1/cases\n  docs     {base}/docs"
             f"  (OpenAPI {base}/openapi.json)\n  topics   {base}/asyncapi  (AsyncAPI {base}/asyncapi.json)\n"
             f"  metrics  {base}/metrics\n"
-            f"  kafka    {settings.kafka_bootstrap_servers}\n",
+            f"  kafka    {settings.kafka_bootstrap_servers}\n"
+            f"The consumers join the broker's groups in about 10 s; a line here says when.\n",
             flush=True,
         )
     config = uvicorn.Config(
@@ -70,6 +74,10 @@ def _serve(settings: Settings, announce: bool) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its graceful shutdown
         uvicorn.Server(config).run()
     return 0
+
+
+def _announce_joined() -> None:
+    print("\nRecovery Loop is ready: the consumers have joined, signals published now are read.\n", flush=True)
 
 
 async def _migrate(settings: Settings) -> int:

@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
+from service.adapters.kafka.schema_components import schema_path, schema_ref
 from service.adapters.kafka.schema_export import (
     SCHEMAS_DIR,
     check_all,
@@ -19,7 +20,6 @@ from service.adapters.kafka.schema_export import (
     main,
     render_all,
 )
-from service.adapters.kafka.schema_components import schema_path, schema_ref
 from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.domain.signals import SignalKind
 
