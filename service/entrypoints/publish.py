@@ -26,6 +26,7 @@ from service.domain.signals import SignalKind
 
 DEFAULT_SOURCE = "/recovery/cli"
 MODES = ("binary", "structured")
+FLAG_OF_ATTRIBUTE = {"id": "--id", "source": "--source", "time": "--time", "subject": "--customer"}
 
 
 class PublishRefused(Exception):
@@ -104,7 +105,7 @@ def signal_record(args: argparse.Namespace, settings: Settings, now: datetime) -
     kind = SignalKind(args.kind)
     data = {"customer_id": args.customer, **data_fields(kind, args.field)}
     attributes = {
-        "id": args.id or str(uuid.uuid4()),
+        "id": str(uuid.uuid4()) if args.id is None else args.id,
         "source": args.source,
         "type": TYPE_BY_KIND[kind],
         "subject": args.customer,
@@ -115,7 +116,7 @@ def signal_record(args: argparse.Namespace, settings: Settings, now: datetime) -
     try:
         decode_signal(value, headers, now, expected_kind=kind, max_text_length=settings.max_text_length)
     except InvalidMessage as e:
-        raise PublishRefused(e.reason) from e
+        raise PublishRefused(_with_flag(e.reason)) from e
     if len(value) > MAX_RECORD_BYTES:
         raise PublishRefused(f"the record is larger than {MAX_RECORD_BYTES} bytes")
     topic = next(t for t, k in settings.signal_topics().items() if k is kind)
@@ -138,6 +139,13 @@ def data_fields(kind: SignalKind, flags: list[str]) -> dict[str, Any]:
             raise PublishRefused(f"data.{name}: given twice")
         fields[name] = _value(text)
     return fields
+
+
+def _with_flag(reason: str) -> str:
+    """A reason about an attribute names the flag that set it too: `--customer (ce_subject): …`."""
+    where, colon, rest = reason.partition(":")
+    flag = FLAG_OF_ATTRIBUTE.get(where.removeprefix("ce_"))
+    return f"{flag} ({where}){colon}{rest}" if flag and colon else reason
 
 
 def _value(text: str) -> Any:
