@@ -6,13 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
 from service.adapters.sla_policy_file import load_sla_policy
+from service.api_tokens import ApiTokens, weakness_of
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
@@ -31,16 +32,20 @@ def _whole_days(value: timedelta) -> timedelta:
 
 
 PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]
+SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)]
 WholeDays = Annotated[timedelta, AfterValidator(_whole_days)]
 
 
-class ApiToken(BaseModel):
-    actor: str
-    role: str = Field(pattern="^(agent|manager|owner)$")
-
-
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated.")
     kafka_idempotent_producer: bool = Field(
@@ -48,10 +53,10 @@ class Settings(BaseSettings):
         description="Producer idempotence. `false` for brokers without it; `recovery dev` sets it for the"
         " embedded Tansu.",
     )
-    kafka_security_protocol: str = Field(
+    kafka_security_protocol: SecurityProtocol = Field(
         "PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
     )
-    kafka_sasl_mechanism: str | None = Field(
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
         None, description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; unset: no SASL."
     )
     kafka_sasl_username: str | None = Field(None, description="The SASL user.")
@@ -141,17 +146,45 @@ class Settings(BaseSettings):
 
     http_host: str = Field("127.0.0.1", description="Where the HTTP API listens.")
     http_port: int = Field(8080, ge=0, le=65535, description="The HTTP API's port.")
-    api_tokens: dict[str, ApiToken] = Field(
-        default_factory=dict,
-        description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret).'
-        " `recovery dev` makes one owner token when this is unset.",
+    api_tokens: ApiTokens = Field(
+        default_factory=ApiTokens,
+        description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret). Each token'
+        ' at least 32 characters; a placeholder (anything containing "change", one repeated character) stops'
+        " start-up. `recovery dev` makes one owner token when this is unset.",
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Failed authentications (API 401s and console sign-ins together) one client address may make"
+        " in a burst, and again per minute after it; beyond, 429 with Retry-After.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed (uvicorn's `forwarded_allow_ips`; `*` for any): the client address"
+        " throttling counts is then the proxy's client's.",
     )
     console_session_key: SecretStr | None = Field(
         None,
         min_length=32,
-        description="The key that signs console sessions (a secret, at least 32 characters): give every replica"
-        " the same one so a session survives a restart and works on each. Unset: a random key per process, so"
-        " a restart signs everyone out and replicas refuse each other's sessions.",
+        description="The console's key (a secret, at least 32 characters), the same on every replica: it keys the"
+        " stored digests of session ids and the sign-in form's anti-forgery token. Required when"
+        " `recovery serve` listens on an address other than loopback; unset on loopback: a random key per"
+        " process, so a restart signs everyone out.",
+    )
+    console_cookie_secure: bool = Field(
+        True,
+        description="The session cookie is `Secure` (sent over HTTPS only) and responses carry"
+        " Strict-Transport-Security. `false` only on loopback over plain HTTP (`recovery dev` sets it);"
+        " `recovery serve` refuses it on any other address.",
+    )
+    console_idle_timeout: PositiveDuration = Field(
+        timedelta(minutes=30),
+        description="A console session unused this long ends (each request extends it).",
+    )
+    console_session_lifetime: PositiveDuration = Field(
+        timedelta(hours=12), description="A console session ends this long after sign-in, however used."
     )
 
     sla_resolution: dict[Severity, PositiveDuration] = Field(
@@ -174,6 +207,11 @@ class Settings(BaseSettings):
         None,
         description="The SLA policy (JSON, as `examples/sla-policy.json`): business calendars, the calendar of"
         " each clock, named clocks and a version. Unset: every clock counts 24x7.",
+    )
+    sla_policy_retry_interval: PositiveDuration = Field(
+        timedelta(minutes=5),
+        description="How soon a policy apply that failed, or left open cases uncorrected, is tried again (until"
+        " it succeeds; meanwhile `recovery_sla_policy_unapplied` is 1 and /healthz names it).",
     )
     followup_after: PositiveDuration = Field(
         timedelta(hours=48), description="From resolution to the follow-up falling due."
@@ -210,12 +248,20 @@ class Settings(BaseSettings):
         min_length=1,
         description="JSON list: the root-cause taxonomy a resolution chooses from.",
     )
-    log_level: str = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
+    log_level: LogLevel = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto",
         description="`json`: one JSON object per line; `console`: human-readable lines; `auto`: console when"
         " stdout is a terminal (as under `make run`), JSON otherwise (containers, files, pipes).",
     )
+
+    @field_validator("console_session_key", mode="after")
+    @classmethod
+    def _console_key_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        weakness = None if value is None else weakness_of(value.get_secret_value())
+        if weakness is not None:  # the message never quotes the key
+            raise ValueError(f"the key {weakness}")
+        return value
 
     @field_validator("policy_file", mode="after")
     @classmethod

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
 from service.domain.compensation import ONE_DAY, CompensationHistory, decide_compensation_result
@@ -19,6 +21,7 @@ from service.domain.timers import Timer
 from service.domain.trends import TrendPolicy
 
 MAX_CONFLICT_RETRIES = 20
+log = structlog.get_logger()
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
 # (the case, its customer's latest case, now): for rules that look at the customer's newer cases
 DecideWithLatest = Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
@@ -83,6 +86,7 @@ class Command:
     traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
     # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
     expected_version: int | None = None
+    logged: bool = True  # one log line for it; a policy apply's thousands of corrections are summed up instead
 
     @property
     def target(self) -> str:
@@ -91,7 +95,22 @@ class Command:
 
 
 async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
-    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again."""
+    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again.
+    One log line per command (case, actor, command, result; never free text), refused or failed ones included."""
+    facts = {"command": command.name, "actor": command.actor, "customer_id": command.opens_for}
+    try:
+        answer = await _decided_and_appended(command, store, sla, render)
+    except Exception as e:  # logged with the refusal's or failure's type only (its detail may quote input), re-raised
+        if command.logged:
+            log.info("command", **facts, case_id=command.case_id or None, result=type(e).__name__)
+        raise
+    if command.logged:
+        case_id = answer.body.get("case_id", command.case_id)
+        log.info("command", **facts, case_id=case_id, result="applied", version=answer.body.get("version"))
+    return answer
+
+
+async def _decided_and_appended(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
     for attempt in range(MAX_CONFLICT_RETRIES):
         try:
             return await _run_once(command, store, sla, render)

@@ -11,15 +11,16 @@ import httpx
 import pytest
 
 from service.adapters.http.console import routes
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.support import AUTH, TOKEN
 
-AGENT_AUTH = {"Authorization": "Bearer test-agent-token"}
-MANAGER_AUTH = {"Authorization": "Bearer test-manager-token"}
+AGENT_AUTH = {"Authorization": "Bearer test-agent-token-for-the-suite-only"}
+MANAGER_AUTH = {"Authorization": "Bearer test-manager-token-for-the-suite-only"}
 
-AGENT_TOKEN = "test-agent-token"
-MANAGER_TOKEN = "test-manager-token"
+AGENT_TOKEN = "test-agent-token-for-the-suite-only"
+MANAGER_TOKEN = "test-manager-token-for-the-suite-only"
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ async def app(pool: asyncpg.Pool, database_url: str) -> Any:
 async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client that keeps cookies, as a browser does (a dotted host, so the cookie jar keeps them)."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
 
 
