@@ -12,8 +12,7 @@ import pytest
 from service.adapters.kafka.cloudevents import decode_signal
 from service.config import Settings
 from service.domain.signals import SignalKind
-from service.entrypoints import cli
-from service.entrypoints.publish import PublishRefused, add_commands, signal_record
+from service.entrypoints.publish import PublishRefused, add_commands, run, signal_record
 
 NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
@@ -109,8 +108,7 @@ def test_free_text_longer_than_the_configured_bound_is_refused() -> None:
 
 def test_the_command_says_what_it_refused_and_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     # The refusal comes before any connection: no broker listens on port 9, and none is asked.
-    code = cli.main(
-        ["publish", "nps", "--customer", "c", "--field", "score=12", "--bootstrap", "127.0.0.1:9"]
-    )
+    args = parse("nps", "--customer", "c", "--field", "score=12", "--bootstrap", "127.0.0.1:9")
+    code = run(args, Settings())  # `recovery publish` itself runs in tests/e2e/test_readme.py
     err = capsys.readouterr().err
     assert code == 2 and "data.score" in err and "nothing was sent" in err, err
