@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "recovery-loop.json"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
+LOCK = DEPLOY / "requirements.lock"
+BUILD_LOCK = DEPLOY / "build-requirements.lock"
+PYPROJECT = REPO / "pyproject.toml"
 K8S_BASE = DEPLOY / "k8s" / "base"
 K8S_OPERATOR = DEPLOY / "k8s" / "components" / "prometheus-operator"
 K8S_EXTERNAL_SECRETS = DEPLOY / "k8s" / "overlays" / "external-secrets"
@@ -528,6 +532,62 @@ def check_dockerfile(report: Report) -> None:
     report.check(
         any(op == "FROM" and "-slim" in arg for op, arg in final), "the final stage is a slim base image"
     )
+    check_image_lock(report, lines)
+
+
+def check_image_lock(
+    report: Report,
+    lines: list[tuple[str, str]],
+    lock: Path = LOCK,
+    pyproject: Path = PYPROJECT,
+) -> None:
+    """The image installs the lock files with hashes and nothing else from an index; the lock (a copy in the
+    tests) holds every runtime dependency of pyproject.toml at a version it allows (else: `make lock`)."""
+    installs = [cmd for op, arg in lines if op == "RUN" for cmd in re.split(r"&&|;", arg) if " install " in cmd]
+    for relative in (LOCK.relative_to(REPO).as_posix(), BUILD_LOCK.relative_to(REPO).as_posix()):
+        report.check(
+            any(f"-r {relative}" in c and "--require-hashes" in c and "--no-deps" in c for c in installs),
+            f"the image installs {relative} with --require-hashes --no-deps",
+        )
+    loose = [c.strip() for c in installs if "--require-hashes" not in c and "--no-index" not in c]
+    report.check(not loose, "every pip install in the image is hash-checked or offline (--no-index)", str(loose))
+    pinned = _locked(lock)
+    unhashed = sorted(name for name, (_, hashes) in pinned.items() if not hashes)
+    report.check(bool(pinned) and not unhashed, f"every requirement in {lock.name} has a hash", str(unhashed))
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    stale = [spec for spec in map(_requirement, declared) if not _satisfied(spec, pinned)]
+    report.check(not stale, f"{lock.name} pins every dependency of pyproject.toml as it allows (make lock)",
+                 ", ".join(str(spec) for spec in stale))
+
+
+def _requirement(text: str) -> Any:
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # the check tools' venv may lack packaging; pip always carries a copy
+        from pip._vendor.packaging.requirements import Requirement
+    return Requirement(text)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _locked(lock: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (pinned version, hashes) of a pip-compile --generate-hashes file."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    joined = re.sub(r"\\\n", " ", lock.read_text(encoding="utf-8"))
+    for line in joined.splitlines():
+        line = line.split("#", 1)[0].strip()
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)(.*)$", line)
+        if match:
+            name, version, rest = match.groups()
+            entries[_normal(name)] = (version, re.findall(r"--hash=sha256:([0-9a-f]{64})", rest))
+    return entries
+
+
+def _satisfied(requirement: Any, pinned: dict[str, tuple[str, list[str]]]) -> bool:
+    entry = pinned.get(_normal(requirement.name))
+    return entry is not None and requirement.specifier.contains(entry[0], prereleases=True)
 
 
 def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -963,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
     dashboard.add_argument("--promtool", default="promtool")
     compose = sub.add_parser("compose", help="compose.yaml: schema, services, secrets from the environment")
     compose.add_argument("--schema", type=Path, help="the Compose specification JSON schema")
-    sub.add_parser("dockerfile", help="deploy/Dockerfile: non-root, healthcheck, slim")
+    sub.add_parser("dockerfile", help="deploy/Dockerfile: non-root, healthcheck, slim, built from the lock")
     sub.add_parser("metrics-used", help="print, as JSON, the metric names the dashboard and the rules read")
     kubernetes = sub.add_parser(
         "kubernetes", help="every manifest and the kustomize build, schemas and policy"

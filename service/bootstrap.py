@@ -29,7 +29,7 @@ from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.results import CompensationResult, ResultsConsumer
-from service.adapters.kafka.schema_export import asyncapi, channel_specs, json_schemas, render
+from service.adapters.kafka.schema_export import asyncapi, channel_specs, render
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
@@ -104,8 +104,9 @@ class Service:
     background (waiting out a broker that is away), and /readyz says which dependency is not there yet.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_consumers_joined: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.on_consumers_joined = on_consumers_joined
         self.rules = intake_rules(settings)  # the policy files are read here, once
         self.limits = compensation_limits(settings)
         self.pool: asyncpg.Pool | None = None
@@ -205,10 +206,19 @@ class Service:
         self.producer = await retrying(self._start_producer, "producer")
         if s.consume:
             await retrying(lambda: self._start_consumers(rules), "consumers")
+            self._run("consumers-joined", self._consumers_joined())
         if s.relay:
             relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
             self._run("relay", relay.run())
         log.info("kafka_started", kafka=s.kafka_bootstrap_servers)
+
+    async def _consumers_joined(self) -> None:
+        """Say when signals published now are read: the signal consumer has joined its group."""
+        assert self.consumer is not None
+        await self.consumer.joined.wait()
+        log.info("consumers_joined", group=self.settings.consumer_group)
+        if self.on_consumers_joined is not None:
+            self.on_consumers_joined()
 
     async def _forget_offsets(self, topics: list[str]) -> None:
         assert self.pool is not None
@@ -370,9 +380,10 @@ async def _within(probe: Coroutine[Any, Any, bool], seconds: float) -> bool:
     return not task.exception() and bool(task.result())
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings, on_consumers_joined: Callable[[], None] | None = None) -> FastAPI:
+    """The service as an ASGI app; on_consumers_joined is called once the signal consumer has joined."""
     configure_tracing()  # the standard OTEL_* variables; off unless OTEL_TRACES_EXPORTER names an exporter
-    service = Service(settings)
+    service = Service(settings, on_consumers_joined)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -402,7 +413,7 @@ def http_app(
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    contract = asyncapi_router(render(asyncapi(channel_specs())), json_schemas())
+    contract = asyncapi_router(render(asyncapi(channel_specs())))
     routers = [
         commands,
         sessions_router(service.console_sessions),

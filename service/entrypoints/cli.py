@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from service.config import Settings, describe_error
-from service.entrypoints import ops, policy
+from service.entrypoints import ops, policy, publish
 from service.observability import configure_logging
 
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations and exit")
     ops.add_commands(commands)
     policy.add_commands(commands)
+    publish.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":
         _start_embedded(Path(args.data_dir), args.kafka_port)
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "publish":
+        return publish.run(args, settings)
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
     if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions"):
@@ -59,7 +62,7 @@ def _serve(settings: Settings, announce: bool) -> int:
         print(f"recovery: configuration error\n{refusal}", file=sys.stderr)
         return 2
 
-    app = build_app(settings)
+    app = build_app(settings, _announce_joined if announce else None)
     base = f"http://{settings.http_host}:{settings.http_port}"
     if announce:
         print(
@@ -67,7 +70,8 @@ def _serve(settings: Settings, announce: bool) -> int:
             f"  API      {base}/v1/cases\n  docs     {base}/docs"
             f"  (OpenAPI {base}/openapi.json)\n  topics   {base}/asyncapi  (AsyncAPI {base}/asyncapi.json)\n"
             f"  metrics  {base}/metrics\n"
-            f"  kafka    {settings.kafka_bootstrap_servers}\n",
+            f"  kafka    {settings.kafka_bootstrap_servers}\n"
+            f"The consumers join the broker's groups in about 10 s; a line here says when.\n",
             flush=True,
         )
     config = uvicorn.Config(
@@ -82,6 +86,10 @@ def _serve(settings: Settings, announce: bool) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its graceful shutdown
         uvicorn.Server(config).run()
     return 0
+
+
+def _announce_joined() -> None:
+    print("\nRecovery Loop is ready: the consumers have joined, signals published now are read.\n", flush=True)
 
 
 def refusal_to_serve(settings: Settings) -> str | None:

@@ -46,3 +46,11 @@ def test_the_probes_are_documented_with_their_bodies() -> None:
     }
     assert set(schemas["Liveness"]["properties"]) == {"status", "failed", "degraded"}
     assert "text/plain" in operations[("get", "/metrics")]["responses"]["200"]["content"]
+
+
+def test_the_document_names_its_server_and_a_contact() -> None:
+    document = openapi()
+    assert document["servers"] == [
+        {"url": "/", "description": "This service: the API is served where this document is (/openapi.json)."}
+    ]
+    assert document["info"]["contact"]["name"] == "Recovery Loop maintainers"

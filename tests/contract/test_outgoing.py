@@ -18,6 +18,7 @@ from service.adapters.kafka.outgoing import (
     OutgoingTopics,
     to_messages,
 )
+from service.adapters.kafka.schema_components import schema_path
 from service.adapters.kafka.schema_export import SCHEMAS_DIR, SLA_DATA_PATH, case_data_schema_path
 from service.app.ports import LoggedEvent
 from service.config import Settings
@@ -406,8 +407,8 @@ def test_every_message_matches_its_asyncapi_headers_key_and_payload(event: CaseE
     assert spec["contentType"] == "application/json"
     assert Draft202012Validator(spec["headers"]).is_valid(headers(message))
     assert Draft202012Validator(spec["bindings"]["kafka"]["key"]).is_valid(message.key.decode())
-    assert (SCHEMAS_DIR / spec["payload"]["$ref"]).is_file()
-    assert_valid(spec["payload"]["$ref"].removeprefix("./"), message.value)
+    assert (SCHEMAS_DIR / schema_path(spec["payload"]["$ref"])).is_file()
+    assert_valid(schema_path(spec["payload"]["$ref"]), message.value)
 
 
 # --- stored data of an unexpected shape stops the relay ---------------------------------------------------

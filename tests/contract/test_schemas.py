@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
+from service.adapters.kafka.schema_components import schema_path, schema_ref
 from service.adapters.kafka.schema_export import (
     SCHEMAS_DIR,
     check_all,
@@ -74,7 +75,16 @@ def event(kind: SignalKind, data: dict[str, Any], **overrides: Any) -> dict[str,
 
 
 def schema_accepts(kind: SignalKind, document: dict[str, Any]) -> bool:
-    return bool(Draft202012Validator(load(event_schema_path(kind))).is_valid(document))
+    """The file's verdict, which the schema inlined in the AsyncAPI document always shares."""
+    by_file = Draft202012Validator(load(event_schema_path(kind))).is_valid(document)
+    assert inlined_accepts(schema_ref(event_schema_path(kind))["$ref"], document) == by_file
+    return bool(by_file)
+
+
+def inlined_accepts(ref: str, instance: Any) -> bool:
+    """Whether the AsyncAPI document's component accepts the instance (its refs resolve in the document)."""
+    components = load("asyncapi.json")["components"]
+    return bool(Draft202012Validator({"$ref": ref, "components": components}).is_valid(instance))
 
 
 def decoder_accepts(kind: SignalKind, document: dict[str, Any]) -> bool:
@@ -211,8 +221,8 @@ def test_each_signal_topic_has_a_receive_channel_with_its_data_schema(kind: Sign
     assert [op["action"] for op in operations] == ["receive"]
     messages = [resolve(document, ref["$ref"]) for ref in channel["messages"].values()]
     binary = next(m for m in messages if m["contentType"] == "application/json")
-    assert binary["payload"] == {"$ref": f"./{data_schema_path(kind)}"}
-    assert (SCHEMAS_DIR / binary["payload"]["$ref"]).is_file()
+    assert binary["payload"] == schema_ref(data_schema_path(kind))
+    assert schema_path(binary["payload"]["$ref"]) == data_schema_path(kind)
     assert binary["headers"]["properties"]["ce_type"]["const"] == TYPE_BY_KIND[kind]
     assert set(binary["headers"]["required"]) == {
         "ce_specversion",
@@ -223,7 +233,7 @@ def test_each_signal_topic_has_a_receive_channel_with_its_data_schema(kind: Sign
     }
     assert binary["bindings"]["kafka"]["key"]["type"] == "string"
     structured = next(m for m in messages if m["contentType"] == "application/cloudevents+json")
-    assert structured["payload"] == {"$ref": f"./{event_schema_path(kind)}"}
+    assert structured["payload"] == schema_ref(event_schema_path(kind))
     expected = [f"#/channels/{name}/messages/{message_id}" for message_id in channel["messages"]]
     assert [ref["$ref"] for ref in operations[0]["messages"]] == expected
 
@@ -239,7 +249,7 @@ def test_dead_letter_topic_has_a_send_channel() -> None:
     assert set(message["headers"]["properties"]) >= {"dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"}
 
 
-def test_every_ref_in_asyncapi_resolves() -> None:
+def test_every_ref_in_asyncapi_resolves_inside_the_document() -> None:
     document = asyncapi()
 
     def refs(node: Any) -> list[str]:
@@ -251,7 +261,15 @@ def test_every_ref_in_asyncapi_resolves() -> None:
         return []
 
     for ref in refs(document):
-        if ref.startswith("#/"):
-            resolve(document, ref)
-        else:
-            assert (SCHEMAS_DIR / ref).is_file(), ref
+        assert ref.startswith("#/"), f"{ref} points outside the document: served from a URL it breaks"
+        resolve(document, ref)
+
+
+def test_each_payload_component_is_a_file_of_schemas_inlined() -> None:
+    components = asyncapi()["components"]
+    for message in components["messages"].values():
+        ref = message["payload"].get("$ref")
+        if ref is not None:
+            inlined = components["schemas"][ref.rsplit("/", 1)[1]]
+            assert inlined["title"] == load(schema_path(ref))["title"], ref
+            assert "$defs" not in inlined and "$id" not in inlined, ref

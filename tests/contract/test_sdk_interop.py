@@ -24,6 +24,7 @@ from examples.publisher import KINDS, STRUCTURED, signal_data, signal_record
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal, encode_binary, encode_structured
 from service.adapters.kafka.outgoing import OutgoingMessage, to_messages
 from service.adapters.kafka.results import decode_result
+from service.adapters.kafka.schema_components import schema_path
 from service.adapters.kafka.schema_export import SCHEMAS_DIR
 from service.adapters.postgres.case_writes import event_id
 from service.app.ports import LoggedEvent
@@ -183,7 +184,7 @@ def documented(type_: str, mode: str) -> dict[str, Any]:
 
 
 def payload_validator(message: dict[str, Any]) -> Draft202012Validator:
-    path = message["payload"]["$ref"].removeprefix("./")
+    path = schema_path(message["payload"]["$ref"])
     schema = json.loads((SCHEMAS_DIR / path).read_text(encoding="utf-8"))
     registry: Registry[Any] = Registry().with_resource(schema["$id"], Resource.from_contents(schema))
     return Draft202012Validator(schema, registry=registry)

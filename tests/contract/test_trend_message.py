@@ -9,6 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
+from service.adapters.kafka.schema_components import schema_ref
 from service.adapters.kafka.schema_export import SCHEMAS_DIR, TREND_DATA_PATH
 from service.adapters.postgres.case_writes import event_id
 from service.app.ports import LoggedEvent
@@ -43,7 +44,7 @@ def test_the_trend_message_matches_its_asyncapi_headers_and_key() -> None:
     spec = asyncapi_trend_message()
     assert Draft202012Validator(spec["headers"]).is_valid(headers)
     assert Draft202012Validator(spec["bindings"]["kafka"]["key"]).is_valid(key)
-    assert spec["payload"]["$ref"] == f"./{TREND_DATA_PATH}"
+    assert spec["payload"] == schema_ref(TREND_DATA_PATH)
 
 
 def test_the_trend_subject_is_documented_as_the_tag_that_the_code_sends() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -168,6 +169,38 @@ def test_promtool_runs_the_rule_tests_on_the_groups_extracted_from_the_prometheu
         text=True,
     )
     assert failed.returncode != 0 and first["alert"] in failed.stdout + failed.stderr
+
+
+def lock_failures(checks: ModuleType, dockerfile: str, lock: Path | None = None) -> list[str]:
+    report = checks.Report()
+    lines = checks._dockerfile_instructions(dockerfile)
+    checks.check_image_lock(report, lines, **({"lock": lock} if lock else {}))
+    return report.failures  # type: ignore[no-any-return]
+
+
+def test_the_image_is_built_from_the_committed_lock(checks: ModuleType) -> None:
+    assert lock_failures(checks, checks.DOCKERFILE.read_text(encoding="utf-8")) == []
+
+
+def test_an_image_that_resolves_its_dependencies_from_an_index_fails(checks: ModuleType) -> None:
+    unlocked = "FROM python:3.11-slim-bookworm\nRUN pip wheel --wheel-dir /wheels . \\\n && pip install --find-links /wheels recovery-loop\n"
+    failures = lock_failures(checks, unlocked)
+    assert any("installs deploy/requirements.lock" in f for f in failures), failures
+    assert any("hash-checked or offline" in f for f in failures), failures
+
+
+def test_a_lock_that_misses_a_dependency_or_its_hashes_fails(checks: ModuleType, tmp_path: Path) -> None:
+    dockerfile = checks.DOCKERFILE.read_text(encoding="utf-8")
+    text = checks.LOCK.read_text(encoding="utf-8")
+    stale = tmp_path / "requirements.lock"
+    stale.write_text(text.replace("asyncpg==0.32.0", "asyncpg==0.31.0"), encoding="utf-8")
+    assert [f for f in lock_failures(checks, dockerfile, stale) if "pins every dependency" in f], "stale pin"
+    unhashed = tmp_path / "unhashed.lock"
+    without = re.sub(r"asyncpg==0\.32\.0 \\\n(?:\s+--hash=\S+ \\\n)*\s+--hash=\S+\n", "asyncpg==0.32.0\n", text)
+    assert without != text
+    unhashed.write_text(without, encoding="utf-8")
+    failures = lock_failures(checks, dockerfile, unhashed)
+    assert any("has a hash" in f and "asyncpg" in f for f in failures), failures
 
 
 def test_a_secret_without_the_console_key_fails(checks: ModuleType, base: list[dict[str, Any]]) -> None:

@@ -41,6 +41,8 @@ from service.adapters.http.models import (
 from service.adapters.http.openapi import (
     LIVENESS,
     METRICS,
+    OPENAPI_CONTACT,
+    OPENAPI_SERVERS,
     OPENAPI_TAGS,
     READINESS,
     Liveness,
@@ -88,6 +90,8 @@ def create_app(
         " (401, then 403 for a role that may not act). Every refusal answers "
         '`{"error", "detail", "field"}`; a body that is not JSON answers 422 with `error` `invalid_json`.',
         openapi_tags=OPENAPI_TAGS,
+        servers=OPENAPI_SERVERS,
+        contact=OPENAPI_CONTACT,
         generate_unique_id_function=operation_id,
     )
     app.state.gate = gate

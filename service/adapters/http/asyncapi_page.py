@@ -31,9 +31,9 @@ pre{background:#f7f7f7;padding:.75rem;overflow:auto}section{margin-bottom:2.5rem
 Schema = Mapping[str, Any]
 
 
-def asyncapi_router(document_text: str, schemas: Mapping[str, Schema]) -> APIRouter:
+def asyncapi_router(document_text: str) -> APIRouter:
     """GET /asyncapi.json (the document, byte for byte) and GET /asyncapi (the page); both public."""
-    page = render_page(json.loads(document_text), schemas)
+    page = render_page(json.loads(document_text))
     router = APIRouter()
 
     @router.get("/asyncapi.json", include_in_schema=False)
@@ -47,10 +47,11 @@ def asyncapi_router(document_text: str, schemas: Mapping[str, Schema]) -> APIRou
     return router
 
 
-def render_page(document: Schema, schemas: Mapping[str, Schema]) -> str:
-    """The whole page: the channels with their messages, then every payload schema once; all text escaped."""
+def render_page(document: Schema) -> str:
+    """The whole page: the channels with their messages, then every schema once; all text escaped."""
     info = document.get("info", {})
     messages = document.get("components", {}).get("messages", {})
+    schemas = document.get("components", {}).get("schemas", {})
     channels = document.get("channels", {})
     actions = {
         op["channel"]["$ref"].rsplit("/", 1)[-1]: op["action"] for op in document["operations"].values()
@@ -63,7 +64,7 @@ def render_page(document: Schema, schemas: Mapping[str, Schema]) -> str:
         f"{_e(document.get('asyncapi', ''))}). Topic names are the defaults; each is configurable.</p>",
         _channel_index(channels, actions),
         *(_channel(cid, channel, actions.get(cid, ""), messages) for cid, channel in channels.items()),
-        _schema_section(_payload_paths(messages), schemas),
+        _schema_section(_payload_names(messages), schemas),
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -112,9 +113,9 @@ def _channel(cid: str, channel: Schema, action: str, messages: Schema) -> str:
 def _message(name: str, message: Schema) -> str:
     key = message.get("bindings", {}).get("kafka", {}).get("key", {})
     payload_ref = message.get("payload", {}).get("$ref", "")
-    path = payload_ref.removeprefix("./")
+    schema_name = _ref_name(payload_ref)
     payload = (
-        f'<a href="#{_anchor("schema", path)}"><code>{_e(path)}</code></a>'
+        f'<a href="#{_anchor("schema", schema_name)}"><code>{_e(schema_name)}</code></a>'
         if payload_ref
         else _e(message.get("payload", {}).get("description", ""))
     )
@@ -127,17 +128,19 @@ def _message(name: str, message: Schema) -> str:
     )
 
 
-def _payload_paths(messages: Schema) -> list[str]:
-    paths = [m.get("payload", {}).get("$ref", "").removeprefix("./") for m in messages.values()]
-    return list(dict.fromkeys(path for path in paths if path))
+def _payload_names(messages: Schema) -> list[str]:
+    refs = [m.get("payload", {}).get("$ref", "") for m in messages.values()]
+    return list(dict.fromkeys(_ref_name(ref) for ref in refs if ref))
 
 
-def _schema_section(paths: list[str], schemas: Mapping[str, Schema]) -> str:
+def _schema_section(payloads: list[str], schemas: Mapping[str, Schema]) -> str:
+    """The payload schemas first, in the order of the messages, then the definitions they share."""
     parts = ["<section><h2>Payload schemas</h2>"]
-    for path in paths:
-        schema = schemas.get(path, {})
+    shared = [name for name in schemas if name not in payloads]
+    for name in [*payloads, *shared]:
+        schema = schemas.get(name, {})
         parts.append(
-            f'<h3 id="{_anchor("schema", path)}"><code>{_e(path)}</code></h3>'
+            f'<h3 id="{_anchor("schema", name)}"><code>{_e(name)}</code></h3>'
             f"<p>{_e(schema.get('title', ''))}. {_e(schema.get('description', ''))}</p>"
             f"{_properties_table(schema, 'field')}"
             f"<details><summary>JSON Schema</summary><pre>{_e(json.dumps(schema, indent=2, sort_keys=True))}"

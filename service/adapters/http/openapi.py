@@ -1,4 +1,5 @@
-"""What the OpenAPI document shows clients beyond the routes: the areas (tags), readable operation ids, the probes.
+"""What the OpenAPI document shows clients beyond the routes: the server and a contact, the areas (tags), readable
+operation ids, the probes.
 
 The tags are given here, by path, for every operation of the document, so an area is named in one place
 whatever module declares the route.
@@ -14,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.adapters.http.errors import Responses
 
+OPENAPI_SERVERS: list[dict[str, str]] = [
+    {"url": "/", "description": "This service: the API is served where this document is (/openapi.json)."}
+]
+OPENAPI_CONTACT: dict[str, str] = {"name": "Recovery Loop maintainers"}
+"""Who answers for the API; a deployment that fronts it for other teams names its own owners in its gateway."""
 OPENAPI_TAGS: list[dict[str, Any]] = [
     {
         "name": "cases",

@@ -90,6 +90,8 @@ class SignalConsumer:
         self.apply = apply
         self.group = group
         self.failed: BaseException | None = None
+        self.joined = asyncio.Event()
+        """Set once the consumer has joined its group and taken its first assignment (possibly empty)."""
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._writer: asyncio.Task[None] | None = None
         self.subscriber = broker.subscriber(
@@ -314,6 +316,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        try:
+            await self._continue_from_stored_offsets(assigned)
+        finally:
+            self.signals.joined.set()
+
+    async def _continue_from_stored_offsets(self, assigned: Any) -> None:
         consumer = self.signals.consumer
         if consumer is None:
             return

@@ -30,6 +30,7 @@ from service.adapters.kafka.outgoing import (
     outgoing_case_type,
 )
 from service.adapters.kafka.results import RESULT_TYPES, CompensationResultData
+from service.adapters.kafka.schema_components import inline, schema_path, schema_ref
 from service.adapters.kafka.wire import (
     DATA_MODELS,
     EVENT_MODELS,
@@ -251,7 +252,7 @@ def signal_channel(kind: SignalKind, topic: str) -> ChannelSpec:
         summary=f"A {type_} CloudEvent: attributes in ce_* headers, the record value is data.",
         content_type=JSON_CONTENT_TYPE,
         headers=binary_headers(type_),
-        payload={"$ref": f"./{data_schema_path(kind)}"},
+        payload=schema_ref(data_schema_path(kind)),
         key=_customer_key(),
     )
     structured = MessageSpec(
@@ -264,7 +265,7 @@ def signal_channel(kind: SignalKind, topic: str) -> ChannelSpec:
             "required": ["content-type"],
             "properties": {"content-type": {"type": "string", "const": STRUCTURED_CONTENT_TYPE}},
         },
-        payload={"$ref": f"./{event_schema_path(kind)}"},
+        payload=schema_ref(event_schema_path(kind)),
         key=_customer_key(),
     )
     return ChannelSpec(
@@ -378,7 +379,7 @@ def case_events_channel(topic: str) -> ChannelSpec:
                     "The event's id in the event log; a re-publish repeats it, so consumers drop repeats.",
                     "When the service decided the event (data.at), RFC 3339 in UTC.",
                 ),
-                payload={"$ref": f"./{case_data_schema_path(stored_type)}"},
+                payload=schema_ref(case_data_schema_path(stored_type)),
                 key=_case_key(),
             )
         )
@@ -408,7 +409,7 @@ def sla_channel(topic: str) -> ChannelSpec:
                 "One id per case, SLA, kind and deadline; a repeat is the same warning or breach.",
                 "When the service decided the warning or breach (data.fired_at), RFC 3339 in UTC.",
             ),
-            payload={"$ref": f"./{SLA_DATA_PATH}"},
+            payload=schema_ref(SLA_DATA_PATH),
             key=_case_key(),
         )
         for type_, _ in SLA_TYPES.values()
@@ -435,7 +436,7 @@ def compensation_channel(topic: str) -> ChannelSpec:
             "Derived from request_id: a repeat of the same request has the same id.",
             "When the request went out (requested within limits, or approved).",
         ),
-        payload={"$ref": f"./{COMPENSATION_DATA_PATH}"},
+        payload=schema_ref(COMPENSATION_DATA_PATH),
         key=_case_key(),
     )
     return ChannelSpec(
@@ -470,7 +471,7 @@ def compensation_results_channel(topic: str) -> ChannelSpec:
                 summary=f"Billing's {outcome} answer: attributes in ce_* headers, the record value is data.",
                 content_type=JSON_CONTENT_TYPE,
                 headers=result_headers(type_),
-                payload={"$ref": f"./{RESULT_DATA_PATH}"},
+                payload=schema_ref(RESULT_DATA_PATH),
                 key=key,
             )
         )
@@ -485,7 +486,7 @@ def compensation_results_channel(topic: str) -> ChannelSpec:
                     "required": ["content-type"],
                     "properties": {"content-type": {"type": "string", "const": STRUCTURED_CONTENT_TYPE}},
                 },
-                payload={"$ref": f"./{RESULT_EVENT_PATH}"},
+                payload=schema_ref(RESULT_EVENT_PATH),
                 key=key,
             )
         )
@@ -516,7 +517,7 @@ def trends_channel(topic: str) -> ChannelSpec:
             "When the threshold was crossed.",
             "The root-cause tag, not a case id (equals the record key and data.tag).",
         ),
-        payload={"$ref": f"./{TREND_DATA_PATH}"},
+        payload=schema_ref(TREND_DATA_PATH),
         key={
             "type": "string",
             "minLength": 1,
@@ -580,7 +581,9 @@ def _operation(spec: ChannelSpec) -> dict[str, Any]:
 
 
 def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of the given channels."""
+    """The AsyncAPI 3.0.0 document of the given channels, self-contained: the payload schemas are inlined."""
+    messages = [m for spec in specs for m in spec.messages]
+    payloads = [schema_path(m.payload["$ref"]) for m in messages if "$ref" in m.payload]
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
@@ -601,7 +604,10 @@ def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
         },
         "channels": {spec.id: _channel(spec) for spec in specs},
         "operations": {spec.operation_id: _operation(spec) for spec in specs},
-        "components": {"messages": {m.id: _message(m) for spec in specs for m in spec.messages}},
+        "components": {
+            "messages": {m.id: _message(m) for m in messages},
+            "schemas": inline(json_schemas(), payloads),
+        },
     }
 
 
