@@ -42,9 +42,12 @@ from service.domain.events import (
     StepKind,
     StepOutcome,
     StepRecorded,
+    SummaryEdited,
 )
+from service.domain.personal import CustomerId, PersonalText
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
+from service.domain.summary import summary_of
 from service.domain.sla import (
     BUILT_IN_CLOCKS,
     FIRST_RESPONSE,
@@ -74,7 +77,7 @@ class Step:
     added_by: str
     added_at: datetime
     outcome: StepOutcome | None = None
-    notes: str | None = None
+    notes: PersonalText | None = None
     recorded_by: str | None = None
     recorded_at: datetime | None = None
 
@@ -92,21 +95,21 @@ class Compensation:
     kind: CompensationKind
     amount: Decimal
     currency: str
-    reason: str
+    reason: PersonalText
     requested_by: str
     requested_at: datetime
     status: CompensationStatus
     needs_approval: tuple[str, ...] = ()
     approved_by: str | None = None
     reference: str | None = None
-    failure: str | None = None
+    failure: PersonalText | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolution:
     resolution_type: ResolutionType
     root_cause: str
-    prevention_action: str
+    prevention_action: PersonalText
     resolved_by: str
     resolved_at: datetime
 
@@ -118,7 +121,7 @@ CONTACT_STEPS = frozenset({StepKind.CALL_CUSTOMER, StepKind.EMAIL_CUSTOMER})
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseState:
     case_id: str
-    customer_id: str
+    customer_id: CustomerId
     ordinal: int
     status: CaseStatus
     severity: Severity
@@ -144,6 +147,7 @@ class CaseState:
     category: Category | None = None
     clocks: tuple[SlaClock, ...] = ()  # every SLA clock; () in snapshots stored before clocks: see clocks_of
     pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
+    summary: PersonalText | None = None  # what went wrong in a line: the opening signal's first sentence, or staff's
 
 
 def _changer(cls: type[CaseState]) -> Callable[..., CaseState]:
@@ -301,6 +305,7 @@ def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
         occurred_at=signal.occurred_at,
         received_at=signal.received_at,
         amount_at_stake=signal.amount_at_stake,
+        text=signal.text,
     )
 
 
@@ -388,6 +393,7 @@ def _open(
         first_response_deadline=first_response.deadline,
         resolution_deadline=resolution.deadline,
         clocks=(first_response, resolution, *named),
+        summary=summary_of(signal.text),
     )
 
 
@@ -576,6 +582,8 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
         )
     if isinstance(event, CaseClosed):
         return changed(state, status=CaseStatus.CLOSED)
+    if isinstance(event, SummaryEdited):
+        return changed(state, summary=event.summary)
     if isinstance(
         event, CompensationRequested | CompensationApproved | CompensationSettled | CompensationFailed
     ):
@@ -681,6 +689,7 @@ def _opened(event: CaseOpened) -> CaseState:
         kind=None if selecting is None else selecting.type,
         category=None if selecting is None else _category(selecting.category),
         clocks=_recorded(event.clocks),
+        summary=event.summary,
     )
 
 

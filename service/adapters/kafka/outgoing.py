@@ -1,7 +1,8 @@
 """Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
 
 Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
-log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). SLA warnings and breaches
+log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). The event feed hands this
+mapping the stored JSON with every personal free text null (or opened, when the service publishes free text). SLA warnings and breaches
 go only to the SLA topic as recovery.sla.warning/breached,
 with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
 and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
@@ -25,6 +26,7 @@ from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
 from service.domain.events import CompensationKind
+from service.domain.personal import CUSTOMER_ID, PersonalText
 from service.domain.registry import EVENT_CLASSES, EVENTS, UnreadableEvent
 from service.domain.severity import Severity
 from service.domain.sla import CLOCK_NAME
@@ -77,7 +79,7 @@ class SlaEventData(WireModel):
     case_id: NonEmptyStr = Field(
         description="The case whose SLA clock fired; the Kafka record key and subject."
     )
-    customer_id: NonEmptyStr = Field(description="The customer the case is about.")
+    customer_id: Annotated[NonEmptyStr, CUSTOMER_ID] = Field(description="The customer the case is about.")
     severity: Severity = Field(description="The case's severity when the timer fired.")
     sla: str = Field(
         pattern=CLOCK_NAME.pattern,
@@ -96,11 +98,15 @@ class CompensationRequestData(WireModel):
 
     request_id: NonEmptyStr = Field(description="Billing's idempotency key: one request, one payment, ever.")
     case_id: NonEmptyStr = Field(description="The recovery case; the Kafka record key and subject.")
-    customer_id: NonEmptyStr = Field(description="The customer to compensate.")
+    customer_id: Annotated[NonEmptyStr, CUSTOMER_ID] = Field(description="The customer to compensate.")
     kind: CompensationKind = Field(description="refund, credit or comped_service.")
     amount: str = Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$", description="Decimal string, e.g. 120.00.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    reason: str = Field(description="Why, in the staff's words.")
+    reason: PersonalText | None = Field(
+        default=None,
+        description="Why, in the staff's words; null unless the service publishes free text"
+        " (RECOVERY_PUBLISH_FREE_TEXT).",
+    )
     approved_by: NonEmptyStr = Field(
         description="Who approved it: the requester when it was within their limit."
     )

@@ -40,6 +40,7 @@ from service.adapters.kafka.wire import (
     StructuredCloudEvent,
 )
 from service.config import Settings
+from service.domain.personal import FREE_TEXT_KEYWORD, PERSONAL_DATA_KEYWORD
 from service.domain.signals import SignalKind
 from service.tracing import TRACEPARENT_PATTERN
 
@@ -125,7 +126,7 @@ def envelope_schema() -> dict[str, Any]:
 
 def data_schema(kind: SignalKind) -> dict[str, Any]:
     """The data schema of one signal kind."""
-    return _document(DATA_MODELS[kind], data_schema_path(kind))
+    return personal_marked(_document(DATA_MODELS[kind], data_schema_path(kind)), outgoing=False)
 
 
 def event_schema(kind: SignalKind) -> dict[str, Any]:
@@ -134,13 +135,13 @@ def event_schema(kind: SignalKind) -> dict[str, Any]:
     schema = _document(EVENT_MODELS[kind], event_schema_path(kind), title=f"{type_} event")
     schema["description"] = f"A {type_} CloudEvent 1.0 in structured content mode."
     schema["properties"]["type"]["const"] = type_
-    return schema
+    return personal_marked(schema, outgoing=False)
 
 
 def case_data_schema(stored_type: str) -> dict[str, Any]:
     """The data of an outgoing case event: the stored domain event as JSON, `type` always present."""
     type_ = outgoing_case_type(stored_type)
-    schema = TypeAdapter(CASE_EVENT_CLASSES[stored_type]).json_schema(mode="serialization")
+    schema = personal_marked(TypeAdapter(CASE_EVENT_CLASSES[stored_type]).json_schema(mode="serialization"))
     required = set(schema.get("required", [])) | {"type"}
     schema["required"] = [name for name in schema["properties"] if name in required]
     return _schema_document(
@@ -148,10 +149,36 @@ def case_data_schema(stored_type: str) -> dict[str, Any]:
         case_data_schema_path(stored_type),
         title=f"{type_} data",
         description=(
-            f"Data of a {type_} CloudEvent: the stored {stored_type} event (never customer free text)."
-            " Later versions may add fields; consumers ignore those they do not know."
+            f"Data of a {type_} CloudEvent: the stored {stored_type} event. Fields marked x-free-text are null"
+            " unless the service is configured to publish free text (RECOVERY_PUBLISH_FREE_TEXT); x-personal-data"
+            " marks personal data. Later versions may add fields; consumers ignore those they do not know."
         ),
     )
+
+
+def personal_marked(schema: dict[str, Any], outgoing: bool = True) -> dict[str, Any]:
+    """The schema with each personal property marked at its own level; outgoing, each free-text one may be
+    null: that is how it goes out unless the service publishes free text."""
+    for node in (schema, *schema.get("$defs", {}).values()):
+        for name, prop in node.get("properties", {}).items():
+            members = prop.get("anyOf", [prop])
+            if any(m.get(PERSONAL_DATA_KEYWORD) for m in members):
+                prop[PERSONAL_DATA_KEYWORD] = True
+            if outgoing and any(m.get(FREE_TEXT_KEYWORD) for m in members):
+                node["properties"][name] = _nullable(prop)
+    return schema
+
+
+def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
+    if "anyOf" in prop:
+        members = [{k: v for k, v in m.items() if not k.startswith("x-")} for m in prop["anyOf"]]
+        outer = {k: v for k, v in prop.items() if k != "anyOf"}
+    else:
+        members = [{k: v for k, v in prop.items() if k in ("type", "maxLength", "minLength")}]
+        outer = {k: v for k, v in prop.items() if k not in ("type", "maxLength", "minLength")}
+    if {"type": "null"} not in members:
+        members.append({"type": "null"})
+    return {**outer, "anyOf": members, PERSONAL_DATA_KEYWORD: True, FREE_TEXT_KEYWORD: True}
 
 
 def sla_data_schema() -> dict[str, Any]:
