@@ -23,10 +23,11 @@ import httpx
 from bench.intake import embedded, fresh_database, say
 from bench.timers import percentile
 from service.adapters.http.api import create_app
+from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.case_writes import CASE_COLUMNS
 from service.adapters.postgres.intake_store import SIGNAL_LOG_COLUMNS
-from service.config import ApiToken
+from service.api_tokens import ApiToken, ApiTokens
 from service.domain.case import (
     CASE_STATE,
     CaseState,
@@ -41,6 +42,8 @@ from service.domain.registry import SNAPSHOT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
 
+TOKEN = "bench-token-for-the-read-benchmark-only"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STATUSES = [CaseStatus.OPEN, CaseStatus.RESOLVED, CaseStatus.CLOSED]
 APPROVAL_EVERY = 200  # one case in 200 has a compensation awaiting a manager's approval
 SCAN = (  # the approvals list before migration 015: every case's JSON, not closed, searched
@@ -154,7 +157,7 @@ async def measure(client: httpx.AsyncClient, label: str, requests: list[dict[str
     queue = iter(requests)
 
     async def one() -> None:
-        answer = await client.get("/v1/cases", params=next(queue), headers={"Authorization": "Bearer bench"})
+        answer = await client.get("/v1/cases", params=next(queue), headers=AUTH)
         assert answer.status_code == 200, answer.text
 
     await timed(label, one, len(requests))
@@ -167,7 +170,8 @@ async def main(count: int, samples: int) -> None:
         await fill(dsn, count)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         reads = PostgresCaseReads(pool)
-        app = create_app(lambda: reads, {"bench": ApiToken(actor="bench", role="agent")}, _ready)
+        tokens = ApiTokens({TOKEN: ApiToken(actor="bench", role="agent")})
+        app = create_app(lambda: reads, TokenGate(tokens, FailureThrottle(10)), _ready)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
             say("GET /v1/cases (limit 50)")
             await measure(client, "status=open, first page", [{"status": "open"}] * samples)
@@ -176,7 +180,7 @@ async def main(count: int, samples: int) -> None:
                 await client.get(
                     "/v1/cases",
                     params={"status": "open", "limit": "500"},
-                    headers={"Authorization": "Bearer bench"},
+                    headers=AUTH,
                 )
             ).json()
             for _ in range(20):
@@ -185,7 +189,7 @@ async def main(count: int, samples: int) -> None:
                     await client.get(
                         "/v1/cases",
                         params={"status": "open", "limit": "500", "cursor": page["next_cursor"]},
-                        headers={"Authorization": "Bearer bench"},
+                        headers=AUTH,
                     )
                 ).json()
             await measure(

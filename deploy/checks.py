@@ -59,7 +59,14 @@ CLIENT_DEFAULT_METRICS = frozenset(
 PROMETHEUS_SYNTHETIC = frozenset({"up"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 SIGNAL_KINDS = ("complaint", "nps", "review", "callback", "ticket")
-SECRET_KEYS = frozenset({"RECOVERY_DATABASE_URL", "RECOVERY_API_TOKENS", "RECOVERY_KAFKA_SASL_PASSWORD"})
+SECRET_KEYS = frozenset(
+    {
+        "RECOVERY_DATABASE_URL",
+        "RECOVERY_API_TOKENS",
+        "RECOVERY_KAFKA_SASL_PASSWORD",
+        "RECOVERY_CONSOLE_SESSION_KEY",
+    }
+)
 # RECOVERY_KAFKA_SASL_MECHANISM -> the KEDA Kafka scaler's `sasl` value
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 SERVICE_DRAIN_SECONDS = 30  # the broker's graceful_timeout in service/bootstrap.py
@@ -405,9 +412,14 @@ def _panels(panels: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from _panels(panel.get("panels", []))
 
 
+def _cookie_secure(env: dict[str, Any]) -> bool:
+    """`recovery serve` off loopback refuses a cookie without Secure; the deployment must not ask for one."""
+    return str(env.get("RECOVERY_CONSOLE_COOKIE_SECURE", "true")).strip().lower() not in ("false", "0", "no", "off")
+
+
 # --- compose -----------------------------------------------------------------------------------------
 
-_SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|DATABASE_URL|API_KEY", re.IGNORECASE)
+_SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|DATABASE_URL|API_KEY|SESSION_KEY", re.IGNORECASE)
 
 
 def check_compose(report: Report, schema_path: Path | None) -> None:
@@ -440,6 +452,11 @@ def check_compose(report: Report, schema_path: Path | None) -> None:
     )
     recovery = services.get("recovery", {})
     report.check(recovery.get("deploy", {}).get("replicas") == 2, "two replicas of the service")
+    recovery_env = recovery.get("environment", {})
+    report.check(
+        isinstance(recovery_env, dict) and _cookie_secure(recovery_env),
+        "the console's session cookie stays Secure (RECOVERY_CONSOLE_COOKIE_SECURE is not false)",
+    )
     report.check(
         _seconds(recovery.get("stop_grace_period", "10s")) > SERVICE_DRAIN_SECONDS,
         f"the service's stop_grace_period is longer than its {SERVICE_DRAIN_SECONDS} s drain",
@@ -687,6 +704,7 @@ def _check_policy(report: Report, built: list[dict[str, Any]]) -> None:
         not unknown, "every ConfigMap key is a RECOVERY_* setting of service/config.py", str(unknown)
     )
     report.check(not (set(data) & SECRET_KEYS), "no secret setting in the ConfigMap")
+    report.check(_cookie_secure(data), "the console's session cookie stays Secure (behind the TLS ingress)")
     secret_name, secret_keys = _check_secret(report, built)
     refs = {
         source["secretRef"]["name"]

@@ -11,14 +11,19 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 
+from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.http.api import create_app
 from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
 from service.adapters.http.console import console_router
+from service.adapters.http.console.session import Sessions
+from service.adapters.http.sessions_api import sessions_router
+from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.http.tracing import TraceRequests
+from service.adapters.http.transport_security import StrictTransportSecurity
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.outgoing import OutgoingTopics
@@ -29,6 +34,7 @@ from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
+from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -40,15 +46,15 @@ from service.adapters.sentiment import VaderSentiment
 from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
-from service.app.ports import PartitionKey
+from service.app.ports import Clock, PartitionKey
 from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
-from service.observability import COMPENSATION_RESULTS, READY, observe_stopped_clocks
+from service.observability import COMPENSATION_RESULTS, READY, SLA_POLICY_UNAPPLIED, observe_stopped_clocks
 from service.tracing import configure_tracing, shutdown_tracing
 from service.trend_worker import review_trends_forever
 from service.workers import fire_timers_forever
@@ -59,6 +65,9 @@ log = structlog.get_logger()
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 def intake_rules(settings: Settings) -> IntakeRules:
@@ -77,7 +86,11 @@ def intake_rules(settings: Settings) -> IntakeRules:
 
 
 def compensation_limits(settings: Settings) -> CompensationLimits:
-    return CompensationLimits(settings.compensation_limits, settings.compensation_stake_factor)
+    return load_compensation_limits(settings.compensation_policy_file)
+
+
+def session_timeouts(settings: Settings) -> SessionTimeouts:
+    return SessionTimeouts(settings.console_idle_timeout, settings.console_session_lifetime)
 
 
 _PROBE_SECONDS = 1.5  # /readyz answers within two seconds whatever a dependency does
@@ -94,11 +107,13 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
+        self.limits = compensation_limits(settings)
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consumer: SignalConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.degraded: dict[str, str] = {}  # what runs on but is not right yet, by loop: /healthz names it
 
     @property
     def uses_kafka(self) -> bool:
@@ -111,6 +126,11 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
+        if s.consume and s.billing_sources is None:
+            log.warning(
+                "billing_sources_unset",
+                detail="billing answers are trusted from every source: set RECOVERY_BILLING_SOURCES",
+            )
         rules = self.rules
         if rules.sla.version is not None:
             self._run("sla-policy", self._apply_sla_policy(rules.sla))
@@ -124,26 +144,40 @@ class Service:
         log.info("service_started", group=s.consumer_group, consume=s.consume, relay=s.relay)
 
     async def _apply_sla_policy(self, sla: SlaPolicy) -> None:
-        """A policy file of a version not applied in full yet corrects the open cases; one instance does it."""
+        """A policy file of a version not applied in full yet corrects the open cases; one instance does it.
+        Until an apply succeeds it is tried again, and the metric and /healthz say it has not."""
+        while (problem := await self._sla_policy_problem(sla)) is not None:
+            SLA_POLICY_UNAPPLIED.set(1)
+            self.degraded["sla-policy"] = problem
+            await asyncio.sleep(self.settings.sla_policy_retry_interval.total_seconds())
+        SLA_POLICY_UNAPPLIED.set(0)
+        self.degraded.pop("sla-policy", None)
+
+    async def _sla_policy_problem(self, sla: SlaPolicy) -> str | None:
+        """Why the policy is not applied in full after one try; None once it is (or another instance applies it)."""
         pool = self.pool
         assert pool is not None
         try:
             change = await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
         except PolicyApplyRunning:
             log.info("sla_policy_applied_elsewhere", version=sla.version)
-            return
+            return None
         except Exception as e:  # the service serves on with the new policy for new cases; say why loudly
             log.error("sla_policy_apply_failed", version=sla.version, error=repr(e))
-            return
-        if change is not None:
-            log.info(
-                "sla_policy_applied",
-                from_version=change.from_version,
-                to_version=change.to_version,
-                open_cases=change.looked_at,
-                changed=change.changed,
-                failed=len(change.failed),
-            )
+            return f"version {sla.version} not applied: {type(e).__name__}"
+        if change is None:
+            return None
+        log.info(
+            "sla_policy_applied",
+            from_version=change.from_version,
+            to_version=change.to_version,
+            open_cases=change.looked_at,
+            changed=change.changed,
+            failed=len(change.failed),
+        )
+        if change.failed:
+            return f"version {sla.version} applied but {len(change.failed)} open cases could not be corrected"
+        return None
 
     async def _connect(self) -> asyncpg.Pool:
         s = self.settings
@@ -236,6 +270,7 @@ class Service:
             f"{s.consumer_group}-billing",
             s.topic_dlq,
             land,
+            None if s.billing_sources is None else frozenset(s.billing_sources),
         )
         # The writer runs before the broker starts: the signal group starts delivering as soon as it has
         # joined, and broker.start() returns only after the billing group has joined too (seconds later).
@@ -264,7 +299,11 @@ class Service:
 
     def reads(self) -> PostgresCaseReads:
         assert self.pool is not None, "the service has not started"
-        return PostgresCaseReads(self.pool)
+        return PostgresCaseReads(self.pool, self.limits.customer_window)
+
+    def console_sessions(self) -> PostgresConsoleSessions:
+        assert self.pool is not None, "the service has not started"
+        return PostgresConsoleSessions(self.pool, session_timeouts(self.settings))
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
@@ -307,6 +346,10 @@ class Service:
                 reasons.append(f"{task.get_name()}: {type(task.exception()).__name__}")
         return reasons
 
+    def degradations(self) -> list[str]:
+        """What works but is not right yet (the process goes on and tries again; no restart needed)."""
+        return [f"{loop}: {why}" for loop, why in sorted(self.degraded.items())]
+
     def alive(self) -> bool:
         """False once the consumer or a background loop has stopped on an error: restart the process."""
         return not self.failures()
@@ -347,37 +390,59 @@ def http_app(
     service: Service,
     settings: Settings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
-    """The HTTP API over a service's stores."""
+    """The HTTP API over a service's stores; `clock` is the console sessions' (a test moves it)."""
     trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
     commands = command_router(
         service.commands,
         service.rules.sla,
         settings.root_causes,
-        compensation_limits(settings),
+        service.limits,
         trends,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    key = settings.console_session_key
-    console = console_router(
-        service.reads,
-        service.commands,
-        service.rules.sla,
-        trends,
-        None if key is None else key.get_secret_value().encode(),
-        settings.root_causes,
-        compensation_limits(settings),
-    )
-    routers = [commands, asyncapi_router(render(asyncapi(channel_specs())), json_schemas()), console]
+    contract = asyncapi_router(render(asyncapi(channel_specs())), json_schemas())
+    routers = [
+        commands,
+        sessions_router(service.console_sessions),
+        contract,
+        _console(service, settings, clock),
+    ]
+    gate = TokenGate(settings.api_tokens, FailureThrottle(settings.auth_failures_per_minute))
     app = create_app(
         service.reads,
-        settings.api_tokens,
+        gate,
         service.ready,
         lifespan,
         service.failures,
         routers,
         trends,
         service.rules.sla,
+        service.degradations,
     )
+    if settings.console_cookie_secure:
+        app.add_middleware(StrictTransportSecurity)
     app.add_middleware(TraceRequests)  # outermost: its span covers every other middleware
     return app
+
+
+def _console(service: Service, settings: Settings, clock: Clock) -> APIRouter:
+    key = settings.console_session_key
+    sessions = Sessions(
+        service.console_sessions,
+        settings.api_tokens,
+        None if key is None else key.get_secret_value().encode(),
+        session_timeouts(settings),
+        settings.console_cookie_secure,
+        clock,
+    )
+    return console_router(
+        service.reads,
+        service.commands,
+        service.rules.sla,
+        TrendPolicy(settings.trend_threshold, settings.trend_window),
+        sessions,
+        settings.root_causes,
+        service.limits,
+    )

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.postgres.data_keys import MasterKeys, parse_key_table, parse_master_keys
 from service.adapters.policy_file import load_policy
 from service.adapters.sla_policy_file import load_sla_policy
+from service.api_tokens import ApiTokens, weakness_of
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
@@ -38,17 +39,20 @@ def _whole_days(value: timedelta) -> timedelta:
 
 
 PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]
+SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)]
 WholeDays = Annotated[timedelta, AfterValidator(_whole_days)]
-Limit = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-
-
-class ApiToken(BaseModel):
-    actor: str
-    role: str = Field(pattern="^(agent|manager|owner)$")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated.")
     kafka_idempotent_producer: bool = Field(
@@ -56,10 +60,10 @@ class Settings(BaseSettings):
         description="Producer idempotence. `false` for brokers without it; `recovery dev` sets it for the"
         " embedded Tansu.",
     )
-    kafka_security_protocol: str = Field(
+    kafka_security_protocol: SecurityProtocol = Field(
         "PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."
     )
-    kafka_sasl_mechanism: str | None = Field(
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
         None, description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; unset: no SASL."
     )
     kafka_sasl_username: str | None = Field(None, description="The SASL user.")
@@ -89,6 +93,11 @@ class Settings(BaseSettings):
     topic_callback: str = Field("recovery.signals.callback.v1", description="Callback signals.")
     topic_ticket: str = Field("recovery.signals.ticket.v1", description="Ticket signals.")
     topic_dlq: str = Field("recovery.signals.dlq.v1", description="Dead letters.")
+    dlq_retention: PositiveDuration = Field(
+        timedelta(days=14),
+        description="How long the dead-letter topic keeps a record (its retention.ms, set when the service creates"
+        " the topic; an existing topic keeps its own): dead letters hold customers' words.",
+    )
     topic_case_events: str = Field("recovery.case-events.v1", description="Outgoing case events.")
     topic_sla: str = Field("recovery.sla.v1", description="Outgoing SLA warnings and breaches.")
     topic_compensation_requests: str = Field(
@@ -105,15 +114,25 @@ class Settings(BaseSettings):
         timedelta(days=90),
         description="The trend window: whole days, at least one (it is published in days).",
     )
-    compensation_limits: dict[str, Limit | None] = Field(
-        default_factory=lambda: {"agent": Decimal(50), "manager": Decimal(500), "owner": None},
-        description="JSON: role -> limit in the case's currency (non-negative); null means unlimited.",
+    compensation_policy_file: Path | None = Field(
+        None,
+        description="The compensation limits per currency (JSON, as `examples/compensation-policy.json`): per role"
+        " and case (by category and tier), per customer across cases in a window, per actor in a day, the stake"
+        " factor. Unset: the built-in table (docs/cx-leads.md). A currency it does not name needs approval.",
     )
-    compensation_stake_factor: Decimal = Field(
-        Decimal("1.5"),
-        gt=0,
-        allow_inf_nan=False,
-        description="Above this multiple of the amount at stake, a compensation needs approval.",
+    compensation_limits: str | None = Field(
+        None,
+        description="Removed: limits are per currency in `RECOVERY_COMPENSATION_POLICY_FILE`; set, it stops"
+        " start-up (a limit without a currency let 50 of any currency through).",
+    )
+    compensation_stake_factor: str | None = Field(
+        None,
+        description="Removed: `stake_factor` in `RECOVERY_COMPENSATION_POLICY_FILE`; set, it stops start-up.",
+    )
+    billing_sources: list[str] | None = Field(
+        None,
+        description="JSON list of the CloudEvents `source` values billing answers from; an answer from another"
+        " source is dead-lettered. Unset: every source is trusted, with a warning at start-up.",
     )
     max_text_length: int = Field(
         20_000,
@@ -134,10 +153,24 @@ class Settings(BaseSettings):
 
     http_host: str = Field("127.0.0.1", description="Where the HTTP API listens.")
     http_port: int = Field(8080, ge=0, le=65535, description="The HTTP API's port.")
-    api_tokens: dict[str, ApiToken] = Field(
-        default_factory=dict,
-        description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret).'
-        " `recovery dev` makes one owner token when this is unset.",
+    api_tokens: ApiTokens = Field(
+        default_factory=ApiTokens,
+        description='JSON: token -> {"actor", "role"}, role `agent`, `manager` or `owner` (a secret). Each token'
+        ' at least 32 characters; a placeholder (anything containing "change", one repeated character) stops'
+        " start-up. `recovery dev` makes one owner token when this is unset.",
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Failed authentications (API 401s and console sign-ins together) one client address may make"
+        " in a burst, and again per minute after it; beyond, 429 with Retry-After.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed (uvicorn's `forwarded_allow_ips`; `*` for any): the client address"
+        " throttling counts is then the proxy's client's.",
     )
     data_keys: Annotated[SecretStr | None, AfterValidator(_master_keys)] = Field(
         None,
@@ -159,9 +192,23 @@ class Settings(BaseSettings):
     console_session_key: SecretStr | None = Field(
         None,
         min_length=32,
-        description="The key that signs console sessions (a secret, at least 32 characters): give every replica"
-        " the same one so a session survives a restart and works on each. Unset: a random key per process, so"
-        " a restart signs everyone out and replicas refuse each other's sessions.",
+        description="The console's key (a secret, at least 32 characters), the same on every replica: it keys the"
+        " stored digests of session ids and the sign-in form's anti-forgery token. Required when"
+        " `recovery serve` listens on an address other than loopback; unset on loopback: a random key per"
+        " process, so a restart signs everyone out.",
+    )
+    console_cookie_secure: bool = Field(
+        True,
+        description="The session cookie is `Secure` (sent over HTTPS only) and responses carry"
+        " Strict-Transport-Security. `false` only on loopback over plain HTTP (`recovery dev` sets it);"
+        " `recovery serve` refuses it on any other address.",
+    )
+    console_idle_timeout: PositiveDuration = Field(
+        timedelta(minutes=30),
+        description="A console session unused this long ends (each request extends it).",
+    )
+    console_session_lifetime: PositiveDuration = Field(
+        timedelta(hours=12), description="A console session ends this long after sign-in, however used."
     )
 
     sla_resolution: dict[Severity, PositiveDuration] = Field(
@@ -184,6 +231,11 @@ class Settings(BaseSettings):
         None,
         description="The SLA policy (JSON, as `examples/sla-policy.json`): business calendars, the calendar of"
         " each clock, named clocks and a version. Unset: every clock counts 24x7.",
+    )
+    sla_policy_retry_interval: PositiveDuration = Field(
+        timedelta(minutes=5),
+        description="How soon a policy apply that failed, or left open cases uncorrected, is tried again (until"
+        " it succeeds; meanwhile `recovery_sla_policy_unapplied` is 1 and /healthz names it).",
     )
     followup_after: PositiveDuration = Field(
         timedelta(hours=48), description="From resolution to the follow-up falling due."
@@ -220,17 +272,52 @@ class Settings(BaseSettings):
         min_length=1,
         description="JSON list: the root-cause taxonomy a resolution chooses from.",
     )
-    log_level: str = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
+    log_level: LogLevel = Field("INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto",
         description="`json`: one JSON object per line; `console`: human-readable lines; `auto`: console when"
         " stdout is a terminal (as under `make run`), JSON otherwise (containers, files, pipes).",
     )
 
+    @field_validator("console_session_key", mode="after")
+    @classmethod
+    def _console_key_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        weakness = None if value is None else weakness_of(value.get_secret_value())
+        if weakness is not None:  # the message never quotes the key
+            raise ValueError(f"the key {weakness}")
+        return value
+
     @field_validator("policy_file", mode="after")
     @classmethod
     def _policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
         load_policy(value)  # refused at start-up, naming the field at fault, rather than at the first signal
+        return value
+
+    @field_validator("compensation_policy_file", mode="after")
+    @classmethod
+    def _compensation_policy_file_holds_limits(cls, value: Path | None) -> Path | None:
+        load_compensation_limits(
+            value
+        )  # a bad file stops start-up with the loader's message, naming the field
+        return value
+
+    @field_validator("compensation_limits", "compensation_stake_factor", mode="after")
+    @classmethod
+    def _removed(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "is no longer read: compensation limits are per currency in RECOVERY_COMPENSATION_POLICY_FILE"
+                " (see examples/compensation-policy.json and docs/cx-leads.md); unset it"
+            )
+        return None
+
+    @field_validator("billing_sources", mode="after")
+    @classmethod
+    def _sources(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not s.strip() or len(s) > 256 for s in value)):
+            raise ValueError(
+                "must be a JSON list of one or more non-empty `source` values of at most 256 characters"
+            )
         return value
 
     @field_validator("sla_policy_file", mode="after")

@@ -90,6 +90,11 @@ TIMER_LAG = Histogram(
     "From a timer's due time to its firing, on the database clock.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+SLA_POLICY_UNAPPLIED = Gauge(
+    "recovery_sla_policy_unapplied",
+    "1 while this instance's SLA policy version is not applied in full to the open cases: an apply failed or"
+    " left cases uncorrected, and is tried again.",
+)
 RELAY_LAG = Gauge("recovery_relay_lag_events", "Events in the log not yet published by the relay.")
 RELAY_LEADER = Gauge("recovery_relay_leader", "1 while this instance holds the relay lease and publishes.")
 EVENTS_PUBLISHED = Counter(
@@ -127,6 +132,12 @@ HTTP_REQUEST_SECONDS = Histogram(
     "Seconds from an HTTP request's arrival to the end of its response, by method and route template.",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AUTH_FAILURES = Counter(
+    "recovery_auth_failures_total",
+    "Failed authentications by surface (api: a 401; console: a refused sign-in) and outcome (unknown_token,"
+    " or throttled: refused with 429 before the token was looked at).",
+    ["surface", "outcome"],
 )
 BUILD_INFO = Gauge(
     "recovery_build_info",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
 from service.adapters.retry import keep_running
-from service.app.timers import Fired, TimerStore, fire_due_timers
+from service.app.timers import Fired, TimerStore, fire_due_timers, rearm_set_aside
 from service.domain.events import SlaBreached
 from service.domain.sla import SlaPolicy
 from service.observability import ISOLATED_RECORDS, SLA_BREACHES, SLA_WARNINGS, TIMER_LAG
 
 log = structlog.get_logger()
+REARM_EVERY_SECONDS = 5.0
 
 
 async def fire_timers_forever(
@@ -26,7 +28,11 @@ async def fire_timers_forever(
     """
 
     async def turn() -> None:
+        rearm_at = 0.0
         while True:
+            if time.monotonic() >= rearm_at:  # an index scan of set-aside rows (usually none), now and then
+                await rearm_set_aside(store)
+                rearm_at = time.monotonic() + REARM_EVERY_SECONDS
             fired = await fire_due_timers(store, sla, limit)
             _observe(fired)
             if len(fired) < limit:

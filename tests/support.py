@@ -21,15 +21,18 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.kafka.cloudevents import encode_binary, encode_structured
-from service.config import ApiToken, Settings
+from service.api_tokens import ApiToken
+from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 
 T = TypeVar("T")
-TOKEN = "test-owner-token"
+TOKEN = "test-owner-token-for-the-suite-only"  # tokens are at least 32 characters (RECOVERY_API_TOKENS)
+AGENT_TOKEN = "test-agent-token-for-the-suite-only"
+MANAGER_TOKEN = "test-manager-token-for-the-suite-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-AGENT = {"Authorization": "Bearer test-agent-token"}
-MANAGER = {"Authorization": "Bearer test-manager-token"}
+AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 
 
 def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
@@ -50,8 +53,8 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_trends": f"t{tag}.trends",
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),
-            "test-agent-token": ApiToken(actor="ana", role="agent"),
-            "test-manager-token": ApiToken(actor="mia", role="manager"),
+            AGENT_TOKEN: ApiToken(actor="ana", role="agent"),
+            MANAGER_TOKEN: ApiToken(actor="mia", role="manager"),
         },
         **topics,
     }

@@ -6,8 +6,9 @@ Reading the file is I/O, so it happens here, at start-up; the domain only ever s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from service.domain.severity import Policy, load_default_policy
 
@@ -20,17 +21,25 @@ def load_policy(path: Path | None) -> Policy:
     """The policy in the file, or the packaged default when no file is configured."""
     if path is None:
         return load_default_policy()
+    return read_document(path, Policy, PolicyFileError)
+
+
+Document = TypeVar("Document", bound=BaseModel)
+
+
+def read_document(path: Path, model: type[Document], error: type[ValueError]) -> Document:
+    """A JSON policy document read and validated whole; `error` names the file and each field that is wrong."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise PolicyFileError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from e
+        raise error(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from e
     try:
-        return Policy.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as e:
-        raise PolicyFileError(f"{path}: {_fields(e)}") from e
+        raise error(f"{path}: {fields_of(e)}") from e
 
 
-def _fields(error: ValidationError) -> str:
+def fields_of(error: ValidationError) -> str:
     """Each problem as `field.path: what is wrong` (`policy` for the document as a whole)."""
     return "; ".join(
         f"{'.'.join(str(part) for part in e['loc']) or 'policy'}: {e['msg']}"

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from service.adapters.calendar_file import CalendarFileError, ical_holidays, public_holidays
+from service.adapters.policy_file import read_document
 from service.domain.calendars import ALWAYS_OPEN_NAME, BusinessCalendar, OpeningWindow, always_open
 from service.domain.clock_calendars import ClockCalendars, ClockRule
 from service.domain.errors import InvalidValue
@@ -176,12 +177,7 @@ class SlaPolicyDocument(_Strict):
 
 def load_sla_policy(path: Path) -> ClockCalendars:
     """The calendars and clock rules in the file, holidays resolved, as domain objects."""
-    try:
-        document = SlaPolicyDocument.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SlaPolicyFileError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from e
-    except ValidationError as e:
-        raise SlaPolicyFileError(f"{path}: {_fields(e)}") from e
+    document = read_document(path, SlaPolicyDocument, SlaPolicyFileError)
     calendars = {name: _calendar(path, name, spec) for name, spec in document.calendars.items()}
     if ALWAYS_OPEN_NAME in calendars:
         raise SlaPolicyFileError(
@@ -239,11 +235,3 @@ def _named(path: Path, where: str, name: str, calendars: dict[str, BusinessCalen
             f"{path}: {where}: no calendar named {name!r} (known: {', '.join(sorted(calendars))})"
         )
     return calendars[name]
-
-
-def _fields(error: ValidationError) -> str:
-    """Each problem as `field.path: what is wrong` (`policy` for the document as a whole)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'policy'}: {e['msg']}"
-        for e in error.errors(include_input=False, include_url=False)
-    )

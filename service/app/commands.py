@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
+from service.domain.compensation import ONE_DAY, CompensationHistory, decide_compensation_result
 from service.domain.errors import ConcurrencyConflict, InvalidValue, StaleVersion
 from service.domain.events import CaseEvent
 from service.domain.intake import NewEvent, changed_timers, root_causes_moved
@@ -18,9 +21,12 @@ from service.domain.timers import Timer
 from service.domain.trends import TrendPolicy
 
 MAX_CONFLICT_RETRIES = 20
+log = structlog.get_logger()
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
 # (the case, its customer's latest case, now): for rules that look at the customer's newer cases
 DecideWithLatest = Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
+# (the case, the compensations the limits across cases count, now): compensation requests and approvals
+DecideWithHistory = Callable[[CaseState, CompensationHistory, datetime], list[CaseEvent]]
 Render = Callable[[CaseState, list[Any]], dict[str, Any]]
 
 
@@ -45,6 +51,13 @@ class CommandTransaction(TrendTransaction, Protocol):
 
     async def signals(self, case_id: str) -> list[Any]: ...
 
+    async def compensation_history(
+        self, case: CaseState, actor: str, actor_since: datetime
+    ) -> CompensationHistory:
+        """The customer's other cases' compensations and the actor's on other cases since then, each customer's
+        and actor's requests serialised to the transaction's end so that two of them never pass a limit together."""
+        ...
+
     async def record(
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None: ...
@@ -68,9 +81,12 @@ class Command:
     opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
     # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
     with_latest: DecideWithLatest | None = None
+    # decides in place of `decide` when the rule counts compensations across cases (the limits)
+    with_history: DecideWithHistory | None = None
     traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
     # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
     expected_version: int | None = None
+    logged: bool = True  # one log line for it; a policy apply's thousands of corrections are summed up instead
 
     @property
     def target(self) -> str:
@@ -79,7 +95,22 @@ class Command:
 
 
 async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
-    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again."""
+    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again.
+    One log line per command (case, actor, command, result; never free text), refused or failed ones included."""
+    facts = {"command": command.name, "actor": command.actor, "customer_id": command.opens_for}
+    try:
+        answer = await _decided_and_appended(command, store, sla, render)
+    except Exception as e:  # logged with the refusal's or failure's type only (its detail may quote input), re-raised
+        if command.logged:
+            log.info("command", **facts, case_id=command.case_id or None, result=type(e).__name__)
+        raise
+    if command.logged:
+        case_id = answer.body.get("case_id", command.case_id)
+        log.info("command", **facts, case_id=case_id, result="applied", version=answer.body.get("version"))
+    return answer
+
+
+async def _decided_and_appended(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
     for attempt in range(MAX_CONFLICT_RETRIES):
         try:
             return await _run_once(command, store, sla, render)
@@ -113,6 +144,9 @@ async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, rende
 
 async def _decided(tx: CommandTransaction, command: Command, case: CaseState) -> list[CaseEvent]:
     now = await tx.now()
+    if command.with_history is not None:
+        history = await tx.compensation_history(case, command.actor, now - ONE_DAY)
+        return command.with_history(case, history, now)
     if command.with_latest is None:
         return command.decide(case, now)
     return command.with_latest(case, await tx.latest_case(case.customer_id) or case, now)
@@ -175,8 +209,6 @@ async def land_compensation_result(
     traceparent: str | None = None,
 ) -> None:
     """Billing's answer lands on the case that asked; an answer for no known request is refused."""
-    from service.domain.compensation import decide_compensation_result
-
     case_id = await lookup.case_for_request(request_id)
     if case_id is None:
         raise InvalidValue(f"no compensation request {request_id}", "request_id")

@@ -25,7 +25,8 @@ async def correct_case(
         decided[:] = [] if correction is None else [correction]
         return [*decided]
 
-    await run_command(Command(case_id, "correct_deadlines", ACTOR, None, decide), store, policy, _no_body)
+    correct = Command(case_id, "correct_deadlines", ACTOR, None, decide, logged=False)
+    await run_command(correct, store, policy, _no_body)
     return decided[0] if decided else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.domain.case import CaseState, evolve
@@ -16,6 +16,7 @@ from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, decide_timer
 
 MAX_CONFLICT_RETRIES = 20
+REARM_AFTER = timedelta(seconds=30)  # how often the snapshot of a case whose timers are set aside is read again
 
 
 class TimerTransaction(Protocol):
@@ -29,7 +30,13 @@ class TimerTransaction(Protocol):
         events: Sequence[NewEvent],
         cases: Mapping[str, CaseState],
         timers: Mapping[str, Sequence[Timer]],
-    ) -> None: ...
+        set_aside: Sequence[Timer] = (),
+    ) -> None:
+        """Mark `fired` fired and `set_aside` set aside (their case could not be read), with the events."""
+
+    async def rearm_readable(self, after: timedelta) -> list[str]:
+        """Arm again the set-aside timers (set aside at least `after` ago) of the cases whose snapshot reads now;
+        those cases' ids. The others are looked at again `after` from now."""
 
 
 class TimerStore(Protocol):
@@ -64,11 +71,12 @@ async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fire
         changed: dict[str, CaseState] = {}
         events: list[NewEvent] = []
         fired: list[Fired] = []
-        for timer in due:
-            state = changed.get(timer.case_id) or states.get(timer.case_id)
+        unreadable = [t for t in due if t.case_id not in states]  # set aside until the snapshot reads again
+        for timer in (t for t in due if t.case_id in states):
+            state = changed.get(timer.case_id) or states[timer.case_id]
             lag = (now - timer.due_at).total_seconds()
             try:
-                decided = decide_timer(state, timer, now, sla) if state is not None else []
+                decided = decide_timer(state, timer, now, sla)
                 evolved = _evolved(state, decided)
             except Exception as e:  # a bug this one timer triggers: it is marked and reported, the rest fire
                 fired.append(Fired(timer, None, lag, type(e).__name__))
@@ -79,8 +87,15 @@ async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fire
             sla_event = decided[0] if decided and isinstance(decided[0], SlaWarned | SlaBreached) else None
             fired.append(Fired(timer, sla_event, lag))
         # a resume moves the case's clocks: their warnings and breaches are armed again at the new deadlines
-        await tx.record(due, events, changed, changed_timers(states, changed, sla))
+        readable = [t for t in due if t.case_id in states]
+        await tx.record(readable, events, changed, changed_timers(states, changed, sla), unreadable)
     return fired
+
+
+async def rearm_set_aside(store: TimerStore, after: timedelta = REARM_AFTER) -> list[str]:
+    """Timers set aside for an unreadable snapshot come back once it reads (repaired by a rebuild or upcaster)."""
+    async with store.transaction() as tx:
+        return await tx.rearm_readable(after)
 
 
 def _evolved(state: CaseState | None, decided: Sequence[CaseEvent]) -> list[tuple[CaseEvent, CaseState]]:

@@ -100,6 +100,7 @@ class Compensation:
     requested_at: datetime
     status: CompensationStatus
     needs_approval: tuple[str, ...] = ()
+    needs_owner: bool = False  # it waits for an owner: a manager may not approve it
     approved_by: str | None = None
     reference: str | None = None
     failure: PersonalText | None = None
@@ -148,6 +149,7 @@ class CaseState:
     clocks: tuple[SlaClock, ...] = ()  # every SLA clock; () in snapshots stored before clocks: see clocks_of
     pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
     summary: PersonalText | None = None  # what went wrong in a line: the opening signal's first sentence, or staff's
+    opened_by_hand: bool = False  # by staff with no signal (False for cases opened before clocks: _opened)
 
 
 def _changer(cls: type[CaseState]) -> Callable[..., CaseState]:
@@ -652,6 +654,7 @@ def compensations_after(
             requested_at=event.at,
             status=status,
             needs_approval=event.needs_approval,
+            needs_owner=event.needs_owner,
             approved_by=None if event.needs_approval else event.actor,
         )
         return (*current, added)
@@ -684,12 +687,13 @@ def _opened(event: CaseOpened) -> CaseState:
         resolution_deadline=event.resolution_deadline,
         resolution_clock_started_at=event.opened_at,
         signal_count=1 if event.signal else 0,
-        amount_at_stake=event.signal.amount_at_stake if event.signal else None,
+        amount_at_stake=event.signal.amount_at_stake if event.signal else event.amount_at_stake,
         version=1,
         kind=None if selecting is None else selecting.type,
         category=None if selecting is None else _category(selecting.category),
         clocks=_recorded(event.clocks),
         summary=event.summary,
+        opened_by_hand=event.signal is None and event.clocks is not None,
     )
 
 

@@ -59,6 +59,7 @@ class CaseOpened(_Event):
     # every clock it starts; None: stored before clocks were recorded
     clocks: tuple[SlaClock, ...] | None = None
     summary: PersonalText | None = None  # the opening signal's first sentence (summary.summary_of)
+    amount_at_stake: Money | None = None  # what staff opening it by hand stated (a signal states its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,6 +221,8 @@ class CompensationRequested(_CompensationRequest):
 
     type: Literal["case.compensation_requested"] = "case.compensation_requested"
     needs_approval: tuple[str, ...]
+    # above a limit across cases (the customer's in the window, the actor's in a day): only an owner approves
+    needs_owner: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,24 @@ def minor_units() -> Mapping[str, int]:
     return units
 
 
+@lru_cache(maxsize=1)
+def fund_codes() -> frozenset[str]:
+    """ISO 4217 fund codes and units of account (CLF, UYW, …): currencies.json lists them."""
+    text = resources.files("service.domain").joinpath("currencies.json").read_text(encoding="utf-8")
+    return frozenset(json.loads(text)["funds"])
+
+
+def compensation_currency(currency: str) -> str:
+    """A compensation is paid in a currency, never in a fund code or a unit of account (refused naming `currency`)."""
+    if currency in fund_codes():
+        raise InvalidValue(
+            f"{currency} is an ISO 4217 fund code or unit of account, not a currency billing pays: compensate in"
+            " the currency itself",
+            "currency",
+        )
+    return currency
+
+
 def minor_unit(currency: str) -> int:
     """A currency is a current ISO 4217 code with a minor unit; anything else is refused naming `currency`."""
     units = minor_units().get(currency)
@@ -42,6 +60,16 @@ def quantize_amount(amount: Decimal, currency: str) -> Decimal:
     if quantized != amount:
         raise InvalidValue(f"{currency} amounts have at most {places} decimals", "amount")
     return quantized
+
+
+def checked_stake(amount: Decimal, currency: str) -> Decimal:
+    """An amount at stake: as a compensation's amount, in a currency billing pays, but zero says nothing is at stake."""
+    compensation_currency(currency)
+    if not (amount.is_finite() and amount == 0):
+        quantize_amount(amount, currency)
+    else:
+        minor_unit(currency)
+    return amount
 
 
 def plain(amount: Decimal) -> str:

@@ -26,9 +26,11 @@ from service.domain.events import (
     StepOutcome,
     StepRecorded,
 )
+from service.domain.money import checked_stake
 from service.domain.severity import Severity
-from service.domain.signals import Channel, Tier
+from service.domain.signals import Channel, Money, Tier
 from service.domain.sla import RESOLUTION, SlaPolicy
+from service.domain.summary import summary_of
 
 RESOLVERS = frozenset({"manager", "owner"})
 
@@ -182,8 +184,12 @@ def decide_open_by_hand(
     actor: Actor,
     sla: SlaPolicy,
     now: datetime,
+    stake: Money | None = None,
 ) -> list[CaseEvent]:
-    """Staff open a case for an internal escalation; a customer never has two open cases."""
+    """A manager or owner opens a case for an internal escalation, optionally stating the amount at stake (without
+    one every compensation on it waits for approval); a customer never has two open cases."""
+    if actor.role not in RESOLVERS:
+        raise NotAllowed(f"role {actor.role} may not open a case by hand (manager or owner may)")
     if not customer_id.strip():
         raise MissingField("customer_id is required", "customer_id")
     if not reason.strip():
@@ -214,6 +220,8 @@ def decide_open_by_hand(
             opened_by=actor.name,
             reason=reason,
             clocks=(first_response, resolution, *named),
+            summary=summary_of(reason),
+            amount_at_stake=None if stake is None else Money(checked_stake(stake.amount, stake.currency), stake.currency),
         )
     ]
 

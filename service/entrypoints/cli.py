@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
-    if args.command in ("cases", "trends", "projections", "parked", "dlq"):
+    if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions"):
         return asyncio.run(ops.run(args, settings))
     return _serve(settings, announce=args.command == "dev")
 
@@ -56,6 +57,11 @@ def _serve(settings: Settings, announce: bool) -> int:
     import uvicorn
 
     from service.bootstrap import build_app
+
+    refusal = refusal_to_serve(settings)
+    if refusal is not None:
+        print(f"recovery: configuration error\n{refusal}", file=sys.stderr)
+        return 2
 
     app = build_app(settings)
     base = f"http://{settings.http_host}:{settings.http_port}"
@@ -69,11 +75,42 @@ def _serve(settings: Settings, announce: bool) -> int:
             flush=True,
         )
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its graceful shutdown
         uvicorn.Server(config).run()
     return 0
+
+
+def refusal_to_serve(settings: Settings) -> str | None:
+    """Why this process may not serve where it listens: off loopback, sessions need the shared key and HTTPS."""
+    if is_loopback(settings.http_host):
+        return None
+    if settings.console_session_key is None:
+        return (
+            f"RECOVERY_CONSOLE_SESSION_KEY is unset, and the service listens on {settings.http_host}: give every"
+            " replica the same key of at least 32 characters (a secret), e.g. from"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    if not settings.console_cookie_secure:
+        return (
+            f"RECOVERY_CONSOLE_COOKIE_SECURE is false, and the service listens on {settings.http_host}: the"
+            " session cookie would go over plain HTTP. Serve over HTTPS (a TLS proxy) and leave it true."
+        )
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _migrate(settings: Settings) -> int:
@@ -106,9 +143,11 @@ def _start_embedded(data_dir: Path, kafka_port: int) -> None:
     os.environ["RECOVERY_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     os.environ["RECOVERY_DATABASE_URL"] = dsn
     os.environ["RECOVERY_KAFKA_IDEMPOTENT_PRODUCER"] = "false"
+    if is_loopback(os.environ.get("RECOVERY_HTTP_HOST", "127.0.0.1")):  # plain HTTP on this machine only
+        os.environ.setdefault("RECOVERY_CONSOLE_COOKIE_SECURE", "false")
     tokens = os.environ.get("RECOVERY_API_TOKENS")
     if not tokens:
-        token = secrets.token_urlsafe(16)
+        token = secrets.token_urlsafe(32)
         tokens = json.dumps({token: {"actor": "dev", "role": "owner"}})
         os.environ["RECOVERY_API_TOKENS"] = tokens
     os.environ.setdefault("RECOVERY_DATA_KEYS", _dev_data_keys(data_dir / "dev.json"))
@@ -120,7 +159,7 @@ def _start_embedded(data_dir: Path, kafka_port: int) -> None:
         "tokens": json.loads(tokens),
         "data_keys": json.loads(os.environ["RECOVERY_DATA_KEYS"]),
     }
-    (data_dir / "dev.json").write_text(json.dumps(info, indent=2))
+    write_private(data_dir / "dev.json", json.dumps(info, indent=2))
     print(f"embedded broker at {bootstrap}, database in {data_dir / 'postgres'}", flush=True)
     print(f"API token (owner): {next(iter(info['tokens']))}  — also in {data_dir / 'dev.json'}", flush=True)
 
@@ -131,6 +170,14 @@ def _dev_data_keys(dev_json: Path) -> str:
         return json.dumps(json.loads(dev_json.read_text())["data_keys"])
     except (OSError, ValueError, KeyError):
         return json.dumps({"dev": new_master_key()})
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner may read or write (0600), even when it was there with a wider mode."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 if __name__ == "__main__":

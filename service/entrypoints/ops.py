@@ -15,9 +15,10 @@ from tqdm import tqdm
 from service.adapters.http.models import CaseDetail
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
+from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
-from service.bootstrap import intake_rules
+from service.bootstrap import intake_rules, session_timeouts
 from service.config import Settings
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -48,6 +49,12 @@ def add_commands(commands: Any) -> None:
         "--quiet", action="store_true", help="no progress bar (there is none off a terminal)"
     )
     _add_parked_commands(commands)
+    revoke = commands.add_parser("sessions", help="console sessions").add_subparsers(
+        dest="sessions_command", required=True
+    )
+    revoke.add_parser("revoke", help="end every console session of an actor now").add_argument(
+        "--actor", required=True, help="the actor, as RECOVERY_API_TOKENS names it"
+    )
     dead_letters.add_commands(commands)
 
 
@@ -78,6 +85,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await _rebuild(pool, args.check, args.quiet)
         if args.command == "parked":
             return await _parked(pool, args)
+        if args.command == "sessions":
+            revoked = await PostgresConsoleSessions(pool, session_timeouts(settings)).end_all_of(args.actor)
+            print(f"ended {revoked} console session(s) of {args.actor}")
+            return 0
         reads = PostgresCaseReads(pool)
         if args.command == "trends":
             policy = TrendPolicy(settings.trend_threshold, settings.trend_window)

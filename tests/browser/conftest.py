@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -52,10 +53,16 @@ async def producer(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
         await p.stop()
 
 
+def browser_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
+    """The browser reaches the service on http://127.0.0.1, as under `make run`: the cookie goes without
+    Secure there (RECOVERY_CONSOLE_COOKIE_SECURE false, which `recovery serve` refuses off loopback)."""
+    return make_settings(kafka, database_url, console_cookie_secure=False, **overrides)
+
+
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
     """The service's settings; a test module overrides this fixture to change them."""
-    return make_settings(kafka, database_url)
+    return browser_settings(kafka, database_url)
 
 
 @pytest.fixture

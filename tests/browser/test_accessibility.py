@@ -15,9 +15,10 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from service.config import Settings
+from tests.browser.conftest import browser_settings
 from tests.browser.test_console import screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import AGENT, AUTH, TOKEN, ServiceProcess, make_settings
+from tests.support import AGENT, AUTH, TOKEN, ServiceProcess
 
 AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
 SERIOUS = {"serious", "critical"}
@@ -25,7 +26,7 @@ SERIOUS = {"serious", "critical"}
 
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url, trend_threshold=2)
+    return browser_settings(kafka, database_url, trend_threshold=2)
 
 
 async def serious_violations(page: Page) -> list[dict[str, Any]]:

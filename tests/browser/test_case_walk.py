@@ -13,8 +13,8 @@ from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.support import AUTH, ServiceProcess, eventually, publish, signal_event
 
-AGENT_TOKEN = "test-agent-token"  # ana, agent: grants up to 50 on her own
-MANAGER_TOKEN = "test-manager-token"  # mia, manager
+AGENT_TOKEN = "test-agent-token-for-the-suite-only"  # ana, agent: grants up to 50 on her own
+MANAGER_TOKEN = "test-manager-token-for-the-suite-only"  # mia, manager
 
 
 async def case_from_signal(

@@ -24,7 +24,7 @@ from tests.support import (
     signal_event,
 )
 
-AGENT_TOKEN = "test-agent-token"
+AGENT_TOKEN = "test-agent-token-for-the-suite-only"
 
 
 async def case_of(service: ServiceProcess, customer: str) -> dict[str, Any]:

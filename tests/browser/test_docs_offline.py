@@ -11,16 +11,17 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Route, expect
 
 from service.config import Settings
+from tests.browser.conftest import browser_settings
 from tests.infra import Kafka
-from tests.support import TOKEN, ServiceProcess, eventually, make_settings
+from tests.support import TOKEN, ServiceProcess, eventually
 
-AREAS = ["cases", "commands", "compensations", "trends", "ops"]
+AREAS = ["cases", "commands", "compensations", "trends", "sessions", "ops"]
 RENDERED = 30_000  # ms: the bundles are megabytes of script, parsed on a shared 2-core machine
 
 
 @pytest.fixture
 async def service(kafka: Kafka, database_url: str, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    settings: Settings = make_settings(kafka, database_url)
+    settings: Settings = browser_settings(kafka, database_url)
     process = ServiceProcess(settings, tmp_path, "service").start()
     try:
         await eventually(process.url_ready, what="the service ready")

@@ -11,16 +11,17 @@ from playwright.async_api import Browser, expect
 
 from service.config import Settings
 from service.domain.signals import SignalKind
+from tests.browser.conftest import browser_settings
 from tests.browser.test_console import case_of, screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import TOKEN, ServiceProcess, make_settings, publish, signal_event
+from tests.support import TOKEN, ServiceProcess, publish, signal_event
 
 FIRST_RESPONSE_ON_SOCIAL = timedelta(seconds=30)  # short enough to pass while the test watches
 
 
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url, sla_first_response={"social": FIRST_RESPONSE_ON_SOCIAL})
+    return browser_settings(kafka, database_url, sla_first_response={"social": FIRST_RESPONSE_ON_SOCIAL})
 
 
 async def test_the_queue_runs_in_deadline_order_and_a_row_turns_breached_as_its_clock_passes_in_place(

@@ -10,14 +10,15 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from service.config import Settings
+from tests.browser.conftest import browser_settings
 from tests.browser.test_console import screenshots, sign_in
 from tests.infra import Kafka
-from tests.support import AUTH, TOKEN, ServiceProcess, make_settings
+from tests.support import AUTH, TOKEN, ServiceProcess
 
 
 @pytest.fixture
 async def settings(kafka: Kafka, database_url: str) -> Settings:
-    return make_settings(kafka, database_url, trend_threshold=3)
+    return browser_settings(kafka, database_url, trend_threshold=3)
 
 
 async def resolved(api: httpx.AsyncClient, customer: str, root_cause: str) -> None:

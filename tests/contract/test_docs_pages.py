@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from service.adapters.http.api import create_app
+from service.adapters.http.token_gate import FailureThrottle, TokenGate
+from service.api_tokens import ApiTokens
 
 
 async def _ready() -> dict[str, bool]:
@@ -16,7 +18,7 @@ async def _ready() -> dict[str, bool]:
 
 @pytest.fixture
 async def client() -> httpx.AsyncClient:
-    app = create_app(lambda: None, {}, _ready)  # type: ignore[arg-type, return-value]
+    app = create_app(lambda: None, TokenGate(ApiTokens(), FailureThrottle(10)), _ready)  # type: ignore[arg-type, return-value]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 

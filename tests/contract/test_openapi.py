@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+from pathlib import Path
 
 from service.bootstrap import Service, http_app
 from service.config import Settings
@@ -75,7 +77,8 @@ def test_the_bearer_scheme_is_documented_and_required_by_every_v1_operation() ->
 
 
 def test_every_string_a_command_takes_has_a_documented_bound() -> None:
-    from service.adapters.http.bounds import MAX_ID_LENGTH, MAX_OWNER_LENGTH, MAX_TEXT_LENGTH
+    from service.adapters.http.bounds import MAX_OWNER_LENGTH, MAX_TEXT_LENGTH
+    from service.domain.bounds import MAX_ID_LENGTH
     from service.domain.money import MAX_AMOUNT
 
     document = openapi()
@@ -124,3 +127,17 @@ def test_a_case_is_typed_down_to_its_steps_compensations_resolution_and_clocks()
 
 def test_the_document_carries_the_running_packages_version() -> None:
     assert openapi()["info"]["version"] == importlib.metadata.version("recovery-loop")
+
+
+def test_a_customer_id_kafka_accepts_is_one_the_api_searches_and_opens() -> None:
+    """One bound per identifier: a customer id up to the signal schemas' maxLength is never refused over HTTP."""
+    signals = Path(__file__).resolve().parents[2] / "schemas" / "signals"
+    from_kafka = {
+        json.loads(path.read_text())["properties"]["customer_id"]["maxLength"]
+        for path in signals.glob("*.data.schema.json")
+    }
+    document = openapi()
+    [search] = [p for p in document["paths"]["/v1/cases"]["get"]["parameters"] if p["name"] == "customer_id"]
+    searched = {o.get("maxLength") for o in search["schema"].get("anyOf", [search["schema"]])} - {None}
+    opened = document["components"]["schemas"]["OpenBody"]["properties"]["customer_id"]["maxLength"]
+    assert len(from_kafka) == 1 and searched == from_kafka == {opened}

@@ -16,6 +16,7 @@ AREAS = {
         "approve_compensation",
     ),
     ("get", "/v1/trends/root-causes"): ("trends", "root_cause_trends"),
+    ("post", "/v1/sessions/revoke"): ("sessions", "revoke_sessions"),
     ("get", "/healthz"): ("ops", "healthz"),
     ("get", "/readyz"): ("ops", "readyz"),
     ("get", "/metrics"): ("ops", "metrics"),
@@ -25,7 +26,7 @@ AREAS = {
 def test_every_operation_sits_in_one_declared_area_with_a_readable_unique_id() -> None:
     document = openapi()
     declared = [t["name"] for t in document["tags"]]
-    assert declared == ["cases", "commands", "compensations", "trends", "ops"]
+    assert declared == ["cases", "commands", "compensations", "trends", "sessions", "ops"]
     assert all(t["description"] for t in document["tags"])
     operations = operations_of(document)
     for key, (tag, operation_id) in AREAS.items():
@@ -43,5 +44,5 @@ def test_the_probes_are_documented_with_their_bodies() -> None:
     assert operations[("get", "/readyz")]["responses"]["503"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Readiness"
     }
-    assert set(schemas["Liveness"]["properties"]) == {"status", "failed"}
+    assert set(schemas["Liveness"]["properties"]) == {"status", "failed", "degraded"}
     assert "text/plain" in operations[("get", "/metrics")]["responses"]["200"]["content"]

@@ -200,11 +200,12 @@ def worked() -> list[CaseEvent]:
     from decimal import Decimal
 
     from service.domain.compensation import (
-        CompensationLimits,
+        CompensationHistory,
         decide_approve_compensation,
         decide_compensation_result,
         decide_request_compensation,
     )
+    from service.domain.compensation_limits import CompensationLimits
     from service.domain.events import CompensationKind
     from service.domain.pauses import decide_pause, decide_resume
     from service.domain.sla import PauseReason
@@ -212,12 +213,12 @@ def worked() -> list[CaseEvent]:
     agent, owner, limits = Actor("ana", "agent"), Actor("olu", "owner"), CompensationLimits()
     decisions = [
         lambda s: decide_request_compensation(
-            s, "r-1", CompensationKind.CREDIT, Decimal(20), "EUR", "sorry", agent, limits, now
+            s, "r-1", CompensationKind.CREDIT, Decimal(20), "EUR", "sorry", agent, limits, CompensationHistory(), now
         ),
         lambda s: decide_request_compensation(
-            s, "r-2", CompensationKind.REFUND, Decimal(900), "EUR", "broke it", agent, limits, now
+            s, "r-2", CompensationKind.REFUND, Decimal(900), "EUR", "broke it", agent, limits, CompensationHistory(), now
         ),
-        lambda s: decide_approve_compensation(s, "r-2", owner, limits, now),
+        lambda s: decide_approve_compensation(s, "r-2", owner, limits, CompensationHistory(), now),
         lambda s: decide_compensation_result(s, "r-1", True, "PAY-1", now),
         lambda s: decide_compensation_result(s, "r-2", False, "card expired", now),
         lambda s: decide_pause(s, manager, PauseReason.AWAITING_PARTS, None, SlaPolicy(), now),

@@ -11,10 +11,20 @@ from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.outgoing import to_messages
 from service.adapters.kafka.schema_export import COMPENSATION_DATA_PATH
-from service.domain.compensation import CompensationLimits, decide_request_compensation
+from service.domain.compensation import CompensationHistory, decide_request_compensation
+from service.domain.compensation_limits import CompensationLimits, CurrencyLimits, LimitRule
 from service.domain.events import CompensationKind, CompensationRequested
+from service.domain.money import minor_units
 from service.domain.workflow import Actor
 from tests.contract.test_outgoing import TOPICS, load, logged, opened
+
+
+def _unlimited_owner() -> CompensationLimits:
+    owner = CurrencyLimits((LimitRule({"owner": None}),), None, {"owner": None})
+    return CompensationLimits(currencies={code: owner for code in minor_units()})
+
+
+OWNER_UNLIMITED = _unlimited_owner()
 
 
 def requested(amount: str, currency: str = "EUR") -> CompensationRequested:
@@ -27,7 +37,8 @@ def requested(amount: str, currency: str = "EUR") -> CompensationRequested:
         currency,
         "sorry",
         Actor("olu", "owner"),
-        CompensationLimits(),
+        OWNER_UNLIMITED,
+        CompensationHistory(),
         state.opened_at,
     )
     assert isinstance(event, CompensationRequested)

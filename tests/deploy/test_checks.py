@@ -125,7 +125,7 @@ def test_a_pod_monitor_that_would_not_feed_the_alerts_fails(
     assert len(report.failures) == 1 and failure in report.failures[0], report.failures
 
 
-def test_the_external_secrets_overlay_replaces_the_placeholder_with_the_three_keys(
+def test_the_external_secrets_overlay_replaces_the_placeholder_with_the_four_keys(
     checks: ModuleType,
 ) -> None:
     built = checks.TARGETS["external-secrets"][1]()
@@ -168,3 +168,25 @@ def test_promtool_runs_the_rule_tests_on_the_groups_extracted_from_the_prometheu
         text=True,
     )
     assert failed.returncode != 0 and first["alert"] in failed.stdout + failed.stderr
+
+
+def test_a_secret_without_the_console_key_fails(checks: ModuleType, base: list[dict[str, Any]]) -> None:
+    """Without RECOVERY_CONSOLE_SESSION_KEY each pod would make its own, and a session would break whenever
+    the load balancer picked another pod (`recovery serve` on 0.0.0.0 refuses to start without it)."""
+    built = copy.deepcopy(base)
+    del next(d for d in built if d["kind"] == "Secret")["stringData"]["RECOVERY_CONSOLE_SESSION_KEY"]
+    failures = policy_failures(checks, built)
+    assert len(failures) == 1 and "the Secret holds exactly" in failures[0], failures
+
+
+def test_a_session_cookie_without_secure_fails(checks: ModuleType, base: list[dict[str, Any]]) -> None:
+    built = copy.deepcopy(base)
+    next(d for d in built if d["kind"] == "ConfigMap")["data"]["RECOVERY_CONSOLE_COOKIE_SECURE"] = "false"
+    failures = policy_failures(checks, built)
+    assert len(failures) == 1 and "session cookie stays Secure" in failures[0], failures
+
+
+def test_the_console_key_in_the_configmap_fails(checks: ModuleType, base: list[dict[str, Any]]) -> None:
+    built = copy.deepcopy(base)
+    next(d for d in built if d["kind"] == "ConfigMap")["data"]["RECOVERY_CONSOLE_SESSION_KEY"] = "k" * 48
+    assert "no secret setting in the ConfigMap" in policy_failures(checks, built)

@@ -86,7 +86,9 @@ async def test_make_run_serves_the_demo_and_keeps_its_cases_across_a_restart(tmp
     dev = DevProcess(tmp_path, http_port, kafka_port)
     try:
         await eventually(dev.ready, timeout=120, what="recovery dev to be ready again")
-        token = next(iter(json.loads((tmp_path / ".data" / "dev.json").read_text())["tokens"]))
+        dev_json = tmp_path / ".data" / "dev.json"
+        assert dev_json.stat().st_mode & 0o777 == 0o600  # it holds the owner token: for its owner only
+        token = next(iter(json.loads(dev_json.read_text())["tokens"]))
         async with httpx.AsyncClient(base_url=dev.api, headers={"Authorization": f"Bearer {token}"}) as api:
             items = (await api.get("/v1/cases", params={"customer_id": safety_customer})).json()["items"]
         assert [(i["customer_id"], i["severity"]) for i in items] == [(safety_customer, "critical")]

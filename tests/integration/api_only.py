@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.support import TOKEN
 
 
@@ -23,8 +24,8 @@ async def api_over(
         database_url=database_url,
         api_tokens={
             TOKEN: ApiToken(actor="tester", role="owner"),
-            "test-agent-token": ApiToken(actor="ana", role="agent"),
-            "test-manager-token": ApiToken(actor="mia", role="manager"),
+            "test-agent-token-for-the-suite-only": ApiToken(actor="ana", role="agent"),
+            "test-manager-token-for-the-suite-only": ApiToken(actor="mia", role="manager"),
         },
         **overrides,
     )

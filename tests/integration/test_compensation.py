@@ -20,9 +20,16 @@ from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 from tests.integration.api_only import api_over
-from tests.support import AGENT, AUTH, MANAGER, eventually, publish, signal_event
+from tests.support import AGENT, AUTH, MANAGER, eventually, make_settings, publish, signal_event
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+BILLING = "billing"
+
+
+@pytest.fixture
+def settings(kafka: Kafka, database_url: str) -> Settings:
+    """Billing answers from BILLING only (RECOVERY_BILLING_SOURCES), as production should run."""
+    return make_settings(kafka, database_url).model_copy(update={"billing_sources": [BILLING]})
 
 
 @pytest.fixture
@@ -41,11 +48,11 @@ async def case(api: httpx.AsyncClient, producer: AIOKafkaProducer, settings: Set
 
 
 async def billing_answer(
-    producer: AIOKafkaProducer, settings: Settings, kind: str, data: dict[str, str]
+    producer: AIOKafkaProducer, settings: Settings, kind: str, data: dict[str, str], source: str = BILLING
 ) -> None:
     headers, body = encode_binary(
-        id=f"bill-{data['request_id']}-{kind}",
-        source="billing",
+        id=f"bill-{data['request_id']}-{kind}-{source}",
+        source=source,
         type=f"recovery.compensation.{kind}",
         subject="x",
         time=datetime.now(UTC),
@@ -137,8 +144,11 @@ async def api_alone(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[http
         yield client
 
 
-async def open_by_hand(api: httpx.AsyncClient, customer: str) -> str:
-    body = {"customer_id": customer, "severity": "major", "reason": "escalated"}
+async def open_by_hand(api: httpx.AsyncClient, customer: str, stake: str | None = None) -> str:
+    """Without a stake every compensation on the case waits for approval (a hand-opened case)."""
+    body: dict[str, Any] = {"customer_id": customer, "severity": "major", "reason": "escalated"}
+    if stake is not None:
+        body["amount_at_stake"] = {"amount": stake, "currency": "EUR"}
     opened = await api.post("/v1/cases", json=body, headers=MANAGER)
     assert opened.status_code == 201
     return opened.json()["case_id"]  # type: ignore[no-any-return]
@@ -241,7 +251,7 @@ async def test_the_same_idempotency_key_on_two_cases_makes_two_requests_each_wit
 async def test_four_eyes_a_running_total_per_actor_and_one_currency_hold_through_the_api(
     api_alone: httpx.AsyncClient,
 ) -> None:
-    path = f"/v1/cases/{await open_by_hand(api_alone, 'governance')}/compensations"
+    path = f"/v1/cases/{await open_by_hand(api_alone, 'governance', stake='1000')}/compensations"
     piece = {"kind": "refund", "amount": "50.00", "currency": "EUR", "reason": "a quarter of 200"}
     for _ in range(4):
         answer = await api_alone.post(path, json=piece, headers=AGENT)
@@ -268,6 +278,24 @@ async def test_four_eyes_a_running_total_per_actor_and_one_currency_hold_through
     assert by_manager.status_code == 200 and by_manager.json()["compensations"][1]["approved_by"] == "mia"
 
 
+async def dead_letter_reason(settings: Settings, kafka: Kafka, naming: str) -> str:
+    """The reason of the first dead letter whose reason names `naming`."""
+    dlq = AIOKafkaConsumer(
+        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await dlq.start()
+    try:
+
+        async def dead_lettered() -> str | None:
+            batch = await dlq.getmany(timeout_ms=300)
+            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
+            return next((r for r in reasons if naming in r), None)
+
+        return await eventually(dead_lettered, what=f"a dead letter naming {naming}")
+    finally:
+        await dlq.stop()
+
+
 async def test_billings_answer_to_a_request_still_waiting_for_approval_is_dead_lettered_with_its_reason(
     api: httpx.AsyncClient, case: dict[str, Any], settings: Settings, producer: AIOKafkaProducer, kafka: Kafka
 ) -> None:
@@ -279,20 +307,29 @@ async def test_billings_answer_to_a_request_still_waiting_for_approval_is_dead_l
         producer, settings, "settled", {"request_id": held["request_id"], "reference": "PAY-1"}
     )
 
-    dlq = AIOKafkaConsumer(
-        settings.topic_dlq, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await dlq.start()
-    try:
-
-        async def dead_lettered() -> str | None:
-            batch = await dlq.getmany(timeout_ms=300)
-            reasons = [dict(r.headers)["dlq_reason"].decode() for rs in batch.values() for r in rs]
-            return next((r for r in reasons if held["request_id"] in r), None)
-
-        reason = await eventually(dead_lettered, what="billing's answer on the dead-letter topic")
-    finally:
-        await dlq.stop()
+    reason = await dead_letter_reason(settings, kafka, naming=held["request_id"])
     assert "still waits for approval" in reason and "never sent to billing" in reason
     after = (await api.get(path, headers=AUTH)).json()["compensations"]
     assert after == [held]
+
+
+async def test_an_answer_from_a_source_that_is_not_billing_is_dead_lettered_and_changes_nothing(
+    api: httpx.AsyncClient, case: dict[str, Any], settings: Settings, producer: AIOKafkaProducer, kafka: Kafka
+) -> None:
+    path = f"/v1/cases/{case['case_id']}"
+    small = {"kind": "credit", "amount": "20.00", "currency": "EUR", "reason": "goodwill"}
+    [sent] = (await api.post(f"{path}/compensations", json=small, headers=AGENT)).json()["compensations"]
+    assert sent["status"] == "requested"
+    forged = {"request_id": sent["request_id"], "reason": "forged to free the agent's limit"}
+    await billing_answer(producer, settings, "failed", forged, source="/not-billing")
+
+    reason = await dead_letter_reason(settings, kafka, naming="/not-billing")
+    assert "not a billing source this service trusts" in reason
+    await billing_answer(producer, settings, "settled", {"request_id": sent["request_id"], "reference": "PAY-9"})
+
+    async def settled() -> list[dict[str, Any]] | None:
+        comps: list[dict[str, Any]] = (await api.get(path, headers=AUTH)).json()["compensations"]
+        return comps if comps[0]["status"] != "requested" else None
+
+    [landed] = await eventually(settled, what="billing's own answer on the case")
+    assert landed["status"] == "settled" and landed["reference"] == "PAY-9"  # the forged failure never landed

@@ -11,15 +11,16 @@ import httpx
 import pytest
 
 from service.adapters.http.console import routes
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.support import AUTH, TOKEN
 
-AGENT_AUTH = {"Authorization": "Bearer test-agent-token"}
-MANAGER_AUTH = {"Authorization": "Bearer test-manager-token"}
+AGENT_AUTH = {"Authorization": "Bearer test-agent-token-for-the-suite-only"}
+MANAGER_AUTH = {"Authorization": "Bearer test-manager-token-for-the-suite-only"}
 
-AGENT_TOKEN = "test-agent-token"
-MANAGER_TOKEN = "test-manager-token"
+AGENT_TOKEN = "test-agent-token-for-the-suite-only"
+MANAGER_TOKEN = "test-manager-token-for-the-suite-only"
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ async def app(pool: asyncpg.Pool, database_url: str) -> Any:
 async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client that keeps cookies, as a browser does (a dotted host, so the cookie jar keeps them)."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
 
 
@@ -58,8 +59,15 @@ async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post("/console/sign-in", data={"csrf": csrf, "token": token})
 
 
-async def open_case(client: httpx.AsyncClient, customer: str) -> dict[str, Any]:
-    body = {"customer_id": customer, "severity": "major", "channel": "phone", "reason": "escalated by phone"}
+async def open_case(client: httpx.AsyncClient, customer: str, currency: str = "EUR") -> dict[str, Any]:
+    """Opened by hand by an owner, with a stake (without one, every compensation on it would wait)."""
+    body = {
+        "customer_id": customer,
+        "severity": "major",
+        "channel": "phone",
+        "reason": "escalated by phone",
+        "amount_at_stake": {"amount": "1000", "currency": currency},
+    }
     opened = await client.post("/v1/cases", json=body, headers=AUTH)
     assert opened.status_code == 201, opened.text
     return dict(opened.json())
@@ -396,3 +404,36 @@ async def test_the_approvals_page_pages_on_the_cases_keyset_cursor(
     assert second.count("Approve 400.00 EUR") == 1 and "First page" in second
     forged = await browser.get("/console/approvals", params={"cursor": "forged"})
     assert forged.status_code == 200 and "not one this console made" in forged.text
+
+
+async def test_the_console_holds_a_currency_without_limits_for_an_owner_and_shows_the_customers_total(
+    browser: httpx.AsyncClient,
+) -> None:
+    case = await open_case(browser, "kwd-console", currency="KWD")
+    path = f"/console/cases/{case['case_id']}"
+    await sign_in(browser, AGENT_TOKEN)
+    asked = await post_form(browser, f"{path}/compensations", kind="credit", amount="50", currency="KWD", reason="r")
+    assert asked.status_code == 303
+    [held] = (await case_of(browser, case["case_id"]))["compensations"]
+    assert held["status"] == "awaiting_approval"
+    assert "no limits are set in KWD" in (await browser.get(path)).text
+    fund = await post_form(browser, f"{path}/compensations", kind="credit", amount="5", currency="CLF", reason="r")
+    assert fund.status_code == 422 and "CLF" in fund.text
+
+    await sign_in(browser, MANAGER_TOKEN)
+    page = (await browser.get("/console/approvals")).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf and "Approve 50.000 KWD" in page
+    approve = f"/console/approvals/{case['case_id']}/{held['request_id']}"
+    version = str((await case_of(browser, case["case_id"]))["version"])
+    by_manager = await browser.post(approve, data={"csrf": csrf.group(1), "version": version})
+    assert by_manager.status_code == 403 and "an owner must approve" in by_manager.text
+    assert (await case_of(browser, case["case_id"]))["compensations"][0]["status"] == "awaiting_approval"
+
+    await sign_in(browser, TOKEN)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', (await browser.get("/console/approvals")).text)
+    assert csrf
+    by_owner = await browser.post(approve, data={"csrf": csrf.group(1), "version": version})
+    assert by_owner.status_code == 303
+    shown = (await browser.get(path)).text
+    assert "Customer kwd-console received in the last 90 days" in shown and "50.000 KWD" in shown

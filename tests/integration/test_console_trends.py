@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.integration.test_console import open_case, sign_in
 from tests.support import AUTH, TOKEN
 
@@ -26,7 +27,7 @@ async def console(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx.
     service = Service(settings)
     service.pool = pool
     transport = httpx.ASGITransport(app=http_app(service, settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
 
 

@@ -10,7 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from service.adapters.http.bounds import MAX_BODY_BYTES, MAX_ID_LENGTH, MAX_OWNER_LENGTH, MAX_TEXT_LENGTH
+from service.adapters.http.bounds import MAX_BODY_BYTES, MAX_OWNER_LENGTH, MAX_TEXT_LENGTH
+from service.domain.bounds import MAX_ID_LENGTH
 from tests.integration.api_only import api_over
 from tests.support import AGENT, AUTH, MANAGER
 

@@ -9,8 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
-from service.config import ApiToken, Settings
+from service.config import Settings
 from tests.support import AGENT, AUTH, TOKEN
 
 
@@ -20,7 +21,7 @@ async def api(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[httpx.Asyn
         database_url=database_url,
         api_tokens={
             TOKEN: ApiToken(actor="tester", role="owner"),
-            "test-agent-token": ApiToken(actor="ana", role="agent"),
+            "test-agent-token-for-the-suite-only": ApiToken(actor="ana", role="agent"),
         },
     )
     service = Service(settings)

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.sentiment import VaderSentiment
 from service.app.intake import apply_signals
-from service.bootstrap import Service, SystemClock, intake_rules
+from service.bootstrap import Service, SystemClock, http_app, intake_rules
 from service.config import Settings
 from service.domain.signals import Channel, Signal, SignalKind
 from tests.infra import Kafka
@@ -333,3 +334,44 @@ async def test_a_case_that_cannot_be_corrected_is_named_and_skipped_and_the_next
         database_url, "policy", "apply", "--file", str(path)
     )  # not applied in full: it tries
     assert again.returncode == 3 and "3 open cases looked at, 0 changed" in again.stdout
+
+
+async def test_an_apply_that_leaves_a_case_uncorrected_is_a_metric_and_a_health_reason_until_a_retry_succeeds(
+    kafka: Kafka, pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    await open_cases(pool, 2)
+    broken = await pool.fetchval("SELECT min(case_id) FROM cases")
+    good_state = await pool.fetchval("SELECT state::text FROM cases WHERE case_id = $1", broken)
+    await pool.execute("UPDATE cases SET state = '{\"damaged\": true}' WHERE case_id = $1", broken)
+    settings = make_settings(
+        kafka,
+        database_url,
+        consume=False,
+        relay=False,
+        sla_policy_file=policy_file(tmp_path, OFFICE_HOURS),
+        sla_policy_retry_interval=timedelta(milliseconds=200),
+    )
+    service = Service(settings)
+    await service.start()
+    try:
+        app = http_app(service, settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+
+            async def health(degraded: bool) -> dict[str, Any] | None:
+                answer = await client.get("/healthz")
+                body: dict[str, Any] = answer.json()
+                return body if answer.status_code == 200 and ("degraded" in body) == degraded else None
+
+            unhealthy = await eventually(lambda: health(True), what="/healthz naming the policy not applied")
+            assert unhealthy["degraded"] == [
+                "sla-policy: version v2-office applied but 1 open cases could not be corrected"
+            ]
+            assert "recovery_sla_policy_unapplied 1.0" in (await client.get("/metrics")).text
+            # the snapshot is readable again (a rebuild, an upcaster): the next try corrects the case
+            await pool.execute("UPDATE cases SET state = $2::json WHERE case_id = $1", broken, good_state)
+            assert await eventually(lambda: health(False), what="/healthz alive again") == {"status": "alive"}
+            assert "recovery_sla_policy_unapplied 0.0" in (await client.get("/metrics")).text
+        corrected = "SELECT count(*) FROM events WHERE type = 'case.deadlines_corrected' AND stream_id = $1"
+        assert await pool.fetchval(corrected, broken) == 1
+    finally:
+        await service.stop()

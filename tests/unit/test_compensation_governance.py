@@ -10,11 +10,12 @@ import pytest
 
 from service.domain.case import CaseState, CaseStatus, decide_signal, evolve, replay
 from service.domain.compensation import (
-    CompensationLimits,
+    CompensationHistory,
     decide_approve_compensation,
     decide_compensation_result,
     decide_request_compensation,
 )
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.errors import InvalidValue, NotAllowed, WrongState
 from service.domain.events import CaseEvent, CompensationKind, ResolutionType
 from service.domain.severity import Classification, Severity
@@ -67,7 +68,7 @@ def request(state: CaseState, request_id: str, amount: str, actor: Actor, curren
     return then(
         state,
         decide_request_compensation(
-            state, request_id, CompensationKind.REFUND, Decimal(amount), currency, "why", actor, LIMITS, NOW
+            state, request_id, CompensationKind.REFUND, Decimal(amount), currency, "why", actor, LIMITS, CompensationHistory(), NOW
         ),
     )
 
@@ -89,9 +90,9 @@ def test_no_one_approves_a_compensation_they_requested_whatever_their_role(
     state = request(case("100"), "r", amount, requester)
     assert state.compensations[0].needs_approval
     with pytest.raises(NotAllowed) as refused:
-        decide_approve_compensation(state, "r", requester, LIMITS, NOW)
+        decide_approve_compensation(state, "r", requester, LIMITS, CompensationHistory(), NOW)
     assert "requested it" in refused.value.detail and "four eyes" in refused.value.detail
-    [approved] = decide_approve_compensation(state, "r", OTTO, LIMITS, NOW)  # another owner may
+    [approved] = decide_approve_compensation(state, "r", OTTO, LIMITS, CompensationHistory(), NOW)  # another owner may
     assert then(state, [approved]).compensations[0].approved_by == "otto"
 
 
@@ -99,18 +100,18 @@ def test_an_owners_waiting_request_is_approved_by_another_owner_or_a_manager_wit
     None
 ):
     small = request(case("100"), "r", "200", OLU)
-    assert decide_approve_compensation(small, "r", MIA, LIMITS, NOW)
+    assert decide_approve_compensation(small, "r", MIA, LIMITS, CompensationHistory(), NOW)
     large = request(case("1000"), "r", "1600", OLU)
     with pytest.raises(NotAllowed):
-        decide_approve_compensation(large, "r", MIA, LIMITS, NOW)
-    assert decide_approve_compensation(large, "r", OTTO, LIMITS, NOW)
+        decide_approve_compensation(large, "r", MIA, LIMITS, CompensationHistory(), NOW)
+    assert decide_approve_compensation(large, "r", OTTO, LIMITS, CompensationHistory(), NOW)
 
 
 def test_the_requester_cannot_approve_even_a_request_that_went_out_on_their_own_authority() -> None:
     state = request(case("100"), "r", "40", MIA)
     assert state.compensations[0].status == "requested"
     with pytest.raises(NotAllowed):
-        decide_approve_compensation(state, "r", MIA, LIMITS, NOW)
+        decide_approve_compensation(state, "r", MIA, LIMITS, CompensationHistory(), NOW)
 
 
 # --- limits per case, not per request -----------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_splitting_a_refund_into_pieces_does_not_slip_past_the_agents_limit() ->
 
 def test_the_running_total_is_per_actor_and_counts_only_what_went_out_without_approval() -> None:
     state = request(case("1000"), "big", "100", ANA)  # waits, then a manager approves it
-    state = then(state, decide_approve_compensation(state, "big", MIA, LIMITS, NOW))
+    state = then(state, decide_approve_compensation(state, "big", MIA, LIMITS, CompensationHistory(), NOW))
     state = request(state, "mine", "50", ANA)
     state = request(state, "hers", "50", BO)
     assert waits(state, "mine") == () and waits(state, "hers") == ()
@@ -208,10 +209,10 @@ def closed_with_a_waiting_request() -> CaseState:
 def test_an_approval_on_a_closed_case_is_refused_until_the_case_is_reopened() -> None:
     state = closed_with_a_waiting_request()
     with pytest.raises(WrongState) as refused:
-        decide_approve_compensation(state, "waiting", OTTO, LIMITS, NOW)
+        decide_approve_compensation(state, "waiting", OTTO, LIMITS, CompensationHistory(), NOW)
     assert "closed" in refused.value.detail and "reopen" in refused.value.detail
     reopened = then(state, decide_reopen(state, state, "customer called back", MIA, SLA, NOW))
-    assert decide_approve_compensation(reopened, "waiting", OTTO, LIMITS, NOW)
+    assert decide_approve_compensation(reopened, "waiting", OTTO, LIMITS, CompensationHistory(), NOW)
 
 
 def test_billings_answer_to_a_request_that_went_out_still_lands_on_a_closed_case() -> None:

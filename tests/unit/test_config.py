@@ -27,8 +27,10 @@ def test_a_partial_sla_override_keeps_the_other_windows(monkeypatch: pytest.Monk
 
 
 def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECOVERY_API_TOKENS", '{"abc": {"actor": "ana", "role": "manager"}}')
-    assert Settings().api_tokens["abc"].role == "manager"
+    token = "abc-0123456789-0123456789-0123456789"
+    monkeypatch.setenv("RECOVERY_API_TOKENS", json.dumps({token: {"actor": "ana", "role": "manager"}}))
+    found = Settings().api_tokens.actor_of(token)
+    assert found is not None and (found.actor, found.role) == ("ana", "manager")
 
 
 @pytest.mark.parametrize(
@@ -37,7 +39,7 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_HTTP_PORT", "eighty"),
         ("RECOVERY_SLA_RESOLUTION", '{"critical": "four hours"}'),
         ("RECOVERY_SLA_WARNING_FRACTION", "1.5"),
-        ("RECOVERY_API_TOKENS", '{"t": {"actor": "x", "role": "admin"}}'),
+        ("RECOVERY_API_TOKENS", '{"t-0123456789-0123456789-0123456789": {"actor": "x", "role": "admin"}}'),
         ("RECOVERY_KAFKA_IDEMPOTENT_PRODUCER", "perhaps"),
         ("RECOVERY_SLA_RESOLUTION", '{"critical": "-PT4H"}'),
         ("RECOVERY_SLA_FIRST_RESPONSE", '{"chat": "PT0S"}'),
@@ -48,8 +50,13 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_SLA_WARNING_FRACTION", "0"),
         ("RECOVERY_MAX_TEXT_LENGTH", "0"),
         ("RECOVERY_MAX_TEXT_LENGTH", "1000000"),
-        ("RECOVERY_COMPENSATION_LIMITS", '{"agent": -5}'),
-        ("RECOVERY_COMPENSATION_STAKE_FACTOR", "NaN"),
+        ("RECOVERY_COMPENSATION_LIMITS", '{"agent": 50}'),  # removed: limits are per currency now
+        ("RECOVERY_BILLING_SOURCES", '["/billing", ""]'),
+        ("RECOVERY_LOG_LEVEL", "verbose"),
+        ("RECOVERY_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("RECOVERY_KAFKA_SASL_MECHANISM", "GSSAPI"),
+        ("RECOVERY_COMPENSATION_POLICY_FILE", "/nonexistent/compensation.json"),
+        ("RECOVERY_COMPENSATION_STAKE_FACTOR", "1.5"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:

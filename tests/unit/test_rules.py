@@ -10,11 +10,12 @@ import pytest
 
 from service.domain.case import CaseState, CaseStatus, decide_signal, evolve, replay
 from service.domain.compensation import (
-    CompensationLimits,
+    CompensationHistory,
     decide_approve_compensation,
     decide_compensation_result,
     decide_request_compensation,
 )
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
 from service.domain.events import CompensationKind, CompensationRequested, ResolutionType
 from service.domain.severity import Classification, Severity
@@ -48,12 +49,13 @@ def case(stake: str | None = "100") -> CaseState:
     ("role", "amount", "stake", "waits"),
     [
         ("agent", "50", "100", ()),
-        ("agent", "50.01", "100", ("above the agent limit",)),
+        ("agent", "50.01", "100", ("above the agent limit of 50 EUR",)),
         ("manager", "500", "1000", ()),
-        ("manager", "500.01", "1000", ("above the manager limit",)),
-        ("owner", "100000", None, ()),
+        ("manager", "500.01", "1000", ("above the manager limit of 500 EUR",)),
+        ("owner", "1000", None, ()),
+        ("owner", "1000.01", None, ("above the customer limit of 1000 EUR in 90 days: customer c received 0 EUR already",)),
         ("owner", "151", "100", ("more than 1.5x the amount at stake (100 EUR)",)),
-        ("agent", "151", "100", ("above the agent limit", "more than 1.5x the amount at stake (100 EUR)")),
+        ("agent", "151", "100", ("above the agent limit of 50 EUR", "more than 1.5x the amount at stake (100 EUR)")),
         ("manager", "150", "100", ()),
     ],
 )
@@ -69,6 +71,7 @@ def test_who_may_grant_how_much_before_approval(
         "why",
         Actor("x", role),
         LIMITS,
+        CompensationHistory(),
         NOW,
     )
     assert isinstance(event, CompensationRequested)
@@ -87,20 +90,20 @@ def test_who_may_grant_how_much_before_approval(
 def test_who_may_approve_a_waiting_compensation(approver: str, amount: str, outcome: object) -> None:
     state = case(stake="10000")
     for event in decide_request_compensation(
-        state, "r", CompensationKind.CREDIT, Decimal(amount), "EUR", "why", Actor("a", "agent"), LIMITS, NOW
+        state, "r", CompensationKind.CREDIT, Decimal(amount), "EUR", "why", Actor("a", "agent"), LIMITS, CompensationHistory(), NOW
     ):
         state = evolve(state, event)
     if outcome == "approved":
-        [approved] = decide_approve_compensation(state, "r", Actor("b", approver), LIMITS, NOW)
+        [approved] = decide_approve_compensation(state, "r", Actor("b", approver), LIMITS, CompensationHistory(), NOW)
         assert evolve(state, approved).compensations[0].approved_by == "b"
     else:
         with pytest.raises(NotAllowed):
-            decide_approve_compensation(state, "r", Actor("b", approver), LIMITS, NOW)
+            decide_approve_compensation(state, "r", Actor("b", approver), LIMITS, CompensationHistory(), NOW)
 
 
 def test_a_request_id_is_requested_once_and_answered_once() -> None:
     state = case()
-    args = ("r", CompensationKind.CREDIT, Decimal(10), "EUR", "why", Actor("a", "agent"), LIMITS, NOW)
+    args = ("r", CompensationKind.CREDIT, Decimal(10), "EUR", "why", Actor("a", "agent"), LIMITS, CompensationHistory(), NOW)
     for event in decide_request_compensation(state, *args):
         state = evolve(state, event)
     assert decide_request_compensation(state, *args) == []

@@ -18,7 +18,6 @@ from service.adapters.http.bounds import (
     ETAG,
     MAX_CURSOR_LENGTH,
     MAX_OWNER_LENGTH,
-    NO_CONTROL_CHARACTERS,
     CaseId,
     etag_of,
     query_id,
@@ -50,9 +49,10 @@ from service.adapters.http.openapi import (
     tag_operations,
 )
 from service.adapters.http.request_metrics import RequestMetrics
+from service.adapters.http.token_gate import TokenGate
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.postgres.errors import TRANSIENT
-from service.config import ApiToken
+from service.domain.bounds import NO_CONTROL_CHARACTERS
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
@@ -70,13 +70,14 @@ _DEFAULT_SLA = SlaPolicy()
 
 def create_app(
     reads_of: Callable[[], PostgresCaseReads],
-    tokens: dict[str, ApiToken],
+    gate: TokenGate,
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     failures: Callable[[], list[str]] = list,
     routers: Sequence[APIRouter] = (),
     trends: TrendPolicy = _DEFAULT_TRENDS,
     sla: SlaPolicy = _DEFAULT_SLA,
+    degradations: Callable[[], list[str]] = list,
 ) -> FastAPI:
     app = FastAPI(
         title="Recovery Loop",
@@ -90,7 +91,7 @@ def create_app(
         openapi_tags=OPENAPI_TAGS,
         generate_unique_id_function=operation_id,
     )
-    app.state.tokens = tokens
+    app.state.gate = gate
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
     install_docs_pages(app)
@@ -100,10 +101,14 @@ def create_app(
 
     @app.get("/healthz", response_model=Liveness, responses=LIVENESS)
     async def healthz() -> JSONResponse:
-        """Alive unless a loop stopped on an error that belongs to no record: then restart the process."""
+        """Alive unless a loop stopped on an error that belongs to no record: then restart the process. Alive
+        and `degraded` while something runs on but is not right yet (it is tried again: no restart needed)."""
         stopped = failures()
         if stopped:
             return JSONResponse({"status": "failed", "failed": stopped}, 503)
+        degraded = degradations()
+        if degraded:
+            return JSONResponse({"status": "alive", "degraded": degraded})
         return JSONResponse({"status": "alive"})
 
     @app.get("/readyz", response_model=Readiness, responses=READINESS)

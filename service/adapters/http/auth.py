@@ -13,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.adapters.http.bounds import MAX_BODY_BYTES
 from service.adapters.http.errors import ApiError
-from service.config import ApiToken
+from service.adapters.http.token_gate import TokenGate, TooManyFailures, client_of
+from service.api_tokens import ApiToken
 
 # Documents the scheme in /openapi.json; the check itself is AuthenticatedRoute's, so it never errors here.
 bearer = HTTPBearer(
@@ -24,11 +25,15 @@ bearer = HTTPBearer(
 
 
 def _token_of(request: Request) -> ApiToken:
-    tokens: dict[str, ApiToken] = request.app.state.tokens
+    gate: TokenGate = request.app.state.gate
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or token not in tokens:
+    try:
+        actor = gate.actor_of(client_of(request), token if scheme.lower() == "bearer" else "", "api")
+    except TooManyFailures as e:
+        raise ApiError(429, "too_many_failures", str(e), headers={"Retry-After": str(e.retry_after)}) from e
+    if actor is None:
         raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token> with a known token")
-    return tokens[token]
+    return actor
 
 
 def authenticated(

@@ -78,9 +78,26 @@ class NoteBody(CommandBody):
     note: str = text_field("An internal note for staff: kept on the case, never published downstream.")
 
 
+class StakeBody(CommandBody):
+    amount: Decimal = Field(
+        ge=0,
+        le=MAX_AMOUNT,
+        description="What the customer stands to lose, as a JSON string or number; 0: nothing is at stake (every"
+        " compensation waits for approval). No more decimals than the currency's minor unit.",
+    )
+    currency: str = Field(
+        min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="A current ISO 4217 code, e.g. EUR."
+    )
+
+
 class OpenBody(CommandBody):
     customer_id: str = id_field("The customer the case is about.")
     severity: Severity
     channel: Channel | None = None
     customer_tier: Tier = Tier.STANDARD
     reason: str = text_field("Why staff open it (internal escalation).")
+    amount_at_stake: StakeBody | None = Field(
+        default=None,
+        description="The amount at stake, stated by the opener: without it every compensation on the case waits"
+        " for approval.",
+    )

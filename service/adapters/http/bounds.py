@@ -11,14 +11,15 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query
 from pydantic import Field
 
-MAX_ID_LENGTH = 200  # case, step and request ids, customer ids, root-cause tags, Idempotency-Key
+from service.domain.bounds import MAX_ID_LENGTH, NO_CONTROL_CHARACTERS
+
+# Ids (case, step and request ids, customer ids, root-cause tags, Idempotency-Key): the domain's one bound.
+
 MAX_OWNER_LENGTH = 200  # the owner a case is assigned to
 MAX_TEXT_LENGTH = 4000  # staff free text: notes, reasons, prevention actions
 MAX_CURSOR_LENGTH = 1000  # the paging cursor the API issued
 MAX_BODY_BYTES = 64 * 1024  # a whole request body: the largest valid one is far smaller
 
-# Ids and names: no control characters at all (C0, DEL, C1), which PostgreSQL and log lines choke on.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # Free text: tab, line feed and carriage return are fine, every other control character is refused.
 TEXT_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 

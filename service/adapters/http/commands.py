@@ -48,17 +48,26 @@ from service.adapters.http.errors import (
 from service.adapters.http.models import CaseView
 from service.adapters.http.tracing import request_traceparent
 from service.adapters.postgres.case_reads import CaseRead
-from service.app.commands import CaseNotFound, Command, CommandStore, DecideWithLatest, run_command
+from service.app.commands import (
+    CaseNotFound,
+    Command,
+    CommandStore,
+    DecideWithHistory,
+    DecideWithLatest,
+    run_command,
+)
 from service.domain.case import CaseState
 from service.domain.compensation import (
-    CompensationLimits,
+    CompensationHistory,
     compensation_request_id,
     decide_approve_compensation,
     decide_request_compensation,
 )
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.errors import DomainError
 from service.domain.events import CaseEvent
 from service.domain.pauses import decide_pause, decide_resume
+from service.domain.signals import Money
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
@@ -106,6 +115,7 @@ def command_router(
     )
     opening = APIRouter(prefix="/v1/cases", route_class=AuthenticatedRoute, responses=COMMAND_ERRORS)
     resolvers_only = [Depends(Roles(RESOLVERS, "resolve cases or approve compensation"))]
+    openers_only = [Depends(Roles(RESOLVERS, "open a case by hand"))]
 
     async def run(command: Command) -> JSONResponse:
         command = replace(command, traceparent=request_traceparent())
@@ -126,12 +136,18 @@ def command_router(
     def on_latest(case_id: str, name: str, actor: Any, key: str | None, decide: DecideWithLatest) -> Command:
         return replace(on(case_id, name, actor, key, lambda s, now: []), with_latest=decide)
 
+    def on_history(
+        case_id: str, name: str, actor: Any, key: str | None, decide: DecideWithHistory
+    ) -> Command:
+        return replace(on(case_id, name, actor, key, lambda s, now: []), with_history=decide)
+
     def who(actor: Any) -> DomainActor:
         return DomainActor(actor.actor, actor.role)
 
-    @opening.post("", response_model=CaseView, status_code=201)
+    @opening.post("", response_model=CaseView, status_code=201, dependencies=openers_only)
     async def open_case(body: OpenBody, actor: Actor, key: IdempotencyKey = None) -> JSONResponse:
-        """Open a case by hand (internal escalation); 409 when the customer already has an open case.
+        """Open a case by hand (internal escalation; manager or owner); 409 when the customer already has an open
+        case. Without `amount_at_stake` every compensation on the case waits for approval.
 
         An Idempotency-Key here is scoped to the actor and the customer.
         """
@@ -147,8 +163,10 @@ def command_router(
                 who(actor),
                 sla,
                 now,
+                None if stake is None else Money(stake.amount, stake.currency),
             )
 
+        stake = body.amount_at_stake
         return await run(
             Command("", "open", actor.actor, key, lambda s, now: [], trends, body.customer_id, opens)
         )
@@ -223,13 +241,22 @@ def command_router(
         currency: its amount at stake's, else its first compensation's (another one: 422 naming `currency`).
         """
 
-        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+        def decide(s: CaseState, history: CompensationHistory, now: datetime) -> list[CaseEvent]:
             request_id = compensation_request_id(s.case_id, actor.actor, key, len(s.compensations) + 1)
             return decide_request_compensation(
-                s, request_id, body.kind, body.amount, body.currency, body.reason, who(actor), limits, now
+                s,
+                request_id,
+                body.kind,
+                body.amount,
+                body.currency,
+                body.reason,
+                who(actor),
+                limits,
+                history,
+                now,
             )
 
-        return await run(on(case_id, "request_compensation", actor, key, decide))
+        return await run(on_history(case_id, "request_compensation", actor, key, decide))
 
     @router.post("/compensations/{request_id}/approve", response_model=CaseView, dependencies=resolvers_only)
     async def approve_compensation(
@@ -240,10 +267,10 @@ def command_router(
         403 for the one who requested it (four eyes, whatever their role); 409 while the case is closed.
         """
 
-        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
-            return decide_approve_compensation(s, request_id, who(actor), limits, now)
+        def decide(s: CaseState, history: CompensationHistory, now: datetime) -> list[CaseEvent]:
+            return decide_approve_compensation(s, request_id, who(actor), limits, history, now)
 
-        return await run(on(case_id, f"approve:{request_id}", actor, key, decide))
+        return await run(on_history(case_id, f"approve:{request_id}", actor, key, decide))
 
     @router.post("/follow-up", response_model=CaseView)
     async def follow_up(

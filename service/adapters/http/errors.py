@@ -17,9 +17,17 @@ from service.domain.errors import ConcurrencyConflict, DomainError, NotAllowed, 
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.field = status, error, detail, field
+        self.headers = dict(headers or {})
 
 
 Responses = dict[int | str, dict[str, Any]]
@@ -44,6 +52,10 @@ def refusal(description: str) -> dict[str, Any]:
 # What every /v1 operation can answer besides success; each operation adds its own (404, 409, 400, ...).
 COMMON: Responses = {
     401: refusal("Missing or unknown bearer token (checked before anything else)."),
+    429: refusal(
+        "Too many failed authentications from this address (`error` is `too_many_failures`): nothing was"
+        " checked; wait the Retry-After seconds."
+    ),
     422: refusal(
         "A parameter, header or body field is missing, unknown, out of its bound or invalid (`field` names it),"
         " or the body is not JSON (`error` is `invalid_json`)."
@@ -72,7 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer", **e.headers} if e.status == 401 else e.headers
         return error_response(e.status, e.error, e.detail, e.field, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from service.adapters.postgres.case_reads import CaseRead, StoredEvent
 from service.domain.case import CASE_STATE, paused
 from service.domain.clock_reports import ClockReport, clock_reports
+from service.domain.money import plain
 from service.domain.pauses import paused_time
 from service.domain.sla import SlaPolicy
 
@@ -206,16 +207,32 @@ class ClockView(BaseModel):
         )
 
 
+class CustomerCompensationView(BaseModel):
+    window_days: int = Field(description="The compensation limits' customer window, in days.")
+    received: list[MoneyView] = Field(
+        description="What the customer received in that window on all their cases (sent to billing or settled;"
+        " not waiting, not failed), per currency: what counts against their limit."
+    )
+
+
 class CaseDetail(CaseView):
     clocks: list[ClockView] = Field(description="Every SLA clock of the case, as it stands now.")
     events: list[EventView] = Field(description="The case's full history, oldest first.")
+    customer_compensation: CustomerCompensationView | None = Field(
+        default=None, description="The customer's recent compensation across cases."
+    )
 
     @classmethod
     def at(cls, case: CaseRead, events: list[StoredEvent], sla: SlaPolicy, now: datetime) -> CaseDetail:
         """The case, its clocks as they stand at `now` under the SLA policy, and its history."""
         clocks = [ClockView.of(c, sla.warning_of(c.clock)) for c in clock_reports(case.state, sla, now)]
         view = CaseView.of(case).model_dump()
-        return cls(**view, clocks=clocks, events=[EventView.of(e) for e in events])
+        window = case.customer_window
+        customer = None
+        if window is not None:
+            received = [MoneyView(amount=plain(a), currency=c) for c, a in case.customer_received.items()]
+            customer = CustomerCompensationView(window_days=window.days, received=received)
+        return cls(**view, clocks=clocks, events=[EventView.of(e) for e in events], customer_compensation=customer)
 
 
 class CasePage(BaseModel):

@@ -29,6 +29,7 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "description": "Request a compensation for a case, and approve one that waits for a manager or owner.",
     },
     {"name": "trends", "description": "Resolved cases per root cause over a window, and which are trends."},
+    {"name": "sessions", "description": "End every console session of an actor (owner)."},
     {"name": "ops", "description": "Probes and metrics for the orchestrator and Prometheus (no token)."},
 ]
 
@@ -43,6 +44,8 @@ def tag_of(path: str) -> str:
         return "ops"
     if path.startswith("/v1/trends"):
         return "trends"
+    if path.startswith("/v1/sessions"):
+        return "sessions"
     if "/compensations" in path:
         return "compensations"
     if path.startswith("/v1/cases/{case_id}/"):
@@ -67,6 +70,11 @@ def tag_operations(app: FastAPI) -> None:
 class Liveness(BaseModel):
     status: str = Field(description="`alive`, or `failed` when a loop stopped: restart the process.")
     failed: list[str] | None = Field(None, description="The loops that stopped, and the error's type.")
+    degraded: list[str] | None = Field(
+        None,
+        description="What runs on but is not right yet, and why (e.g. an SLA policy not applied in full): it is"
+        " tried again by itself; no restart needed.",
+    )
 
 
 class Readiness(BaseModel):

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_event, validate_data
 from service.adapters.kafka.consumer import dead_letter
-from service.adapters.kafka.wire import NonEmptyStr, WireModel
+from service.adapters.kafka.wire import MAX_SHORT_TEXT_LENGTH, Identifier, ShortText, WireModel
 from service.adapters.retry import retrying
 from service.app.commands import CaseNotFound
 from service.domain.errors import DomainError
@@ -34,11 +34,16 @@ RESULT_TYPES: Final = (SETTLED, FAILED)
 class CompensationResultData(WireModel):
     """Data of billing's recovery.compensation.settled / .failed CloudEvents."""
 
-    request_id: NonEmptyStr = Field(
+    request_id: Identifier = Field(
         description="The request_id of the recovery.compensation.requested answered."
     )
-    reference: str | None = Field(default=None, description="Billing's reference for a settled payment.")
-    reason: str | None = Field(default=None, description="Why it failed.")
+    reference: ShortText | None = Field(
+        default=None,
+        description=f"Billing's reference for a settled payment (at most {MAX_SHORT_TEXT_LENGTH:,} characters).",
+    )
+    reason: ShortText | None = Field(
+        default=None, description=f"Why it failed (at most {MAX_SHORT_TEXT_LENGTH:,} characters)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +56,18 @@ class CompensationResult:
     traceparent: str | None = None  # billing's trace context: the case event it causes carries it on
 
 
-def decode_result(value: bytes | None, headers: list[tuple[str, bytes]]) -> CompensationResult:
-    """A settled or failed answer; anything else raises InvalidMessage (and goes to the dead-letter topic)."""
+def decode_result(
+    value: bytes | None, headers: list[tuple[str, bytes]], sources: frozenset[str] | None = None
+) -> CompensationResult:
+    """A settled or failed answer from a trusted billing source (None: any); anything else raises InvalidMessage
+    (and goes to the dead-letter topic): a forged `failed` would free an agent's limit again."""
     attributes, data = decode_event(value, headers)
     if attributes.type not in RESULT_TYPES:
         raise InvalidMessage(f"type {attributes.type[:80]!r} is not accepted on this topic")
+    if sources is not None and attributes.source not in sources:
+        raise InvalidMessage(
+            f"source {attributes.source[:80]!r} is not a billing source this service trusts (RECOVERY_BILLING_SOURCES)"
+        )
     result = validate_data(CompensationResultData, data)
     settled = attributes.type == SETTLED
     detail = (result.reference if settled else result.reason) or ""
@@ -75,8 +87,9 @@ class ResultsConsumer:
         group: str,
         dlq_topic: str,
         land: Callable[[CompensationResult], Awaitable[None]],
+        sources: frozenset[str] | None = None,
     ) -> None:
-        self.producer, self.dlq_topic, self.land = producer, dlq_topic, land
+        self.producer, self.dlq_topic, self.land, self.sources = producer, dlq_topic, land, sources
         self.subscriber = broker.subscriber(
             topic,
             group_id=group,
@@ -90,7 +103,7 @@ class ResultsConsumer:
     async def on_result(self, message: KafkaMessage) -> None:
         record: Any = message.raw_message
         try:
-            result = decode_result(record.value, list(record.headers))
+            result = decode_result(record.value, list(record.headers), self.sources)
             await retrying(lambda: self.land(result), "billing result")
         except (InvalidMessage, DomainError, CaseNotFound) as e:
             reason = e.reason if isinstance(e, InvalidMessage) else str(e)

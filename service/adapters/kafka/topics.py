@@ -1,4 +1,8 @@
-"""Create the topics the service uses when they are missing; existing ones are left as they are."""
+"""Create the topics the service uses when they are missing; existing ones are left as they are.
+
+The dead-letter topic is created with a retention (RECOVERY_DLQ_RETENTION): its records keep the signals as they
+came, customers' words included, so they must not be kept for ever.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,16 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         existing = set(await admin.list_topics())
         missing = sorted(set(names) - existing)
         if missing:
-            new = [NewTopic(n, settings.topic_partitions, settings.topic_replication_factor) for n in missing]
+            new = [new_topic(settings, n) for n in missing]
             with suppress(TopicAlreadyExistsError):  # another instance created them first
                 await admin.create_topics(new)
         return missing
     finally:
         await admin.close()
+
+
+def new_topic(settings: Settings, name: str) -> NewTopic:
+    configs = {}
+    if name == settings.topic_dlq:
+        configs["retention.ms"] = str(int(settings.dlq_retention.total_seconds() * 1000))
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor, topic_configs=configs)

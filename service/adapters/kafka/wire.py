@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.domain.bounds import MAX_ID_LENGTH, NO_CONTROL_CHARACTERS
 from service.domain.money import MAX_AMOUNT, minor_units
 from service.domain.personal import CUSTOMER_ID, PERSONAL_TEXT
 from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
@@ -60,14 +61,10 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 """Signal times lie in [EARLIEST_TIME, LATEST_TIME): deadlines and windows computed from them stay representable."""
-MAX_ID_LENGTH = 256
-"""Ids, sources, subjects and customer ids: (source, id) stays far below PostgreSQL's btree row limit."""
 MAX_TEXT_LENGTH = 100_000
 """Customer free text, at most; RECOVERY_MAX_TEXT_LENGTH may lower it (default 20,000)."""
 MAX_SHORT_TEXT_LENGTH = 2_048
 """Short descriptive fields: platform, url, job ids, ticket ids."""
-NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-"""Identifiers never carry control characters (PostgreSQL refuses NUL; the others only mislead)."""
 
 
 def parse_signal_time(value: object) -> datetime:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.sealing import Opener
 from service.domain.case import CaseState
+from service.domain.compensation import CompensationHistory, received_by_currency
 from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
 
 
@@ -56,6 +58,9 @@ class CaseSignal:
 class CaseRead:
     state: CaseState
     signals: list[CaseSignal]
+    # what the customer received on all their cases in the limits' window, per currency (a single case's read)
+    customer_received: Mapping[str, Decimal] = field(default_factory=dict)
+    customer_window: timedelta | None = None
 
 
 _SIGNALS = (
@@ -125,9 +130,12 @@ APPROVALS = (
 class PostgresCaseReads:
     """Every case, signal and event it answers with has its personal texts opened: these reads are for staff."""
 
-    def __init__(self, pool: asyncpg.Pool, keyring: Keyring) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, keyring: Keyring, customer_window: timedelta = timedelta(days=90)
+    ) -> None:
         self._pool = pool
         self._keyring = keyring
+        self._customer_window = customer_window
 
     async def list_cases(
         self, where: CaseFilter, limit: int, cursor: str | None
@@ -177,8 +185,19 @@ class PostgresCaseReads:
             )
             signals = await signals_of(conn, [case_id], self._keyring)
             opener = await Opener.for_texts(conn, self._keyring, [found["state"], *(r["data"] for r in rows)])
-        state = opener.value(SNAPSHOT.read(found["state_version"], found["state"]))
-        return CaseRead(state, signals.get(case_id, [])), [_history(opener, *r) for r in rows]
+            state = opener.value(SNAPSHOT.read(found["state_version"], found["state"]))
+            others = await conn.fetch(
+                "SELECT state, state_version FROM cases WHERE customer_id = $1 AND case_id <> $2",
+                state.customer_id,
+                case_id,
+            )
+            now = await conn.fetchval("SELECT now()")
+        history = CompensationHistory(
+            customer=tuple(c for r in others for c in SNAPSHOT.read(r["state_version"], r["state"]).compensations)
+        )
+        received = received_by_currency(state, history, now - self._customer_window)
+        case = CaseRead(state, signals.get(case_id, []), received, self._customer_window)
+        return case, [_history(opener, *r) for r in rows]
 
     async def _opened(self, conn: Any, rows: list[asyncpg.Record]) -> list[CaseState]:
         """The snapshots of these rows, read and opened (one query for all their keys)."""

@@ -18,6 +18,7 @@ from service.adapters.postgres.sealing import Opener, Sealer
 from service.adapters.postgres.trend_store import TrendRecords
 from service.app.commands import Answer
 from service.domain.case import CaseState
+from service.domain.compensation import CompensationHistory
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT
@@ -25,6 +26,11 @@ from service.domain.timers import Timer
 
 _SEALED_BODY = "sealed_body"
 """The one field of a remembered answer stored sealed: the answer's JSON, sealed with its customer's key."""
+
+# Transaction-scoped advisory lock classes (the first key; the second is a hash of the name): "COMC", "COMA"
+_CUSTOMER_LOCK = 0x434F_4D43
+_ACTOR_LOCK = 0x434F_4D41
+
 Committed = Callable[[CaseState | None, CaseState], None]
 """Told of each case a command changed, before and after, once its transaction has committed."""
 
@@ -77,6 +83,39 @@ class PostgresCommandTransaction(TrendRecords):
 
     async def signals(self, case_id: str) -> list[Any]:
         return (await signals_of(self._conn, [case_id], self._keyring)).get(case_id, [])
+
+    async def compensation_history(
+        self, case: CaseState, actor: str, actor_since: datetime
+    ) -> CompensationHistory:
+        # customer, then actor: every request takes the two in this order, so two never wait on each other
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CUSTOMER_LOCK, case.customer_id
+        )
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _ACTOR_LOCK, actor)
+        customer = await self._conn.fetch(
+            "SELECT state, state_version FROM cases WHERE customer_id = $1 AND case_id <> $2",
+            case.customer_id,
+            case.case_id,
+        )
+        others = await self._conn.fetch(
+            "SELECT state, state_version FROM cases WHERE case_id IN (SELECT stream_id FROM events"
+            " WHERE type = 'case.compensation_requested' AND data->>'actor' = $1 AND recorded_at >= $2"
+            " AND stream_id <> $3)",
+            actor,
+            actor_since,
+            case.case_id,
+        )
+        return CompensationHistory(
+            customer=tuple(
+                c for row in customer for c in SNAPSHOT.read(row["state_version"], row["state"]).compensations
+            ),
+            actor=tuple(
+                c
+                for row in others
+                for c in SNAPSHOT.read(row["state_version"], row["state"]).compensations
+                if c.requested_by == actor
+            ),
+        )
 
     async def record(
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -20,6 +20,7 @@ from service.domain.timers import Timer, TimerKind
 from service.observability import ISOLATED_RECORDS
 
 log = structlog.get_logger()
+REARM_BATCH = 100
 
 
 class PostgresTimerTransaction:
@@ -59,18 +60,48 @@ class PostgresTimerTransaction:
         )
 
     async def cases(self, case_ids: Sequence[str]) -> dict[str, CaseState]:
-        """The cases' snapshots; one that cannot be read is left out (its timers then decide nothing)."""
+        """The cases' snapshots; one that cannot be read is left out (its timers are set aside)."""
+        states, unreadable = await self._snapshots(case_ids)
+        for case_id, error in unreadable.items():
+            ISOLATED_RECORDS.labels("timer").inc()
+            log.error("case_snapshot_unreadable", case_id=case_id, error=error)
+        return states
+
+    async def _snapshots(self, case_ids: Sequence[str]) -> tuple[dict[str, CaseState], dict[str, str]]:
         rows = await self._conn.fetch(
             "SELECT case_id, state, state_version FROM cases WHERE case_id = ANY($1::text[])", list(case_ids)
         )
-        states = {}
+        states, unreadable = {}, {}
         for r in rows:
             try:
                 states[r["case_id"]] = SNAPSHOT.read(r["state_version"], r["state"])
             except ValueError as e:  # pydantic's ValidationError is a ValueError
-                ISOLATED_RECORDS.labels("timer").inc()
-                log.error("case_snapshot_unreadable", case_id=r["case_id"], error=type(e).__name__)
-        return states
+                unreadable[r["case_id"]] = type(e).__name__
+        return states, unreadable
+
+    async def rearm_readable(self, after: timedelta) -> list[str]:
+        """Set-aside timers come back when their case reads again; the others are looked at again `after`."""
+        ids = [
+            r["case_id"]
+            for r in await self._conn.fetch(
+                "SELECT DISTINCT case_id FROM sla_timers WHERE set_aside_at < now() - $1::interval LIMIT $2",
+                after,
+                REARM_BATCH,
+            )
+        ]
+        if not ids:
+            return []
+        states, _ = await self._snapshots(ids)
+        await self._conn.execute(
+            "UPDATE sla_timers SET fired_at = CASE WHEN case_id = ANY($1::text[]) THEN NULL ELSE fired_at END,"
+            " set_aside_at = CASE WHEN case_id = ANY($1::text[]) THEN NULL ELSE now() END"
+            " WHERE case_id = ANY($2::text[]) AND set_aside_at IS NOT NULL",
+            list(states),
+            ids,
+        )
+        if states:
+            log.info("timers_rearmed", cases=len(states))
+        return sorted(states)
 
     async def record(
         self,
@@ -78,14 +109,17 @@ class PostgresTimerTransaction:
         events: Sequence[NewEvent],
         cases: Mapping[str, CaseState],
         timers: Mapping[str, Sequence[Timer]],
+        set_aside: Sequence[Timer] = (),
     ) -> None:
         try:
             await self._conn.execute(
-                "UPDATE sla_timers t SET fired_at = now() FROM unnest($1::text[], $2::text[], $3::text[])"
-                " AS f(case_id, sla, kind) WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
-                [t.case_id for t in fired],
-                [str(t.sla) for t in fired],
-                [t.kind.value for t in fired],
+                "UPDATE sla_timers t SET fired_at = now(), set_aside_at = CASE WHEN f.aside THEN now() END"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS f(case_id, sla, kind, aside)"
+                " WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
+                [t.case_id for t in (*fired, *set_aside)],
+                [str(t.sla) for t in (*fired, *set_aside)],
+                [t.kind.value for t in (*fired, *set_aside)],
+                [False] * len(fired) + [True] * len(set_aside),
             )
             await save_timers(self._conn, timers)
             await save_cases(self._conn, cases.values())

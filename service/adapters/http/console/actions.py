@@ -25,9 +25,10 @@ from service.adapters.http.bodies import (
     StepBody,
 )
 from service.adapters.http.console.pages import Console
-from service.app.commands import Command
+from service.app.commands import Command, DecideWithHistory
 from service.domain.case import CaseState
 from service.domain.compensation import (
+    CompensationHistory,
     compensation_request_id,
     decide_approve_compensation,
     decide_request_compensation,
@@ -81,6 +82,9 @@ class Form:
             expected_version=self.version,
         )
 
+    def with_history(self, name: str, decide: DecideWithHistory) -> Command:
+        return replace(self.command(name, lambda s, now: []), with_history=decide)
+
     def with_latest(
         self, name: str, decide: Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
     ) -> Command:
@@ -124,7 +128,7 @@ def record_step(step_id: str) -> Callable[[Form], Command]:
 def request_compensation(form: Form) -> Command:
     body = form.body(CompensationBody)
 
-    def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+    def decide(s: CaseState, history: CompensationHistory, now: datetime) -> list[CaseEvent]:
         request_id = compensation_request_id(s.case_id, form.actor.name, None, len(s.compensations) + 1)
         return decide_request_compensation(
             s,
@@ -135,18 +139,19 @@ def request_compensation(form: Form) -> Command:
             body.reason,
             form.actor,
             form.console.limits,
+            history,
             now,
         )
 
-    return form.command("request_compensation", decide)
+    return form.with_history("request_compensation", decide)
 
 
 def approve(request_id: str) -> Callable[[Form], Command]:
     def approving(form: Form) -> Command:
-        return form.command(
-            f"approve:{request_id}",
-            lambda s, now: decide_approve_compensation(s, request_id, form.actor, form.console.limits, now),
-        )
+        def decide(s: CaseState, history: CompensationHistory, now: datetime) -> list[CaseEvent]:
+            return decide_approve_compensation(s, request_id, form.actor, form.console.limits, history, now)
+
+        return form.with_history(f"approve:{request_id}", decide)
 
     return approving
 

@@ -25,7 +25,7 @@ Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 def approvals_routes(router: APIRouter, console: Console) -> None:
     @router.get("/approvals")
     async def approvals(request: Request, cursor: Cursor = None, done: str = "") -> Response:
-        if signed_in(request, console.sessions) is None:
+        if await signed_in(request, console.sessions) is None:
             return go("/console/sign-in")
         notice = "Compensation approved: it goes to billing." if done == "approved" else None
         return await _page(request, console, cursor, 200, done=notice)
@@ -50,7 +50,7 @@ def approvals_routes(router: APIRouter, console: Console) -> None:
 async def _page(
     request: Request, console: Console, cursor: str | None, status: int, **context: Any
 ) -> Response:
-    who = signed_in(request, console.sessions)
+    who = await signed_in(request, console.sessions)
     assert who is not None
     session, actor = who
     if actor.role not in RESOLVERS:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.adapters.http.bounds import MAX_ID_LENGTH
 from service.adapters.http.console import actions, timeline, views
 from service.adapters.http.console.actions import ACTIONS, DONE, Form
 from service.adapters.http.console.pages import (
@@ -28,8 +27,9 @@ from service.adapters.http.console.pages import (
 )
 from service.adapters.http.console.session import csrf_ok
 from service.adapters.http.errors import status_of
+from service.api_tokens import ApiToken
 from service.app.commands import CaseNotFound, Command, run_command
-from service.config import ApiToken
+from service.domain.bounds import MAX_ID_LENGTH
 from service.domain.case import CaseStatus, CompensationStatus, case_currency
 from service.domain.errors import DomainError
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
@@ -52,7 +52,7 @@ CHOICES = {
 def case_routes(router: APIRouter, console: Console) -> None:
     @router.get("/cases/{case_id}")
     async def case_page(request: Request, case_id: Id, done: str = "") -> Response:
-        if signed_in(request, console.sessions) is None:
+        if await signed_in(request, console.sessions) is None:
             return go("/console/sign-in")
         return await show_case(request, console, case_id, 200, done=DONE.get(done))
 
@@ -98,7 +98,7 @@ async def act(
         fields = await form(request)
     except TooLarge as e:
         return HTMLResponse(str(e), 413)
-    who = signed_in(request, console.sessions)
+    who = await signed_in(request, console.sessions)
     if who is None:
         return go("/console/sign-in")
     session, actor = who
@@ -120,7 +120,7 @@ async def act(
 async def show_case(
     request: Request, console: Console, case_id: str, status: int, **context: Any
 ) -> Response:
-    who = signed_in(request, console.sessions)
+    who = await signed_in(request, console.sessions)
     assert who is not None
     session, actor = who
     found = await console.reads_of().get_case(case_id)

@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from service.adapters.http.bounds import MAX_BODY_BYTES
-from service.adapters.http.console.session import Session, Sessions, actor_of
+from service.adapters.http.console.session import Session, Sessions
 from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
-from service.config import ApiToken
-from service.domain.compensation import CompensationLimits
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 
@@ -73,11 +73,9 @@ async def form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def signed_in(request: Request, sessions: Sessions) -> tuple[Session, ApiToken] | None:
-    session = sessions.read(request)
-    tokens: dict[str, ApiToken] = request.app.state.tokens
-    actor = actor_of(session, tokens)
-    return None if session is None or actor is None else (session, actor)
+async def signed_in(request: Request, sessions: Sessions) -> tuple[Session, ApiToken] | None:
+    session = await sessions.read(request)
+    return None if session is None or session.actor is None else (session, session.actor)
 
 
 def expired(request: Request) -> HTMLResponse:

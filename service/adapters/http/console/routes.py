@@ -11,17 +11,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from service.adapters.http.bounds import MAX_CURSOR_LENGTH, MAX_ID_LENGTH
+from service.adapters.http.bounds import MAX_CURSOR_LENGTH
 from service.adapters.http.console import views
 from service.adapters.http.console.approvals_page import approvals_routes
 from service.adapters.http.console.case_page import case_routes
 from service.adapters.http.console.pages import HERE, PRINTABLE, Console, expired, form, go, render, signed_in
-from service.adapters.http.console.session import Sessions, clear, csrf_ok
+from service.adapters.http.console.session import Session, Sessions, csrf_ok
 from service.adapters.http.console.trends_page import trends_routes
+from service.adapters.http.token_gate import TokenGate, TooManyFailures, client_of
 from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
+from service.adapters.postgres.console_sessions import SessionTimeouts
+from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
-from service.config import ApiToken
-from service.domain.compensation import CompensationLimits
+from service.domain.bounds import MAX_ID_LENGTH
+from service.domain.compensation_limits import CompensationLimits
 from service.domain.severity import Severity
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -38,13 +41,11 @@ def console_router(
     store_of: Callable[[], CommandStore],
     sla: SlaPolicy,
     trends: TrendPolicy,
-    session_key: bytes | None = None,
+    sessions: Sessions,
     root_causes: Collection[str] = (),
     limits: CompensationLimits | None = None,
 ) -> APIRouter:
-    console = Console(
-        reads_of, store_of, sla, trends, Sessions(session_key), root_causes, limits or CompensationLimits()
-    )
+    console = Console(reads_of, store_of, sla, trends, sessions, root_causes, limits or CompensationLimits())
     router = APIRouter(prefix="/console", include_in_schema=False)
     _sign_in_routes(router, console)
     _queue_routes(router, console)
@@ -66,39 +67,67 @@ def _sign_in_routes(router: APIRouter, console: Console) -> None:
 
     @router.get("")
     async def home(request: Request) -> RedirectResponse:
-        return go("/console/queue" if signed_in(request, sessions) else "/console/sign-in")
+        return go("/console/queue" if await signed_in(request, sessions) else "/console/sign-in")
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request) -> Response:
-        session = sessions.read(request) or sessions.new(None)
-        response = render(request, "sign_in.html", csrf=session.csrf, actor=None)
-        sessions.write(response, request, session)
+        form_session = sessions.form(request) or sessions.new_form()
+        response = _sign_in_form(request, 200, form_session)
+        sessions.write_form(response, form_session)
         return response
 
     @router.post("/sign-in")
     async def sign_in(request: Request) -> Response:
         fields = await form(request)
-        session = sessions.read(request)
-        if not csrf_ok(session, fields.get("csrf")):
+        form_session = sessions.form(request)
+        if not csrf_ok(form_session, fields.get("csrf")):
             return expired(request)
-        assert session is not None
-        tokens: dict[str, ApiToken] = request.app.state.tokens
+        gate: TokenGate = request.app.state.gate
         token = fields.get("token", "").strip()
-        if token not in tokens:
+        try:
+            actor = gate.actor_of(client_of(request), token, "console")
+        except TooManyFailures as e:
+            error = f"Too many failed sign-ins from your address: try again in {e.retry_after} seconds."
+            refused = _sign_in_form(request, 429, form_session, error)
+            refused.headers["Retry-After"] = str(e.retry_after)
+            return refused
+        if actor is None:
             error = "That token is not one this service knows. Check it and try again."
-            return render(request, "sign_in.html", 401, csrf=session.csrf, actor=None, error=error)
+            return _sign_in_form(request, 401, form_session, error)
         response = go("/console/queue")
-        sessions.write(response, request, sessions.new(token))  # a new session: a fresh CSRF token
+        await sessions.start(response, token, actor)
         return response
 
     @router.post("/sign-out")
     async def sign_out(request: Request) -> Response:
         fields = await form(request)
-        if not csrf_ok(sessions.read(request), fields.get("csrf")):
+        who = await signed_in(request, sessions)
+        if who is not None and not csrf_ok(who[0], fields.get("csrf")):
             return expired(request)
         response = go("/console/sign-in?signed_out=1")
-        clear(response)
+        await sessions.end(request, response)
         return response
+
+    def _sign_in_form(
+        request: Request, status: int, session: Session | None, error: str | None = None
+    ) -> Response:
+        rule = _session_rule(sessions.timeouts)
+        csrf = "" if session is None else session.csrf
+        return render(request, "sign_in.html", status, csrf=csrf, actor=None, error=error, session_rule=rule)
+
+
+def _session_rule(timeouts: SessionTimeouts) -> str:
+    return (
+        f"A session ends after {_duration(timeouts.idle)} without use, and {_duration(timeouts.lifetime)}"
+        " after sign-in at the latest."
+    )
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes % 60 or minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes // 60} hours"
 
 
 @dataclass(frozen=True)
@@ -136,7 +165,7 @@ class QueueFilters:
 
 def _queue_routes(router: APIRouter, console: Console) -> None:
     async def rows(request: Request, filters: QueueFilters, cursor: str | None, template: str) -> Response:
-        who = signed_in(request, console.sessions)
+        who = await signed_in(request, console.sessions)
         if who is None:
             return go("/console/sign-in")
         session, actor = who

@@ -1,94 +1,127 @@
-"""Console sessions: a signed, HttpOnly, SameSite=Strict cookie naming the token by its hash, with a CSRF token.
+"""Console sessions: the cookie holds a random session id only; the session itself is a row in PostgreSQL
+(console_sessions), so every replica knows it and sign-out ends it at once.
 
-The signing key is RECOVERY_CONSOLE_SESSION_KEY, shared by every replica; unset, a random key per process (sessions
-end when the process restarts).
+Everything is keyed with RECOVERY_CONSOLE_SESSION_KEY (HMAC-SHA256; unset, a random key per process):
+- a row holds the digest of its session id and of the token's digest, so the table presents no session and
+  names no token;
+- a session's anti-forgery token is derived from its id, so it is tied to that session and ends with it;
+- before sign-in, the form's anti-forgery token comes from a short-lived signed cookie of its own: a visitor
+  who has not signed in writes no row.
+Both cookies are HttpOnly, SameSite=Strict, and Secure unless RECOVERY_CONSOLE_COOKIE_SECURE is false.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import Request, Response
 
-from service.config import ApiToken
+from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
+from service.api_tokens import ApiToken, ApiTokens, digest_of
+from service.app.ports import Clock
 
 COOKIE = "recovery_console"
+FORM_COOKIE = "recovery_console_sign_in"
 PATH = "/console"
-LIFETIME_SECONDS = 12 * 3600
+FORM_LIFETIME = timedelta(hours=1)
+_MAX_COOKIE = 200  # longer than any cookie this console sets: refused unread
 
 
 @dataclass(frozen=True)
 class Session:
-    token_hash: str | None  # None: not signed in yet (the sign-in form still has its CSRF token)
     csrf: str
-    expires: int
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    actor: ApiToken | None  # None: the sign-in form's, before sign-in
+    form_cookie: str | None = None  # a sign-in form's just made: its cookie, to write
 
 
 class Sessions:
-    """Issues and checks session cookies signed with the configured key, or one made when the process starts."""
+    """Starts, finds and ends sessions in the store, and writes and reads their cookies."""
 
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key or secrets.token_bytes(32)
+    def __init__(
+        self,
+        store_of: Callable[[], PostgresConsoleSessions],
+        tokens: ApiTokens,
+        key: bytes | None,
+        timeouts: SessionTimeouts,
+        secure: bool,
+        clock: Clock,
+    ) -> None:
+        self._store_of, self._key, self._secure, self._clock = (
+            store_of,
+            key or secrets.token_bytes(32),
+            secure,
+            clock,
+        )
+        self.timeouts = timeouts
+        self._actors = {self._keyed(b"token", d): actor for d, actor in tokens.by_digest().items()}
 
-    def new(self, token: str | None) -> Session:
-        hashed = None if token is None else token_hash(token)
-        return Session(hashed, secrets.token_urlsafe(32), int(time.time()) + LIFETIME_SECONDS)
-
-    def read(self, request: Request) -> Session | None:
-        """The request's session when its cookie is ours, intact and not expired."""
-        raw = request.cookies.get(COOKIE, "")
-        payload, _, signature = raw.rpartition(".")
-        if not payload or not _same(signature, self._sign(payload)):
+    def form(self, request: Request) -> Session | None:
+        """The sign-in form's session, when its cookie is ours, intact and not expired."""
+        nonce, _, rest = request.cookies.get(FORM_COOKIE, "")[:_MAX_COOKIE].partition(".")
+        expires, _, signature = rest.partition(".")
+        if not expires.isdigit() or not _same(signature, self._keyed(b"form", f"{nonce}.{expires}").hex()):
             return None
-        try:
-            fields = json.loads(base64.urlsafe_b64decode(payload.encode()))
-            hashed, csrf, expires = fields["k"], fields["c"], fields["e"]
-            if not (hashed is None or isinstance(hashed, str)) or not isinstance(csrf, str):
-                return None
-            session = Session(hashed, csrf, int(expires))
-        except (ValueError, KeyError, TypeError):
+        if int(expires) <= self._clock.now().timestamp():
             return None
-        return session if session.expires > time.time() else None
+        return Session(self._csrf(nonce), None)
 
-    def write(self, response: Response, request: Request, session: Session) -> None:
-        body = json.dumps({"k": session.token_hash, "c": session.csrf, "e": session.expires})
-        payload = base64.urlsafe_b64encode(body.encode()).decode()
-        response.set_cookie(
-            COOKIE,
-            f"{payload}.{self._sign(payload)}",
-            max_age=LIFETIME_SECONDS,
-            path=PATH,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
+    def new_form(self) -> Session:
+        nonce = secrets.token_urlsafe(32)
+        expires = int((self._clock.now() + FORM_LIFETIME).timestamp())
+        signature = self._keyed(b"form", f"{nonce}.{expires}").hex()
+        return Session(self._csrf(nonce), None, f"{nonce}.{expires}.{signature}")
+
+    def write_form(self, response: Response, session: Session) -> None:
+        if session.form_cookie is not None:
+            self._set(response, FORM_COOKIE, session.form_cookie, f"{PATH}/sign-in")
+
+    async def start(self, response: Response, token: str, actor: ApiToken) -> None:
+        """A new session for a token just checked: a new id, so a new anti-forgery token too."""
+        session_id = secrets.token_urlsafe(32)
+        token_digest = self._keyed(b"token", digest_of(token))
+        await self._store_of().start(
+            self._keyed(b"session", session_id), token_digest, actor.actor, self._clock.now()
+        )
+        self._set(response, COOKIE, session_id, PATH)
+        response.delete_cookie(
+            FORM_COOKIE, path=f"{PATH}/sign-in", secure=self._secure, httponly=True, samesite="strict"
         )
 
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
+    async def read(self, request: Request) -> Session | None:
+        """The request's live session with the actor of its token, while that token is still configured."""
+        if not hasattr(request.state, "console_session"):  # once per request, however many ask
+            request.state.console_session = await self._find(request.cookies.get(COOKIE, ""))
+        found: Session | None = request.state.console_session
+        return found
 
+    async def end(self, request: Request, response: Response) -> None:
+        """Sign-out: the row goes now, so the cookie is refused everywhere even if a copy of it is replayed."""
+        session_id = request.cookies.get(COOKIE, "")
+        if session_id and len(session_id) <= _MAX_COOKIE:
+            await self._store_of().end(self._keyed(b"session", session_id))
+        response.delete_cookie(COOKIE, path=PATH, secure=self._secure, httponly=True, samesite="strict")
 
-def clear(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
+    async def _find(self, session_id: str) -> Session | None:
+        if not session_id or len(session_id) > _MAX_COOKIE:
+            return None
+        token_digest = await self._store_of().find(self._keyed(b"session", session_id), self._clock.now())
+        actor = None if token_digest is None else self._actors.get(token_digest)
+        return None if actor is None else Session(self._csrf(session_id), actor)
 
+    def _set(self, response: Response, name: str, value: str, path: str) -> None:
+        response.set_cookie(name, value, path=path, httponly=True, samesite="strict", secure=self._secure)
 
-def actor_of(session: Session | None, tokens: dict[str, ApiToken]) -> ApiToken | None:
-    """The actor whose token the session names, while that token is still configured."""
-    if session is None or session.token_hash is None:
-        return None
-    for token, actor in tokens.items():
-        if _same(token_hash(token), session.token_hash):
-            return actor
-    return None
+    def _csrf(self, nonce: str) -> str:
+        return self._keyed(b"csrf", nonce).hex()
+
+    def _keyed(self, purpose: bytes, value: str | bytes) -> bytes:
+        data = value.encode() if isinstance(value, str) else value
+        return hmac.new(self._key, purpose + b":" + data, hashlib.sha256).digest()
 
 
 def csrf_ok(session: Session | None, sent: str | None) -> bool:

@@ -62,7 +62,7 @@ def window_of(raw: str, default: int) -> tuple[int, str | None]:
 def trends_routes(router: APIRouter, console: Console) -> None:
     @router.get("/trends")
     async def trends(request: Request, window_days: str = "") -> Response:
-        who = signed_in(request, console.sessions)
+        who = await signed_in(request, console.sessions)
         if who is None:
             return go("/console/sign-in")
         session, actor = who
