@@ -47,7 +47,7 @@ from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import Clock, PartitionKey
-from service.config import Settings
+from service.config import Settings, keyring_of
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
 from service.domain.compensation_limits import CompensationLimits
@@ -108,6 +108,7 @@ class Service:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
         self.limits = compensation_limits(settings)
+        self.keyring = keyring_of(settings)  # no master key: no start (the error names RECOVERY_DATA_KEYS)
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -126,6 +127,8 @@ class Service:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
+        async with self.pool.acquire() as conn:
+            await self.keyring.check(conn)  # a master key still in use but not configured stops start-up
         if s.consume and s.billing_sources is None:
             log.warning(
                 "billing_sources_unset",
@@ -158,7 +161,7 @@ class Service:
         pool = self.pool
         assert pool is not None
         try:
-            change = await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
+            change = await retrying(lambda: apply_new_policy(pool, self.keyring, sla), "apply the SLA policy")
         except PolicyApplyRunning:
             log.info("sla_policy_applied_elsewhere", version=sla.version)
             return None
@@ -206,7 +209,7 @@ class Service:
         if s.consume:
             await retrying(lambda: self._start_consumers(rules), "consumers")
         if s.relay:
-            relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+            relay = EventRelay(PostgresEventFeed(self.pool, self.keyring if s.publish_free_text else None), self.producer, OutgoingTopics.from_settings(s))
             self._run("relay", relay.run())
         log.info("kafka_started", kafka=s.kafka_bootstrap_servers)
 
@@ -228,7 +231,7 @@ class Service:
         assert self.pool is not None and self.producer is not None
         s = self.settings
         producer = self.producer
-        store = PostgresIntakeStore(self.pool)
+        store = PostgresIntakeStore(self.pool, self.keyring)
         sentiment, clock = VaderSentiment(), SystemClock()
 
         async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
@@ -299,7 +302,7 @@ class Service:
 
     def reads(self) -> PostgresCaseReads:
         assert self.pool is not None, "the service has not started"
-        return PostgresCaseReads(self.pool, self.limits.customer_window)
+        return PostgresCaseReads(self.pool, self.keyring, self.limits.customer_window)
 
     def console_sessions(self) -> PostgresConsoleSessions:
         assert self.pool is not None, "the service has not started"
@@ -307,7 +310,7 @@ class Service:
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
-        return PostgresCommandStore(self.pool, self._observe_clocks)
+        return PostgresCommandStore(self.pool, self.keyring, self._observe_clocks)
 
     def _observe_clocks(self, before: CaseState | None, after: CaseState) -> None:
         observe_stopped_clocks(stopped_clocks(before, after, self.rules.sla))

@@ -11,8 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
-from service.adapters.postgres.data_keys import MasterKeys, parse_key_table, parse_master_keys
 from service.adapters.policy_file import load_policy
+from service.adapters.postgres.data_keys import (
+    NO_DATA_KEYS,
+    Keyring,
+    MissingMasterKey,
+    parse_key_table,
+    parse_master_keys,
+)
 from service.adapters.sla_policy_file import load_sla_policy
 from service.api_tokens import ApiTokens, weakness_of
 from service.domain.severity import Severity
@@ -367,11 +373,12 @@ class Settings(BaseSettings):
         }
 
 
-def master_keys(settings: Settings) -> MasterKeys | None:
-    """The configured master keys (None when RECOVERY_DATA_KEYS is unset)."""
+def keyring_of(settings: Settings) -> Keyring:
+    """The customers' data keys under the configured master keys; MissingMasterKey, naming RECOVERY_DATA_KEYS,
+    when it is unset."""
     if settings.data_keys is None:
-        return None
-    return parse_master_keys(settings.data_keys.get_secret_value(), settings.data_key_current)
+        raise MissingMasterKey(NO_DATA_KEYS)
+    return Keyring(parse_master_keys(settings.data_keys.get_secret_value(), settings.data_key_current))
 
 
 def load_settings() -> Settings:

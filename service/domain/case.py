@@ -47,7 +47,6 @@ from service.domain.events import (
 from service.domain.personal import CustomerId, PersonalText
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
-from service.domain.summary import summary_of
 from service.domain.sla import (
     BUILT_IN_CLOCKS,
     FIRST_RESPONSE,
@@ -60,6 +59,7 @@ from service.domain.sla import (
     is_default,
     resumed_clock,
 )
+from service.domain.summary import summary_of
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, is_dataclass, replace
-from functools import cache
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import GetJsonSchemaHandler
@@ -53,11 +52,24 @@ PersonalText = Annotated[str, PERSONAL_TEXT]
 CustomerId = Annotated[str, CUSTOMER_ID]
 
 
-@cache
+_PATHS: dict[type[Any], tuple[Path, ...]] = {}
+_NESTED: dict[type[Any], tuple[tuple[str, bool], ...]] = {}
+
+
 def personal_paths(cls: type[Any]) -> tuple[Path, ...]:
-    """Every path of a dataclass's JSON that holds personal free text, nested dataclasses and tuples included."""
-    hints = get_type_hints(cls, include_extras=True)
-    return tuple(path for f in fields(cls) for path in _paths(hints[f.name], (f.name,)))
+    """Every path of a dataclass's JSON that holds personal free text, nested dataclasses and tuples included
+    (none for a type that is not a dataclass)."""
+    found = _PATHS.get(cls)
+    if found is None:
+        hints = get_type_hints(cls, include_extras=True) if is_dataclass(cls) else {}
+        found = _PATHS[cls] = tuple(
+            path for name, hint in hints.items() if name in _field_names(cls) for path in _paths(hint, (name,))
+        )
+    return found
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
 
 
 def _paths(hint: Any, prefix: Path) -> Iterator[Path]:
@@ -76,10 +88,12 @@ def _paths(hint: Any, prefix: Path) -> Iterator[Path]:
         yield from ((*prefix, *path) for path in personal_paths(hint))
 
 
-@cache
 def _nested(cls: type[Any]) -> tuple[tuple[str, bool], ...]:
     """(field, is the text itself) for each field of a dataclass that holds personal text, itself or below."""
-    return tuple(dict.fromkeys((path[0], len(path) == 1) for path in personal_paths(cls)))
+    found = _NESTED.get(cls)
+    if found is None:
+        found = _NESTED[cls] = tuple(dict.fromkeys((path[0], len(path) == 1) for path in personal_paths(cls)))
+    return found
 
 
 def map_personal(value: T, change: Callable[[str], str]) -> T:

@@ -16,9 +16,9 @@ from pathlib import Path
 import structlog
 from pydantic import ValidationError
 
-from service.config import Settings, describe_error
-from service.entrypoints import ops, policy
 from service.adapters.postgres.data_keys import NO_DATA_KEYS, new_master_key
+from service.config import Settings, describe_error
+from service.entrypoints import keys, ops, policy
 from service.observability import configure_logging
 
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations and exit")
     ops.add_commands(commands)
     policy.add_commands(commands)
+    keys.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":
         _start_embedded(Path(args.data_dir), args.kafka_port)
@@ -41,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recovery: configuration error\n{describe_error(e)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    if settings.data_keys is None and args.command != "migrate":
+    if settings.data_keys is None and args.command != "migrate" and keys.needs_data_keys(args):
         print(f"recovery: configuration error\n{NO_DATA_KEYS}", file=sys.stderr)
         return 2
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "keys":
+        return asyncio.run(keys.run(args, settings))
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
     if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions"):
