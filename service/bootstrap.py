@@ -35,6 +35,7 @@ from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
+from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -108,7 +109,7 @@ class Service:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
         self.limits = compensation_limits(settings)
-        self.keyring = keyring_of(settings)  # no master key: no start (the error names RECOVERY_DATA_KEYS)
+        self._keyring: Keyring | None = None  # made in start(): no master key, no start
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -120,8 +121,14 @@ class Service:
     def uses_kafka(self) -> bool:
         return self.settings.consume or self.settings.relay
 
+    @property
+    def keyring(self) -> Keyring:
+        assert self._keyring is not None, "the service has not started"
+        return self._keyring
+
     async def start(self) -> None:
         s = self.settings
+        self._keyring = keyring_of(s)  # MissingMasterKey, naming RECOVERY_DATA_KEYS, when it is unset
         self.pool = await retrying(self._connect, "database at start-up")
         if s.auto_migrate:
             async with self.pool.acquire() as conn:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from service.domain.errors import InvalidValue, MissingField
+from service.domain.errors import InvalidValue, MissingField, NotAllowed
 from service.domain.events import CaseEvent, SummaryEdited
 
 if TYPE_CHECKING:  # case.py takes its opening summary from here
@@ -38,8 +38,22 @@ def summary_of(text: str | None) -> str | None:
     return kept.rstrip(" ,;:-") + _ELLIPSIS
 
 
+SUMMARY_AFTER_RESOLUTION = frozenset({"manager", "owner"})
+"""Who may still rewrite the summary of a resolved or closed case: it is then the record auditors read."""
+
+
+def may_edit_summary(status: str, role: str) -> bool:
+    """Any staff may rewrite the summary of an open case; of a resolved or closed one, a manager or owner."""
+    return status == "open" or role in SUMMARY_AFTER_RESOLUTION
+
+
 def decide_edit_summary(state: CaseState, summary: str, actor: Actor, now: datetime) -> list[CaseEvent]:
-    """Staff rewrite a case's summary, in any status; a blank or too long one is refused, the same one is no change."""
+    """Staff rewrite a case's summary: any of them while the case is open, a manager or owner once it is resolved
+    or closed; a blank or too long one is refused, the same one is no change."""
+    if not may_edit_summary(state.status, actor.role):
+        raise NotAllowed(
+            f"role {actor.role} may not edit the summary of a {state.status} case (manager or owner may)"
+        )
     text = _SPACE.sub(" ", summary).strip()
     if not text:
         raise MissingField("summary is required", "summary")
