@@ -22,7 +22,7 @@ from service.domain.trends import TrendDetected
 # pydantic's TypeAdapters below still give them JSON (de)serialisation and validation at the edges.
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRef:
-    """What a case remembers of a signal; its free text is personal (sealed when stored, see personal.py)."""
+    """What a case remembers of a signal, the customer's words (`text`, personal data) included."""
 
     source: str
     id: str

@@ -1,8 +1,8 @@
 """Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
 
 Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
-log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). The event feed hands this
-mapping the stored JSON with every personal free text null (or opened, when the service publishes free text). SLA warnings and breaches
+log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published), every personal free text
+in it null unless the service publishes free text (free_text.py). SLA warnings and breaches
 go only to the SLA topic as recovery.sla.warning/breached,
 with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
 and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final, NoReturn
 from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 
 from service.adapters.kafka.cloudevents import encode_binary, format_time
+from service.adapters.kafka.free_text import without_free_text
 from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
@@ -151,14 +152,20 @@ class OutgoingMessage:
     event_id: str
 
 
-def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE) -> list[OutgoingMessage]:
-    """The records to publish for one stored event; ValueError if its shape is wrong.
+def to_messages(
+    event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE, free_text: bool = False
+) -> list[OutgoingMessage]:
+    """The records to publish for one stored event; ValueError if its shape is wrong. Its personal free text is
+    null unless `free_text` (RECOVERY_PUBLISH_FREE_TEXT: the feed has opened it).
 
     An event stored with a traceparent (its cause's trace context) goes out with it as ce_traceparent, the
     CloudEvents distributed-tracing extension, on every record it maps to: the trace of the signal or request
     that caused it continues in whoever consumes the record.
     """
-    messages = _mapped(_current(event), topics, source)
+    current = _current(event)
+    if not free_text:
+        current = dataclasses.replace(current, data=_without_free_text(current))
+    messages = _mapped(current, topics, source)
     traceparent = valid_traceparent(event.traceparent)  # checked when stored; the log is not a wire contract
     if traceparent is not None:
         for m in messages:
@@ -180,6 +187,13 @@ def _current(event: LoggedEvent) -> LoggedEvent:
         return dataclasses.replace(event, data=shape.current_json(event.schema_version, event.data))
     except UnreadableEvent as error:
         _invalid(event, str(error))
+
+
+def _without_free_text(event: LoggedEvent) -> str:
+    try:
+        return without_free_text(event.type, event.data)
+    except (ValueError, RecursionError):
+        _invalid(event, "data is not JSON")
 
 
 def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:

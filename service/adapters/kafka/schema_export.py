@@ -29,6 +29,7 @@ from service.adapters.kafka.outgoing import (
     TrendData,
     outgoing_case_type,
 )
+from service.adapters.kafka.personal_schema import personal_fields, personal_marked
 from service.adapters.kafka.results import RESULT_TYPES, CompensationResultData
 from service.adapters.kafka.wire import (
     DATA_MODELS,
@@ -40,7 +41,6 @@ from service.adapters.kafka.wire import (
     StructuredCloudEvent,
 )
 from service.config import Settings
-from service.domain.personal import FREE_TEXT_KEYWORD, PERSONAL_DATA_KEYWORD
 from service.domain.signals import SignalKind
 from service.tracing import TRACEPARENT_PATTERN
 
@@ -156,31 +156,6 @@ def case_data_schema(stored_type: str) -> dict[str, Any]:
     )
 
 
-def personal_marked(schema: dict[str, Any], outgoing: bool = True) -> dict[str, Any]:
-    """The schema with each personal property marked at its own level; outgoing, each free-text one may be
-    null: that is how it goes out unless the service publishes free text."""
-    for node in (schema, *schema.get("$defs", {}).values()):
-        for name, prop in node.get("properties", {}).items():
-            members = prop.get("anyOf", [prop])
-            if any(m.get(PERSONAL_DATA_KEYWORD) for m in members):
-                prop[PERSONAL_DATA_KEYWORD] = True
-            if outgoing and any(m.get(FREE_TEXT_KEYWORD) for m in members):
-                node["properties"][name] = _nullable(prop)
-    return schema
-
-
-def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
-    if "anyOf" in prop:
-        members = [{k: v for k, v in m.items() if not k.startswith("x-")} for m in prop["anyOf"]]
-        outer = {k: v for k, v in prop.items() if k != "anyOf"}
-    else:
-        members = [{k: v for k, v in prop.items() if k in ("type", "maxLength", "minLength")}]
-        outer = {k: v for k, v in prop.items() if k not in ("type", "maxLength", "minLength")}
-    if {"type": "null"} not in members:
-        members.append({"type": "null"})
-    return {**outer, "anyOf": members, PERSONAL_DATA_KEYWORD: True, FREE_TEXT_KEYWORD: True}
-
-
 def sla_data_schema() -> dict[str, Any]:
     """The data of an outgoing SLA warning or breach."""
     schema = SlaEventData.model_json_schema(mode="serialization")
@@ -197,7 +172,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         documents[case_data_schema_path(stored_type)] = case_data_schema(stored_type)
     documents[SLA_DATA_PATH] = sla_data_schema()
     documents[COMPENSATION_DATA_PATH] = _schema_document(
-        CompensationRequestData.model_json_schema(mode="serialization"), COMPENSATION_DATA_PATH
+        personal_marked(CompensationRequestData.model_json_schema(mode="serialization"), outgoing=False),
+        COMPENSATION_DATA_PATH,
     )
     documents[TREND_DATA_PATH] = _schema_document(
         TrendData.model_json_schema(mode="serialization"), TREND_DATA_PATH
@@ -575,8 +551,12 @@ def channel_specs() -> list[ChannelSpec]:
     ]
 
 
-def _message(spec: MessageSpec) -> dict[str, Any]:
+def _message(spec: MessageSpec, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The message; `x-personal-data` lists the payload's personal fields (marked in its schema too)."""
+    payload = schemas.get(spec.payload.get("$ref", "").removeprefix("./"))
+    personal = {"x-personal-data": personal_fields(payload)} if payload and personal_fields(payload) else {}
     return {
+        **personal,
         "name": spec.id,
         "title": spec.title,
         "summary": spec.summary,
@@ -608,6 +588,7 @@ def _operation(spec: ChannelSpec) -> dict[str, Any]:
 
 def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the given channels."""
+    schemas = json_schemas()
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
@@ -628,7 +609,7 @@ def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
         },
         "channels": {spec.id: _channel(spec) for spec in specs},
         "operations": {spec.operation_id: _operation(spec) for spec in specs},
-        "components": {"messages": {m.id: _message(m) for spec in specs for m in spec.messages}},
+        "components": {"messages": {m.id: _message(m, schemas) for spec in specs for m in spec.messages}},
     }
 
 

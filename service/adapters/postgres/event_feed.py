@@ -12,7 +12,7 @@ from service.adapters.postgres import parking
 from service.adapters.postgres.case_writes import Connection
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.parking import OpenStream, Parked
-from service.adapters.postgres.sealing import Opener, redacted_json
+from service.adapters.postgres.sealing import Opener
 from service.app.ports import LoggedEvent
 
 _LEASE_CLASS = 0x5245_4C59  # "RELY": the two-key advisory locks of relays, apart from the migration lock
@@ -21,8 +21,8 @@ _LEASE_CLASS = 0x5245_4C59  # "RELY": the two-key advisory locks of relays, apar
 class RelayLease:
     """Held while this instance's session keeps the advisory lock; the position moves on the same session.
 
-    The events it reads carry no personal free text (null in their data) unless it was given the keyring, to
-    publish the texts opened (RECOVERY_PUBLISH_FREE_TEXT)."""
+    Given the keyring (RECOVERY_PUBLISH_FREE_TEXT), it opens the personal texts of the events it reads, to be
+    published; without, it hands them on sealed, and the outgoing mapping nulls them."""
 
     def __init__(self, conn: Connection, name: str, keyring: Keyring | None = None) -> None:
         self._conn = conn
@@ -31,7 +31,7 @@ class RelayLease:
 
     async def _outgoing(self, events: list[LoggedEvent]) -> list[LoggedEvent]:
         if self._keyring is None:
-            return [_with_data(e, redacted_json) for e in events]
+            return events
         opener = await Opener.for_texts(self._conn, self._keyring, [e.data for e in events])
         return [_with_data(e, opener.event_json) for e in events]
 
@@ -102,6 +102,7 @@ class PostgresEventFeed:
     def __init__(self, pool: asyncpg.Pool, keyring: Keyring | None = None) -> None:
         self._pool = pool
         self._keyring = keyring
+        self.publishes_free_text = keyring is not None
 
     @asynccontextmanager
     async def lease(self, name: str) -> AsyncIterator[RelayLease | None]:

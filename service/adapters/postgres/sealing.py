@@ -86,13 +86,3 @@ class Opener:
         parsed = json.loads(data)
         map_personal_json(parsed, paths, lambda text: open_text(text, self._keys))
         return json.dumps(parsed, separators=(",", ":"))
-
-
-def redacted_json(type_: str, data: str) -> str:
-    """A stored event's JSON with every personal text null: what other services get unless configured otherwise."""
-    paths = PERSONAL_PATHS.get(type_)
-    if not paths:
-        return data
-    parsed = json.loads(data)
-    map_personal_json(parsed, paths, lambda _: None)
-    return json.dumps(parsed, separators=(",", ":"))
