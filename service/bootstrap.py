@@ -109,7 +109,7 @@ class Service:
         self.settings = settings
         self.rules = intake_rules(settings)  # the policy files are read here, once
         self.limits = compensation_limits(settings)
-        self._keyring: Keyring | None = None  # made in start(): no master key, no start
+        self._keyring: Keyring | None = None  # made at start(): no master key, no start
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -123,19 +123,21 @@ class Service:
 
     @property
     def keyring(self) -> Keyring:
-        assert self._keyring is not None, "the service has not started"
+        """The customers' keys; MissingMasterKey, naming RECOVERY_DATA_KEYS, when it is unset."""
+        if self._keyring is None:
+            self._keyring = keyring_of(self.settings)
         return self._keyring
 
     async def start(self) -> None:
         s = self.settings
-        self._keyring = keyring_of(s)  # MissingMasterKey, naming RECOVERY_DATA_KEYS, when it is unset
+        keyring = self.keyring  # before anything is reached: no master key, no start
         self.pool = await retrying(self._connect, "database at start-up")
         if s.auto_migrate:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
         async with self.pool.acquire() as conn:
-            await self.keyring.check(conn)  # a master key still in use but not configured stops start-up
+            await keyring.check(conn)  # a master key still in use but not configured stops start-up
         if s.consume and s.billing_sources is None:
             log.warning(
                 "billing_sources_unset",

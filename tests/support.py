@@ -271,6 +271,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 def recovery_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The operator's `recovery` command against a database."""
-    env = {**os.environ, "RECOVERY_DATABASE_URL": database_url, "RECOVERY_LOG_LEVEL": "WARNING"}
+    env = {
+        "RECOVERY_DATA_KEYS": DATA_KEYS,
+        **os.environ,
+        "RECOVERY_DATABASE_URL": database_url,
+        "RECOVERY_LOG_LEVEL": "WARNING",
+    }
     command = [sys.executable, "-m", "service.entrypoints.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)

@@ -44,7 +44,7 @@ class HeldStore(PostgresIntakeStore):
     """Holds the first transaction after it decided, until the test lets it record."""
 
     def __init__(self, pool: asyncpg.Pool, decided: asyncio.Event, proceed: asyncio.Event) -> None:
-        super().__init__(pool)
+        super().__init__(pool, suite_keyring())
         self.decided, self.proceed, self.held = decided, proceed, False
 
     @asynccontextmanager
