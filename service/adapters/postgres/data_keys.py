@@ -9,9 +9,10 @@ sealed with.
   Its nonce is an HMAC of the text under the data key (a synthetic nonce): the same text sealed twice reads the
   same, so a replayed snapshot equals the stored one and a nonce never repeats for two different texts; the
   price is that two equal texts of one customer are seen to be equal.
-- A text that already carries its customer's key id passes through a seal unchanged: values read from the store
-  without opening (the intake's snapshots, timers, the rebuild) are written back as they are. The key id is
-  random and never leaves the database, so a customer cannot forge one.
+- A text already sealed (with any key) passes through a seal unchanged: values read from the store without
+  opening (the intake's snapshots, timers, the rebuild) are written back as they are, and a text sealed with a
+  key since destroyed stays erased, never sealed again under the customer's next key. (A customer who sends
+  words shaped like a sealed text has them kept as they are; they read as erased, naming a key that is not.)
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ class DataKey:
         self._nonce_key = _derive(secret, b"nonce")
 
     def seal(self, text: str) -> str:
-        """The text sealed; one already sealed with this key as it is."""
-        if text.startswith(self.prefix):
+        """The text sealed; one already sealed (with any key) as it is."""
+        if key_id_of(text) is not None:
             return text
         plain = text.encode()
         nonce = hmac.digest(self._nonce_key, plain, hashlib.sha256)[:NONCE_BYTES]
