@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
-from service.adapters.postgres.data_keys import ERASED
+from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.data_keys import ERASED, Keyring, MissingMasterKey, parse_master_keys
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
+from service.adapters.postgres.key_rotation import rewrap_keys
 from service.adapters.postgres.projections import check_cases, rebuild_cases
 from service.adapters.sentiment import VaderSentiment
 from service.api_tokens import ApiToken
@@ -182,3 +184,22 @@ async def test_staff_edit_the_summary_within_its_bound_and_their_role(
     refused = await edit("An agent's rewrite", AGENT, at)
     assert refused.status_code == 403 and "manager or owner" in refused.text
     assert (await edit("A manager's rewrite", MANAGER, at)).json()["summary"] == "A manager's rewrite"
+
+
+async def test_rotation_rewraps_every_customer_key_and_the_old_master_key_can_then_go(pool: asyncpg.Pool) -> None:
+    old, new = '"old": "b29vb29vb29vb29vb29vb29vb29vb29vb29vb29vb28="', '"new": "bm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm4="'
+    before = Keyring(parse_master_keys("{" + old + "}", None))
+    store = PostgresIntakeStore(pool, before)
+    rules = intake_rules(Settings())
+    signals = [complaint(f"c-rot-{i}", signal_id=f"r-{i}") for i in range(3)]
+    await apply_signals(signals, {}, "g", store, rules, VaderSentiment(), SystemClock())
+    during = parse_master_keys("{" + old + ", " + new + "}", "new")
+    async with pool.acquire() as conn:
+        assert await rewrap_keys(conn, during, batch=2) == 3
+        assert await rewrap_keys(conn, during) == 0  # nothing is left under the old key
+        after = Keyring(parse_master_keys("{" + new + "}", None))
+        await after.check(conn)  # the old key is no longer needed
+        with pytest.raises(MissingMasterKey, match="lacks the master key\(s\) new"):  # an instance not yet told
+            await before.check(conn)
+    found = await PostgresCaseReads(pool, after).get_case(case_id_for("c-rot-1", 1))
+    assert found is not None and found[0].signals[0].text == WORDS
