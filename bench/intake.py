@@ -260,6 +260,7 @@ def service_env(
         "RECOVERY_BATCH_MAX_RECORDS": str(batch),
         "RECOVERY_TOPIC_DLQ": f"{next(iter(topics))}.dlq",
         "RECOVERY_LOG_LEVEL": "WARNING",
+        "RECOVERY_DATA_KEYS": '{"bench": "YmVuY2gtbWFzdGVyLWtleS1vZi0zMi1ieXRlcy1vayE="}',  # 32 bytes; an older build ignores it
     }
     for kind, topic in kinds.items():
         env[f"RECOVERY_TOPIC_{kind.value.upper()}"] = topic

@@ -41,6 +41,7 @@ from service.domain.events import CompensationKind
 from service.domain.registry import SNAPSHOT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
+from tests.support import suite_keyring
 
 TOKEN = "bench-token-for-the-read-benchmark-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,7 +170,7 @@ async def main(count: int, samples: int) -> None:
         say(f"filling the read model with {count:,} cases")
         await fill(dsn, count)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
-        reads = PostgresCaseReads(pool)
+        reads = PostgresCaseReads(pool, suite_keyring())
         tokens = ApiTokens({TOKEN: ApiToken(actor="bench", role="agent")})
         app = create_app(lambda: reads, TokenGate(tokens, FailureThrottle(10)), _ready)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:

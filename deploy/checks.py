@@ -69,6 +69,7 @@ SECRET_KEYS = frozenset(
         "RECOVERY_API_TOKENS",
         "RECOVERY_KAFKA_SASL_PASSWORD",
         "RECOVERY_CONSOLE_SESSION_KEY",
+        "RECOVERY_DATA_KEYS",
     }
 )
 # RECOVERY_KAFKA_SASL_MECHANISM -> the KEDA Kafka scaler's `sasl` value

@@ -35,6 +35,7 @@ from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
+from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -47,7 +48,7 @@ from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import land_compensation_result
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import Clock, PartitionKey
-from service.config import Settings
+from service.config import Settings, keyring_of
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
 from service.domain.compensation_limits import CompensationLimits
@@ -109,6 +110,7 @@ class Service:
         self.on_consumers_joined = on_consumers_joined
         self.rules = intake_rules(settings)  # the policy files are read here, once
         self.limits = compensation_limits(settings)
+        self._keyring: Keyring | None = None  # made at start(): no master key, no start
         self.pool: asyncpg.Pool | None = None
         self.broker: KafkaBroker | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -120,13 +122,23 @@ class Service:
     def uses_kafka(self) -> bool:
         return self.settings.consume or self.settings.relay
 
+    @property
+    def keyring(self) -> Keyring:
+        """The customers' keys; MissingMasterKey, naming RECOVERY_DATA_KEYS, when it is unset."""
+        if self._keyring is None:
+            self._keyring = keyring_of(self.settings)
+        return self._keyring
+
     async def start(self) -> None:
         s = self.settings
+        keyring = self.keyring  # before anything is reached: no master key, no start
         self.pool = await retrying(self._connect, "database at start-up")
         if s.auto_migrate:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
             log.info("migrations_applied", applied=applied)
+        async with self.pool.acquire() as conn:
+            await keyring.check(conn)  # a master key still in use but not configured stops start-up
         if s.consume and s.billing_sources is None:
             log.warning(
                 "billing_sources_unset",
@@ -159,7 +171,7 @@ class Service:
         pool = self.pool
         assert pool is not None
         try:
-            change = await retrying(lambda: apply_new_policy(pool, sla), "apply the SLA policy")
+            change = await retrying(lambda: apply_new_policy(pool, self.keyring, sla), "apply the SLA policy")
         except PolicyApplyRunning:
             log.info("sla_policy_applied_elsewhere", version=sla.version)
             return None
@@ -208,7 +220,7 @@ class Service:
             await retrying(lambda: self._start_consumers(rules), "consumers")
             self._run("consumers-joined", self._consumers_joined())
         if s.relay:
-            relay = EventRelay(PostgresEventFeed(self.pool), self.producer, OutgoingTopics.from_settings(s))
+            relay = EventRelay(PostgresEventFeed(self.pool, self.keyring if s.publish_free_text else None), self.producer, OutgoingTopics.from_settings(s))
             self._run("relay", relay.run())
         log.info("kafka_started", kafka=s.kafka_bootstrap_servers)
 
@@ -238,7 +250,7 @@ class Service:
         assert self.pool is not None and self.producer is not None
         s = self.settings
         producer = self.producer
-        store = PostgresIntakeStore(self.pool)
+        store = PostgresIntakeStore(self.pool, self.keyring)
         sentiment, clock = VaderSentiment(), SystemClock()
 
         async def apply(signals: list[Signal], offsets: dict[PartitionKey, int]) -> IntakeResult:
@@ -309,7 +321,7 @@ class Service:
 
     def reads(self) -> PostgresCaseReads:
         assert self.pool is not None, "the service has not started"
-        return PostgresCaseReads(self.pool, self.limits.customer_window)
+        return PostgresCaseReads(self.pool, self.keyring, self.limits.customer_window)
 
     def console_sessions(self) -> PostgresConsoleSessions:
         assert self.pool is not None, "the service has not started"
@@ -317,7 +329,7 @@ class Service:
 
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
-        return PostgresCommandStore(self.pool, self._observe_clocks)
+        return PostgresCommandStore(self.pool, self.keyring, self._observe_clocks)
 
     def _observe_clocks(self, before: CaseState | None, after: CaseState) -> None:
         observe_stopped_clocks(stopped_clocks(before, after, self.rules.sla))

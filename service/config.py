@@ -6,17 +6,30 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.compensation_policy_file import load_compensation_limits
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
+from service.adapters.postgres.data_keys import (
+    NO_DATA_KEYS,
+    Keyring,
+    MissingMasterKey,
+    parse_key_table,
+    parse_master_keys,
+)
 from service.adapters.sla_policy_file import load_sla_policy
 from service.api_tokens import ApiTokens, weakness_of
 from service.domain.severity import Severity
 from service.domain.signals import Channel, SignalKind
 from service.domain.sla import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLUTION
+
+
+def _master_keys(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        parse_key_table(value.get_secret_value())
+    return value
 
 
 def _positive(value: timedelta) -> timedelta:
@@ -165,6 +178,23 @@ class Settings(BaseSettings):
         " X-Forwarded-Proto are believed (uvicorn's `forwarded_allow_ips`; `*` for any): the client address"
         " throttling counts is then the proxy's client's.",
     )
+    data_keys: Annotated[SecretStr | None, AfterValidator(_master_keys)] = Field(
+        None,
+        description='JSON: master key id -> base64 of 32 random bytes (a secret), e.g. {"2025-01": "…"}: the'
+        " keys that wrap each customer's data key, which seals their texts at rest. Keep every id that still"
+        " wraps stored keys (start-up refuses otherwise, naming it). Required: the service refuses to start"
+        " without it; `recovery dev` makes one.",
+    )
+    data_key_current: str | None = Field(
+        None,
+        description="Which id of RECOVERY_DATA_KEYS wraps new customer keys: rotate by adding a key and naming"
+        " it here. Unset: the only key (required when there are several).",
+    )
+    publish_free_text: bool = Field(
+        False,
+        description="Publish personal free text (signal texts, summaries, notes, reasons) in the outgoing"
+        " events. Off: those fields are null on every topic.",
+    )
     console_session_key: SecretStr | None = Field(
         None,
         min_length=32,
@@ -303,6 +333,14 @@ class Settings(BaseSettings):
             load_sla_policy(value)  # a bad file stops start-up with the loader's message, naming the field
         return value
 
+    @field_validator("data_key_current", mode="after")
+    @classmethod
+    def _current_key_is_configured(cls, value: str | None, info: ValidationInfo) -> str | None:
+        keys = info.data.get("data_keys")
+        if keys is not None:
+            parse_master_keys(keys.get_secret_value(), value)  # names RECOVERY_DATA_KEY_CURRENT when at fault
+        return value
+
     @field_validator("sla_resolution", mode="after")
     @classmethod
     def _keep_unset_severities(cls, value: dict[Severity, timedelta]) -> dict[Severity, timedelta]:
@@ -333,6 +371,14 @@ class Settings(BaseSettings):
             self.topic_callback: SignalKind.CALLBACK,
             self.topic_ticket: SignalKind.TICKET,
         }
+
+
+def keyring_of(settings: Settings) -> Keyring:
+    """The customers' data keys under the configured master keys; MissingMasterKey, naming RECOVERY_DATA_KEYS,
+    when it is unset."""
+    if settings.data_keys is None:
+        raise MissingMasterKey(NO_DATA_KEYS)
+    return Keyring(parse_master_keys(settings.data_keys.get_secret_value(), settings.data_key_current))
 
 
 def load_settings() -> Settings:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -7,6 +8,11 @@ import pytest
 from hypothesis import settings
 
 from tests.infra import Kafka, kafka_broker, postgres_server, unique, with_database
+from tests.support import DATA_KEYS
+
+# Every Settings() a test makes, and every process it starts, seals texts under the suite's master key (the
+# service refuses to start without one); tests of that refusal start their process without it.
+os.environ.setdefault("RECOVERY_DATA_KEYS", DATA_KEYS)
 
 # No property test is a timing test: speed is the benchmark's business, and a shared 2-core machine makes
 # Hypothesis's default 200 ms deadline per example fail tests that are right.

@@ -21,6 +21,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.kafka.cloudevents import encode_binary, encode_structured
+from service.adapters.postgres.data_keys import Keyring, parse_master_keys
 from service.api_tokens import ApiToken
 from service.config import Settings
 from service.domain.signals import SignalKind
@@ -33,6 +34,13 @@ MANAGER_TOKEN = "test-manager-token-for-the-suite-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+DATA_KEYS = '{"test-1": "dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLW9ubHk="}'  # the suite's master key, 32 bytes
+"""RECOVERY_DATA_KEYS of every test's settings: a fixed master key, so a test may read what another wrote."""
+
+
+def suite_keyring() -> Keyring:
+    """The customers' keys under the suite's master key (what a store built by hand in a test is given)."""
+    return Keyring(parse_master_keys(DATA_KEYS, None))
 
 
 def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings:
@@ -51,6 +59,7 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_compensation_requests": f"t{tag}.compensation.requests",
         "topic_compensation_results": f"t{tag}.compensation.results",
         "topic_trends": f"t{tag}.trends",
+        "data_keys": DATA_KEYS,
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),
             AGENT_TOKEN: ApiToken(actor="ana", role="agent"),
@@ -262,6 +271,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 def recovery_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The operator's `recovery` command against a database."""
-    env = {**os.environ, "RECOVERY_DATABASE_URL": database_url, "RECOVERY_LOG_LEVEL": "WARNING"}
+    env = {
+        "RECOVERY_DATA_KEYS": DATA_KEYS,
+        **os.environ,
+        "RECOVERY_DATABASE_URL": database_url,
+        "RECOVERY_LOG_LEVEL": "WARNING",
+    }
     command = [sys.executable, "-m", "service.entrypoints.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)

@@ -42,7 +42,9 @@ from service.domain.events import (
     StepKind,
     StepOutcome,
     StepRecorded,
+    SummaryEdited,
 )
+from service.domain.personal import CustomerId, PersonalText
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
 from service.domain.sla import (
@@ -57,6 +59,7 @@ from service.domain.sla import (
     is_default,
     resumed_clock,
 )
+from service.domain.summary import summary_of
 
 _CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 
@@ -74,7 +77,7 @@ class Step:
     added_by: str
     added_at: datetime
     outcome: StepOutcome | None = None
-    notes: str | None = None
+    notes: PersonalText | None = None
     recorded_by: str | None = None
     recorded_at: datetime | None = None
 
@@ -92,7 +95,7 @@ class Compensation:
     kind: CompensationKind
     amount: Decimal
     currency: str
-    reason: str
+    reason: PersonalText
     requested_by: str
     requested_at: datetime
     status: CompensationStatus
@@ -100,14 +103,14 @@ class Compensation:
     needs_owner: bool = False  # it waits for an owner: a manager may not approve it
     approved_by: str | None = None
     reference: str | None = None
-    failure: str | None = None
+    failure: PersonalText | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolution:
     resolution_type: ResolutionType
     root_cause: str
-    prevention_action: str
+    prevention_action: PersonalText
     resolved_by: str
     resolved_at: datetime
 
@@ -119,7 +122,7 @@ CONTACT_STEPS = frozenset({StepKind.CALL_CUSTOMER, StepKind.EMAIL_CUSTOMER})
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseState:
     case_id: str
-    customer_id: str
+    customer_id: CustomerId
     ordinal: int
     status: CaseStatus
     severity: Severity
@@ -145,6 +148,7 @@ class CaseState:
     category: Category | None = None
     clocks: tuple[SlaClock, ...] = ()  # every SLA clock; () in snapshots stored before clocks: see clocks_of
     pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
+    summary: PersonalText | None = None  # what went wrong in a line: the opening signal's first sentence, or staff's
     opened_by_hand: bool = False  # by staff with no signal (False for cases opened before clocks: _opened)
 
 
@@ -303,6 +307,7 @@ def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
         occurred_at=signal.occurred_at,
         received_at=signal.received_at,
         amount_at_stake=signal.amount_at_stake,
+        text=signal.text,
     )
 
 
@@ -390,6 +395,7 @@ def _open(
         first_response_deadline=first_response.deadline,
         resolution_deadline=resolution.deadline,
         clocks=(first_response, resolution, *named),
+        summary=summary_of(signal.text),
     )
 
 
@@ -578,6 +584,8 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
         )
     if isinstance(event, CaseClosed):
         return changed(state, status=CaseStatus.CLOSED)
+    if isinstance(event, SummaryEdited):
+        return changed(state, summary=event.summary)
     if isinstance(
         event, CompensationRequested | CompensationApproved | CompensationSettled | CompensationFailed
     ):
@@ -684,6 +692,7 @@ def _opened(event: CaseOpened) -> CaseState:
         kind=None if selecting is None else selecting.type,
         category=None if selecting is None else _category(selecting.category),
         clocks=_recorded(event.clocks),
+        summary=event.summary,
         opened_by_hand=event.signal is None and event.clocks is not None,
     )
 

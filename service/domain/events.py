@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter
 
+from service.domain.personal import CustomerId, PersonalText
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, SignalKind, Tier
 from service.domain.sla import PauseReason, SlaClock
@@ -21,7 +22,7 @@ from service.domain.trends import TrendDetected
 # pydantic's TypeAdapters below still give them JSON (de)serialisation and validation at the edges.
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRef:
-    """What a case remembers of a signal: never its free text."""
+    """What a case remembers of a signal, the customer's words (`text`, personal data) included."""
 
     source: str
     id: str
@@ -32,6 +33,7 @@ class SignalRef:
     occurred_at: datetime
     received_at: datetime
     amount_at_stake: Money | None = None
+    text: PersonalText | None = None  # the customer's words; None: it had none, or was stored before they were kept
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +45,7 @@ class _Event:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseOpened(_Event):
     type: Literal["case.opened"] = "case.opened"
-    customer_id: str
+    customer_id: CustomerId
     ordinal: int
     customer_tier: Tier
     channel: Channel | None
@@ -53,9 +55,10 @@ class CaseOpened(_Event):
     first_response_deadline: datetime
     resolution_deadline: datetime
     opened_by: str | None = None
-    reason: str | None = None
+    reason: PersonalText | None = None
     # every clock it starts; None: stored before clocks were recorded
     clocks: tuple[SlaClock, ...] | None = None
+    summary: PersonalText | None = None  # the opening signal's first sentence (summary.summary_of)
     amount_at_stake: Money | None = None  # what staff opening it by hand stated (a signal states its own)
 
 
@@ -81,7 +84,7 @@ class CaseEscalated(_Event):
 class CaseReopened(_Event):
     type: Literal["case.reopened"] = "case.reopened"
     actor: str | None = None  # None when a signal reopened it
-    reason: str
+    reason: PersonalText
     signal: SignalRef | None
     severity: Severity
     resolution_deadline: datetime
@@ -148,7 +151,7 @@ class StepRecorded(_Command):
     type: Literal["case.step_recorded"] = "case.step_recorded"
     step_id: str
     outcome: StepOutcome
-    notes: str
+    notes: PersonalText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,14 +159,14 @@ class CaseResolved(_Command):
     type: Literal["case.resolved"] = "case.resolved"
     resolution_type: ResolutionType
     root_cause: str
-    prevention_action: str
+    prevention_action: PersonalText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FollowUpRecorded(_Command):
     type: Literal["case.follow_up_recorded"] = "case.follow_up_recorded"
     satisfied: bool
-    notes: str
+    notes: PersonalText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +174,15 @@ class NoteAdded(_Command):
     """An internal note by staff: kept on the case's history, never published downstream."""
 
     type: Literal["case.note_added"] = "case.note_added"
-    note: str
+    note: PersonalText
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SummaryEdited(_Command):
+    """Staff rewrote the case's summary (summary.decide_edit_summary)."""
+
+    type: Literal["case.summary_edited"] = "case.summary_edited"
+    summary: PersonalText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,7 +190,7 @@ class FollowUpDue(_Event):
     """The customer should now be asked whether the recovery worked."""
 
     type: Literal["case.followup_due"] = "case.followup_due"
-    customer_id: str
+    customer_id: CustomerId
     due_at: datetime
 
 
@@ -197,11 +208,11 @@ class CompensationKind(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _CompensationRequest(_Command):
     request_id: str  # billing's idempotency key
-    customer_id: str
+    customer_id: CustomerId
     kind: CompensationKind
     amount: Decimal
     currency: str
-    reason: str
+    reason: PersonalText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +243,7 @@ class CompensationSettled(_Event):
 class CompensationFailed(_Event):
     type: Literal["case.compensation_failed"] = "case.compensation_failed"
     request_id: str
-    reason: str
+    reason: PersonalText  # billing's words: free text, so treated as personal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,7 +275,7 @@ class CaseResumed(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SlaFired(_Event):
-    customer_id: str
+    customer_id: CustomerId
     severity: Severity
     sla: str  # the clock's name: a SlaKind, or a named clock from the SLA policy file
     deadline: datetime
@@ -317,6 +328,7 @@ CaseEvent = Annotated[
     | CaseResolved
     | FollowUpRecorded
     | NoteAdded
+    | SummaryEdited
     | FollowUpDue
     | CaseClosed
     | CompensationRequested

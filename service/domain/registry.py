@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.events import CaseEvent
+from service.domain.personal import Path, personal_paths
 from service.domain.trends import TrendDetected
 
 T = TypeVar("T")
@@ -130,6 +131,14 @@ EVENTS: Final[Mapping[str, StoredShape[Any]]] = {
 SNAPSHOT: Final[StoredShape[CaseState]] = StoredShape("case snapshot", CASE_STATE, SNAPSHOT_UPCASTERS)
 if EVENT_UPCASTERS.keys() - {(t, v) for t in EVENT_CLASSES for v in EVENTS[t].upcasters}:
     raise ValueError(f"upcasters for types that are not registered: {sorted(EVENT_UPCASTERS)}")
+
+
+PERSONAL_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
+    name: paths for name, cls in EVENT_CLASSES.items() if (paths := personal_paths(cls))
+}
+"""Stored type -> where its JSON holds personal free text (the types that hold none are left out)."""
+SNAPSHOT_PERSONAL_PATHS: Final[tuple[Path, ...]] = personal_paths(CaseState)
+"""Where a case snapshot's JSON holds personal free text."""
 
 
 def event_shape(type_: str) -> StoredShape[Any]:

@@ -30,6 +30,7 @@ from service.domain.money import checked_stake
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, Tier
 from service.domain.sla import RESOLUTION, SlaPolicy
+from service.domain.summary import summary_of
 
 RESOLVERS = frozenset({"manager", "owner"})
 
@@ -219,6 +220,7 @@ def decide_open_by_hand(
             opened_by=actor.name,
             reason=reason,
             clocks=(first_response, resolution, *named),
+            summary=summary_of(reason),
             amount_at_stake=None if stake is None else Money(checked_stake(stake.amount, stake.currency), stake.currency),
         )
     ]

@@ -16,8 +16,9 @@ from pathlib import Path
 import structlog
 from pydantic import ValidationError
 
+from service.adapters.postgres.data_keys import NO_DATA_KEYS, new_master_key
 from service.config import Settings, describe_error
-from service.entrypoints import ops, policy, publish
+from service.entrypoints import keys, ops, policy, publish
 from service.observability import configure_logging
 
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ops.add_commands(commands)
     policy.add_commands(commands)
     publish.add_commands(commands)
+    keys.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dev":
         _start_embedded(Path(args.data_dir), args.kafka_port)
@@ -41,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recovery: configuration error\n{describe_error(e)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.data_keys is None and args.command != "migrate" and keys.needs_data_keys(args):
+        print(f"recovery: configuration error\n{NO_DATA_KEYS}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "publish":
         return publish.run(args, settings)
+    if args.command == "keys":
+        return asyncio.run(keys.run(args, settings))
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
     if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions"):
@@ -154,16 +161,26 @@ def _start_embedded(data_dir: Path, kafka_port: int) -> None:
         token = secrets.token_urlsafe(32)
         tokens = json.dumps({token: {"actor": "dev", "role": "owner"}})
         os.environ["RECOVERY_API_TOKENS"] = tokens
+    os.environ.setdefault("RECOVERY_DATA_KEYS", _dev_data_keys(data_dir / "dev.json"))
     port = os.environ.get("RECOVERY_HTTP_PORT", "8080")
     info = {
         "kafka": bootstrap,
         "database_url": dsn,
         "api": f"http://127.0.0.1:{port}",
         "tokens": json.loads(tokens),
+        "data_keys": json.loads(os.environ["RECOVERY_DATA_KEYS"]),
     }
     write_private(data_dir / "dev.json", json.dumps(info, indent=2))
     print(f"embedded broker at {bootstrap}, database in {data_dir / 'postgres'}", flush=True)
     print(f"API token (owner): {next(iter(info['tokens']))}  — also in {data_dir / 'dev.json'}", flush=True)
+
+
+def _dev_data_keys(dev_json: Path) -> str:
+    """The dev master key: the one this data folder's texts are sealed with, else a new one."""
+    try:
+        return json.dumps(json.loads(dev_json.read_text())["data_keys"])
+    except (OSError, ValueError, KeyError):
+        return json.dumps({"dev": new_master_key()})
 
 
 def write_private(path: Path, text: str) -> None:

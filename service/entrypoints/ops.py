@@ -19,7 +19,7 @@ from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
 from service.bootstrap import intake_rules, session_timeouts
-from service.config import Settings
+from service.config import Settings, keyring_of
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.entrypoints import dead_letters
@@ -82,14 +82,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
         if args.command == "projections":
-            return await _rebuild(pool, args.check, args.quiet)
+            return await _rebuild(pool, args.check, args.quiet, settings)
         if args.command == "parked":
             return await _parked(pool, args)
         if args.command == "sessions":
             revoked = await PostgresConsoleSessions(pool, session_timeouts(settings)).end_all_of(args.actor)
             print(f"ended {revoked} console session(s) of {args.actor}")
             return 0
-        reads = PostgresCaseReads(pool)
+        reads = PostgresCaseReads(pool, keyring_of(settings))
         if args.command == "trends":
             policy = TrendPolicy(settings.trend_threshold, settings.trend_window)
             for tag, count in await reads.root_causes(args.window_days or policy.window.days):
@@ -119,7 +119,7 @@ async def _show(reads: PostgresCaseReads, case_id: str, sla: SlaPolicy) -> int:
     return 0
 
 
-async def _rebuild(pool: asyncpg.Pool, check_only: bool, quiet: bool) -> int:
+async def _rebuild(pool: asyncpg.Pool, check_only: bool, quiet: bool, settings: Settings) -> int:
     """The replay streams the log with a progress bar (rate, ETA) on stderr; appends wait only for the swap."""
     async with pool.acquire() as conn:
         total = await total_events(conn)
@@ -129,7 +129,7 @@ async def _rebuild(pool: asyncpg.Pool, check_only: bool, quiet: bool) -> int:
                 bar.update(events)
 
             try:
-                report = await rebuild_cases(conn, check_only, progress=advance)
+                report = await rebuild_cases(conn, check_only, progress=advance, keyring=keyring_of(settings))
             except RebuildRunning as e:
                 print(str(e), file=sys.stderr)
                 return 2

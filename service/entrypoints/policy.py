@@ -16,7 +16,7 @@ import asyncpg
 
 from service.adapters.postgres.policy_versions import PolicyApplyRunning, apply_new_policy, diff_policy
 from service.adapters.sla_policy_file import SlaPolicyFileError, load_sla_policy
-from service.config import Settings
+from service.config import Settings, keyring_of
 from service.domain.events import DeadlinesCorrected
 from service.domain.policy_change import PolicyChange
 from service.domain.sla import SlaPolicy
@@ -54,7 +54,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         try:
             change = await apply_new_policy(
-                pool, policy, examples=args.examples, again=args.again, failed=_listed
+                pool, keyring_of(settings), policy, examples=args.examples, again=args.again, failed=_listed
             )
         except PolicyApplyRunning as e:
             print(str(e), file=sys.stderr)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from service.adapters.kafka.free_text import without_free_text
 from service.adapters.kafka.outgoing import (
     CASE_EVENT_CLASSES,
     SOURCE,
@@ -210,6 +211,7 @@ def worked() -> list[CaseEvent]:
     from service.domain.events import CompensationKind
     from service.domain.pauses import decide_pause, decide_resume
     from service.domain.sla import PauseReason
+    from service.domain.summary import decide_edit_summary
 
     agent, owner, limits = Actor("ana", "agent"), Actor("olu", "owner"), CompensationLimits()
     decisions = [
@@ -225,6 +227,7 @@ def worked() -> list[CaseEvent]:
         lambda s: decide_pause(s, manager, PauseReason.AWAITING_PARTS, None, SlaPolicy(), now),
         lambda s: decide_resume(s, manager, SlaPolicy(), now + timedelta(hours=1)),
         lambda s: decide_assign(s, "ana", manager, now),
+        lambda s: decide_edit_summary(s, "The technician never came.", agent, now),
         lambda s: decide_acknowledge(s, manager, now),
         lambda s: decide_add_step(s, StepKind.CALL_CUSTOMER, manager, now),
         lambda s: decide_record_step(s, "step-1", StepOutcome.COMPLETED, "called back", manager, now),
@@ -270,14 +273,22 @@ def test_a_case_event_is_a_binary_cloudevent_on_the_case_events_topic(event: Cas
 
 
 @pytest.mark.parametrize("event", case_events(), ids=lambda e: e.type)
-def test_a_case_event_body_is_the_stored_json_and_matches_its_schema(event: CaseEvent) -> None:
+def test_a_case_event_body_is_the_stored_json_without_free_text_and_matches_its_schema(event: CaseEvent) -> None:
     row = logged(event)
     data = assert_valid(case_data_schema_path(event.type), one(row).value)
+    assert data == json.loads(without_free_text(event.type, row.data))
+
+
+@pytest.mark.parametrize("event", case_events(), ids=lambda e: e.type)
+def test_published_with_free_text_a_case_event_body_is_the_stored_json(event: CaseEvent) -> None:
+    row = logged(event)
+    [message] = [m for m in to_messages(row, TOPICS, free_text=True) if m.topic != TOPICS.compensation]
+    data = assert_valid(case_data_schema_path(event.type), message.value)
     assert data == json.loads(row.data)
     assert CASE_EVENT.validate_python(data) == event
 
 
-def test_the_customer_free_text_of_a_signal_is_never_published() -> None:
+def test_the_customer_free_text_of_a_signal_is_not_published_by_default() -> None:
     for event in case_events():
         assert b"Nobody came" not in one(logged(event)).value
 

@@ -12,7 +12,7 @@ import httpx
 from service.api_tokens import ApiToken
 from service.bootstrap import Service, http_app
 from service.config import Settings
-from tests.support import TOKEN
+from tests.support import DATA_KEYS, TOKEN
 
 
 @asynccontextmanager
@@ -22,6 +22,7 @@ async def api_over(
     """A client of the real app, whose stores use `pool` (the commands and reads need PostgreSQL only)."""
     settings = Settings(
         database_url=database_url,
+        data_keys=DATA_KEYS,
         api_tokens={
             TOKEN: ApiToken(actor="tester", role="owner"),
             "test-agent-token-for-the-suite-only": ApiToken(actor="ana", role="agent"),

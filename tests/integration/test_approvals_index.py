@@ -15,7 +15,7 @@ from service.domain.events import CompensationKind
 from service.domain.registry import SNAPSHOT
 from tests.cases import T0, open_case
 from tests.integration.test_upgrade import Release, release, upgraded
-from tests.support import migration_backfill
+from tests.support import migration_backfill, suite_keyring
 
 __all__ = ["release", "upgraded"]  # the fixtures, shared with test_upgrade
 
@@ -80,15 +80,15 @@ async def test_every_save_writes_the_domains_answer_and_the_list_reads_it(pool: 
             await save_cases(conn, states)
         found = await columns(conn)
     assert [found[s.case_id][0] for s in states] == [True, False, True, True, True, False]
-    listed, cursor = await PostgresCaseReads(pool).awaiting_approval(2, None)
+    listed, cursor = await PostgresCaseReads(pool, suite_keyring()).awaiting_approval(2, None)
     assert [c.case_id for c in listed] == ["case-1", "case-3"] and cursor is not None
-    rest, last = await PostgresCaseReads(pool).awaiting_approval(2, cursor)
+    rest, last = await PostgresCaseReads(pool, suite_keyring()).awaiting_approval(2, cursor)
     assert [c.case_id for c in rest] == ["case-4"] and last is None
 
     approved = (compensation(10, SENT),)  # case-1's compensation, approved and sent
     async with pool.acquire() as conn, conn.transaction():
         await save_cases(conn, [open_case("case-1", "cust-1", version=2, compensations=approved)])
-    listed, _ = await PostgresCaseReads(pool).awaiting_approval(10, None)
+    listed, _ = await PostgresCaseReads(pool, suite_keyring()).awaiting_approval(10, None)
     assert [c.case_id for c in listed] == ["case-3", "case-4"]  # approved: off the list at once
 
 

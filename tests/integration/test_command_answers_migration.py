@@ -9,6 +9,7 @@ import asyncpg
 
 from service.adapters.postgres.command_store import PostgresCommandTransaction
 from service.adapters.postgres.migrate import migrate
+from tests.support import suite_keyring
 
 
 async def test_answers_given_before_the_scope_keep_answering_on_their_own_case(database_url: str) -> None:
@@ -41,7 +42,7 @@ async def test_answers_given_before_the_scope_keep_answering_on_their_own_case(d
             r["actor"]: r["target"] for r in await conn.fetch("SELECT actor, target FROM command_answers")
         }
         assert targets == {"ana": "case-a", "mia": "customer/cust-b"}
-        tx = PostgresCommandTransaction(conn)
+        tx = PostgresCommandTransaction(conn, suite_keyring())
         prior = await tx.prior_answer("ana", "case-a", "k-1")
         assert prior is not None and prior[0] == "add_step" and prior[1].body["case_id"] == "case-a"
         assert await tx.prior_answer("ana", "case-other", "k-1") is None

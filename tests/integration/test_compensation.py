@@ -20,7 +20,16 @@ from service.config import Settings
 from service.domain.signals import SignalKind
 from tests.infra import Kafka
 from tests.integration.api_only import api_over
-from tests.support import AGENT, AUTH, MANAGER, eventually, make_settings, publish, signal_event
+from tests.support import (
+    AGENT,
+    AUTH,
+    MANAGER,
+    eventually,
+    make_settings,
+    publish,
+    signal_event,
+    suite_keyring,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 BILLING = "billing"
@@ -235,7 +244,7 @@ async def test_the_same_idempotency_key_on_two_cases_makes_two_requests_each_wit
     ids = [c["request_id"] for c in without_key.json()["compensations"]]
     assert len(ids) == 2 and len({*ids, second["request_id"]}) == 3
 
-    store = PostgresCommandStore(pool)
+    store = PostgresCommandStore(pool, suite_keyring())
     for case_id, request in zip(cases, (first, second), strict=True):
         assert await store.case_for_request(request["request_id"]) == case_id
         approved = await api_alone.post(

@@ -28,7 +28,7 @@ from service.entrypoints.embedded import start_tansu
 from tests.infra import Kafka
 from tests.integration.conftest import OwnPostgres
 from tests.integration.test_sla_and_relay import Topic, ce
-from tests.support import PostgresProxy, eventually, make_settings
+from tests.support import PostgresProxy, eventually, make_settings, suite_keyring
 
 CASES = 2500  # more than two relay batches: the interruption comes in the middle of the backlog
 OUTAGE_SECONDS = (
@@ -60,7 +60,7 @@ async def leading(expected: float) -> bool:
 async def open_cases(pool: asyncpg.Pool, settings: Settings, count: int) -> None:
     """Signals applied as the consumer applies them: each opens a case with four SLA timers."""
     now = datetime.now(UTC)
-    store, rules = PostgresIntakeStore(pool), intake_rules(settings)
+    store, rules = PostgresIntakeStore(pool, suite_keyring()), intake_rules(settings)
     tag = uuid.uuid4().hex[:6]
     for start in range(0, count, 500):
         signals = [

@@ -23,6 +23,7 @@ from service.domain.case import case_id_for
 from service.domain.intake import IntakePlan, Outcome
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal, SignalKind
+from tests.support import suite_keyring
 
 NOW = datetime.now(UTC)
 
@@ -43,7 +44,7 @@ class HeldStore(PostgresIntakeStore):
     """Holds the first transaction after it decided, until the test lets it record."""
 
     def __init__(self, pool: asyncpg.Pool, decided: asyncio.Event, proceed: asyncio.Event) -> None:
-        super().__init__(pool)
+        super().__init__(pool, suite_keyring())
         self.decided, self.proceed, self.held = decided, proceed, False
 
     @asynccontextmanager
@@ -75,7 +76,7 @@ async def test_a_lost_race_is_decided_again_and_attaches_instead_of_opening_a_se
     decided, proceed = asyncio.Event(), asyncio.Event()
     slow = asyncio.create_task(apply(HeldStore(pool, decided, proceed), nps("complaint-1", "c-race")))
     await decided.wait()  # the slow instance saw no case and decided to open one
-    fast = await apply(PostgresIntakeStore(pool), nps("nps-1", "c-race"))
+    fast = await apply(PostgresIntakeStore(pool, suite_keyring()), nps("nps-1", "c-race"))
     proceed.set()
     slow_result = await slow
     assert [a.outcome for a in fast.applied] == [Outcome.OPENED]
@@ -85,7 +86,7 @@ async def test_a_lost_race_is_decided_again_and_attaches_instead_of_opening_a_se
 
 
 async def test_a_redelivered_batch_changes_nothing_and_counts_duplicates(pool: asyncpg.Pool) -> None:
-    store = PostgresIntakeStore(pool)
+    store = PostgresIntakeStore(pool, suite_keyring())
     batch = [nps("a", "c-1"), nps("b", "c-1"), nps("a", "c-1")]
     first = await apply(store, *batch)
     before = await pool.fetchval("SELECT count(*) FROM events")
@@ -96,7 +97,7 @@ async def test_a_redelivered_batch_changes_nothing_and_counts_duplicates(pool: a
 
 
 async def test_offsets_move_with_the_batch_and_never_backwards(pool: asyncpg.Pool) -> None:
-    store = PostgresIntakeStore(pool)
+    store = PostgresIntakeStore(pool, suite_keyring())
     await apply(store, nps("x", "c-2"), offsets={("t", 0): 10, ("t", 1): 4})
     await apply(store, nps("y", "c-2"), offsets={("t", 0): 7})  # a late, stale writer
     assert await store.next_offsets("g", [("t", 0), ("t", 1), ("t", 2)]) == {("t", 0): 10, ("t", 1): 4}
@@ -105,10 +106,10 @@ async def test_offsets_move_with_the_batch_and_never_backwards(pool: asyncpg.Poo
 async def test_a_cases_signals_read_with_their_cloudevents_type_clock_rule_and_policy_version(
     pool: asyncpg.Pool,
 ) -> None:
-    store = PostgresIntakeStore(pool)
+    store = PostgresIntakeStore(pool, suite_keyring())
     year_old = replace(nps("old-1", "c-read"), occurred_at=NOW - timedelta(days=365))
     await apply(store, year_old, nps("fine-1", "c-read", score=9))
-    found = await PostgresCaseReads(pool).get_case(case_id_for("c-read", 1))
+    found = await PostgresCaseReads(pool, suite_keyring()).get_case(case_id_for("c-read", 1))
     assert found is not None
     case, _ = found
     [signal] = case.signals
@@ -128,7 +129,7 @@ async def test_a_cases_signals_read_with_their_cloudevents_type_clock_rule_and_p
 async def test_a_snapshot_another_writer_changed_is_read_as_stored_not_as_this_process_remembers_it(
     pool: asyncpg.Pool,
 ) -> None:
-    store = PostgresIntakeStore(pool)  # remembers the snapshot it writes
+    store = PostgresIntakeStore(pool, suite_keyring())  # remembers the snapshot it writes
     await apply(store, nps("r-1", "c-remember"))
     case_id = case_id_for("c-remember", 1)
     stored = json.loads(await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id))

@@ -28,6 +28,7 @@ from tests.support import (
     recovery_cli,
     relay_caught_up,
     signal_event,
+    suite_keyring,
     wait_until_ready,
 )
 
@@ -72,7 +73,7 @@ async def open_cases(pool: asyncpg.Pool, customers: int) -> None:
         for n in range(customers)
     ]
     rules = intake_rules(Settings())
-    await apply_signals(signals, {}, "g", PostgresIntakeStore(pool), rules, VaderSentiment(), SystemClock())
+    await apply_signals(signals, {}, "g", PostgresIntakeStore(pool, suite_keyring()), rules, VaderSentiment(), SystemClock())
 
 
 async def fingerprint(conn: asyncpg.Connection) -> tuple[Any, ...]:

@@ -24,7 +24,7 @@ from service.config import Settings
 from service.domain.case import CASE_STATE, CaseState, case_id_for, evolve
 from service.domain.events import CASE_EVENT
 from service.domain.signals import Signal, SignalKind
-from tests.support import AGENT, MANAGER, eventually, recovery_cli
+from tests.support import AGENT, MANAGER, eventually, recovery_cli, suite_keyring
 
 
 async def work_some_cases(api: httpx.AsyncClient, ids: list[str]) -> None:
@@ -104,7 +104,7 @@ def nps(n: int, customer: str, score: int = 2) -> Signal:
 async def apply(pool: asyncpg.Pool, *signals: Signal) -> IntakeResult:
     """Through the real write path: the intake's transaction (cases, then events under the append lock)."""
     return await apply_signals(
-        list(signals), {}, "g", PostgresIntakeStore(pool), RULES, VaderSentiment(), SystemClock()
+        list(signals), {}, "g", PostgresIntakeStore(pool, suite_keyring()), RULES, VaderSentiment(), SystemClock()
     )
 
 

@@ -15,7 +15,7 @@ from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, Post
 from service.domain.case import next_deadline
 from service.domain.registry import SNAPSHOT
 from tests.integration.test_console import app, browser, sign_in
-from tests.support import AUTH, TOKEN
+from tests.support import AUTH, TOKEN, suite_keyring
 
 __all__ = ["app", "browser"]  # the fixtures, shared with test_console
 
@@ -63,7 +63,7 @@ async def test_a_first_response_due_before_another_cases_resolution_comes_first_
     assert answer.status_code == 200, answer.text
 
     expected = ["q-phone-minor", "q-email-critical", "q-acknowledged-major"] + [c for _, c in sorted(paused)]
-    reads = PostgresCaseReads(pool)
+    reads = PostgresCaseReads(pool, suite_keyring())
     pages = await every_page(reads, OPEN, 2)
     assert pages == [expected[0:2], expected[2:4], expected[4:5]]  # the second cursor is after a paused case
     assert await every_page(reads, OPEN, 5) == [expected]
@@ -90,7 +90,7 @@ async def test_breaching_within_an_hour_is_a_next_deadline_within_the_hour_of_an
     await opened(browser, "b-phone", "minor", "phone")  # first response in 1 h
     await opened(browser, "b-email", "critical", "email")  # 4 h
     await pause(browser, (await opened(browser, "b-social-paused", "critical", "social"))["case_id"])
-    reads = PostgresCaseReads(pool)
+    reads = PostgresCaseReads(pool, suite_keyring())
     soon = CaseFilter(next_deadline_before=datetime.now(UTC) + timedelta(hours=1))
     assert await every_page(reads, soon, 10) == [["b-phone"]]
     later = CaseFilter(next_deadline_before=datetime.now(UTC) + timedelta(hours=5))
@@ -100,7 +100,7 @@ async def test_breaching_within_an_hour_is_a_next_deadline_within_the_hour_of_an
 async def test_a_forged_queue_cursor_is_refused_and_a_queue_cursor_is_no_approvals_cursor(
     browser: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
-    reads = PostgresCaseReads(pool)
+    reads = PostgresCaseReads(pool, suite_keyring())
     for customer in ("f-1", "f-2"):
         await pause(browser, (await opened(browser, customer, "critical", "social"))["case_id"])
     _, after_paused = await reads.queue(OPEN, 1, None)
@@ -118,7 +118,7 @@ async def test_the_index_cases_queue_serves_every_page_without_a_sort(
 ) -> None:
     for n in range(3):
         await opened(browser, f"i-{n}", "major", "phone")
-    _, cursor = await PostgresCaseReads(pool).queue(OPEN, 1, None)
+    _, cursor = await PostgresCaseReads(pool, suite_keyring()).queue(OPEN, 1, None)
     for where, after in (
         (OPEN, None),
         (CaseFilter(severity="major"), cursor),

@@ -16,6 +16,7 @@ from service.app.timers import fire_due_timers, rearm_set_aside
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
 from service.domain.signals import Channel, Signal, SignalKind
+from tests.support import suite_keyring
 
 
 def isolated() -> float:
@@ -41,7 +42,7 @@ async def test_an_unreadable_timer_and_an_unreadable_snapshot_are_set_aside_and_
         )
         for n in range(2)
     ]
-    await apply_signals(signals, {}, "iso", PostgresIntakeStore(pool), rules, VaderSentiment(), SystemClock())
+    await apply_signals(signals, {}, "iso", PostgresIntakeStore(pool, suite_keyring()), rules, VaderSentiment(), SystemClock())
     good, broken = sorted(await pool.fetch("SELECT case_id FROM cases ORDER BY case_id"), key=str)
     snapshot = await pool.fetchval("SELECT state::text FROM cases WHERE case_id = $1", broken["case_id"])
     await pool.execute('UPDATE cases SET state = \'{"no": "case"}\' WHERE case_id = $1', broken["case_id"])

@@ -26,7 +26,7 @@ from service.domain.signals import Signal, SignalKind
 from service.domain.trends import TrendPolicy, trend_stream
 from service.trend_worker import review_trends_forever
 from tests.integration.api_only import api_over
-from tests.support import MANAGER, eventually
+from tests.support import MANAGER, eventually, suite_keyring
 
 THRESHOLD = 3
 POLICY = TrendPolicy(THRESHOLD, timedelta(days=90))
@@ -161,7 +161,7 @@ async def test_a_signal_that_reopens_a_resolved_case_has_its_tag_reviewed_by_the
         [nps("trend-0")],
         {},
         "g",
-        PostgresIntakeStore(pool),
+        PostgresIntakeStore(pool, suite_keyring()),
         intake_rules(Settings()),
         VaderSentiment(),
         SystemClock(),
@@ -181,7 +181,7 @@ class HeldTrendStore(PostgresTrendStore):
     """Holds its transaction open after claiming, until the test lets it go on."""
 
     def __init__(self, pool: asyncpg.Pool, claimed: asyncio.Event, proceed: asyncio.Event) -> None:
-        super().__init__(pool)
+        super().__init__(pool, suite_keyring())
         self.claimed, self.proceed = claimed, proceed
 
     @asynccontextmanager

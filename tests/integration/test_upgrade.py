@@ -34,7 +34,7 @@ from service.domain.case import CaseState
 from service.domain.registry import EVENTS, SNAPSHOT, read_event
 from service.domain.signals import Signal, SignalKind
 from tests.integration.api_only import api_over
-from tests.support import MANAGER, recovery_cli
+from tests.support import MANAGER, recovery_cli, suite_keyring
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures").glob("store-*"))
 TOPICS = OutgoingTopics("case-events", "sla", "compensation", "trends")
@@ -157,7 +157,7 @@ async def test_cases_of_the_previous_release_take_new_signals_and_commands_and_s
         text="Nobody came again, the house is flooded, this is a disgrace",
     )
     rules = intake_rules(Settings(database_url=database_url))
-    store = PostgresIntakeStore(upgraded)
+    store = PostgresIntakeStore(upgraded, suite_keyring())
     result = await apply_signals([signal], {}, "g", store, rules, VaderSentiment(), SystemClock())
     assert result.events >= 1
     async with api_over(upgraded, database_url) as api:
@@ -165,7 +165,7 @@ async def test_cases_of_the_previous_release_take_new_signals_and_commands_and_s
     assert assigned.status_code == 200, assigned.text
 
     async with upgraded.acquire() as conn:
-        report = await check_cases(conn)
+        report = await check_cases(conn, keyring=suite_keyring())  # old texts in clear beside sealed ones
         versions = dict(await conn.fetch("SELECT case_id, version FROM cases"))
     assert (report.differing, report.unreadable) == ([], {})
     assert versions[callback.case_id] > callback.version and versions[money.case_id] == money.version + 1
@@ -190,7 +190,7 @@ async def test_every_event_of_the_previous_release_is_read_and_published(
         assert read_event(event.type, event.schema_version, event.data).type == event.type
         assert to_messages(event, TOPICS), event.type  # every released type goes out somewhere
 
-    reads = PostgresCaseReads(upgraded)
+    reads = PostgresCaseReads(upgraded, suite_keyring())
     for case_id, snapshot in release.snapshots().items():
         found = await reads.get_case(case_id)
         assert found is not None

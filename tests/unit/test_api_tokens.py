@@ -16,16 +16,17 @@ from service.api_tokens import ApiToken, ApiTokens
 from service.config import Settings
 from service.entrypoints.cli import refusal_to_serve, write_private
 from service.observability import AUTH_FAILURES
+from tests.support import DATA_KEYS
 
 TOKEN = "a-real-token-0123456789-abcdefghij"
 OWNER = ApiToken(actor="ops", role="owner")
 
 
-def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def serve(env: dict[str, str], data_keys: str | None = DATA_KEYS) -> subprocess.CompletedProcess[str]:
     """`recovery serve` as an operator starts it; every refusal here comes before anything is reached."""
     return subprocess.run(
         [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", **({} if data_keys is None else {"RECOVERY_DATA_KEYS": data_keys}), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -117,6 +118,11 @@ def test_serving_off_loopback_needs_the_session_key_and_a_secure_cookie() -> Non
     assert plain is not None and "RECOVERY_CONSOLE_COOKIE_SECURE" in plain
     assert refusal_to_serve(Settings(http_host="0.0.0.0", console_session_key=key)) is None
     assert refusal_to_serve(Settings(http_host="::1", console_cookie_secure=False)) is None
+
+
+def test_recovery_serve_without_a_master_key_refuses_to_start_naming_the_variable() -> None:
+    run = serve({}, data_keys=None)
+    assert run.returncode == 2 and "RECOVERY_DATA_KEYS is not set" in run.stderr
 
 
 def test_recovery_serve_off_loopback_without_the_key_refuses_to_start_naming_it() -> None:

@@ -58,6 +58,7 @@ def test_only_staff_text_is_quoted_and_an_unknown_type_still_reads() -> None:
         "sorry",
         "broke it",
         "card expired",
+        "The technician never came.",  # the summary staff rewrote
         *{line.quote for line in lines if line.sentence.startswith("Reopened")},
     }
     [unknown] = timeline([StoredEvent(1, 1, "e-1", "case.something_new", T0, '{"actor": "bo"}')])

@@ -6,12 +6,13 @@ from decimal import Decimal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.adapters.http.bounds import Owner, id_field, text_field
+from service.adapters.http.bounds import TEXT_CHARACTERS, Owner, id_field, text_field
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.money import MAX_AMOUNT
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
 from service.domain.sla import PauseReason
+from service.domain.summary import MAX_SUMMARY_LENGTH
 
 
 class CommandBody(BaseModel):
@@ -76,6 +77,16 @@ class ReopenBody(CommandBody):
 
 class NoteBody(CommandBody):
     note: str = text_field("An internal note for staff: kept on the case, never published downstream.")
+
+
+class SummaryBody(CommandBody):
+    summary: str = Field(
+        min_length=1,
+        max_length=MAX_SUMMARY_LENGTH,
+        pattern=TEXT_CHARACTERS,
+        description=f"What went wrong, in one line staff repeat back to the customer; at most {MAX_SUMMARY_LENGTH}"
+        " characters, white space collapsed. Personal data: stored sealed with the customer's key.",
+    )
 
 
 class StakeBody(CommandBody):

@@ -23,6 +23,7 @@ from service.adapters.http.bodies import (
     ReopenBody,
     ResolveBody,
     StepBody,
+    SummaryBody,
 )
 from service.adapters.http.bounds import (
     ETAG,
@@ -69,6 +70,7 @@ from service.domain.events import CaseEvent
 from service.domain.pauses import decide_pause, decide_resume
 from service.domain.signals import Money
 from service.domain.sla import SlaPolicy
+from service.domain.summary import decide_edit_summary
 from service.domain.trends import TrendPolicy
 from service.domain.workflow import (
     RESOLVERS,
@@ -310,6 +312,18 @@ def command_router(
             return decide_add_note(s, body.note, who(actor), now)
 
         return await run(on(case_id, "add_note", actor, key, decide))
+
+    @router.put("/summary", response_model=CaseView)
+    async def edit_summary(
+        case_id: CaseId, body: SummaryBody, actor: Actor, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        """Rewrite the case's summary (what went wrong, in one line); any staff while the case is open, a manager
+        or owner once it is resolved or closed (403 otherwise). The same summary again changes nothing."""
+
+        def decide(s: CaseState, now: datetime) -> list[CaseEvent]:
+            return decide_edit_summary(s, body.summary, who(actor), now)
+
+        return await run(on(case_id, "edit_summary", actor, key, decide))
 
     @router.post("/pause", response_model=CaseView)
     async def pause(

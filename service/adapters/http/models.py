@@ -32,6 +32,12 @@ class SignalView(BaseModel):
     category: str
     occurred_at: datetime
     received_at: datetime
+    text: str | None = Field(
+        default=None,
+        description="What the customer said (the complaint, comment, review, ticket or callback reason), as"
+        ' received; "[erased]" once the customer\'s key is destroyed; null when the signal had no words or was'
+        " logged before they were kept. Personal data: show it to staff only.",
+    )
 
 
 class PauseView(BaseModel):
@@ -90,6 +96,12 @@ class CaseView(BaseModel):
     case_id: str
     customer_id: str
     status: str = Field(description="open, resolved or closed")
+    summary: str | None = Field(
+        default=None,
+        description="What went wrong, in one line: the opening signal's first sentence (or the reason of a case"
+        ' opened by hand) until staff rewrite it (PUT .../summary); "[erased]" once the customer\'s key is'
+        " destroyed; null when there were no words. Personal data.",
+    )
     severity: str
     customer_tier: str = Field(description="The customer's tier when the case opened, e.g. standard or vip.")
     channel: str | None = Field(description="The channel of the opening signal; null when it named none.")

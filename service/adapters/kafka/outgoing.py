@@ -1,7 +1,8 @@
 """Outgoing CloudEvents: map one stored case event (a row of the event log) to the Kafka records to publish.
 
 Every case event goes to the case-events topic as recovery.case.<name>, with the stored JSON as data and the
-log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published). SLA warnings and breaches
+log's event id as id (staff's internal notes, INTERNAL_TYPES, are never published), every personal free text
+in it null unless the service publishes free text (free_text.py). SLA warnings and breaches
 go only to the SLA topic as recovery.sla.warning/breached,
 with one id per case, SLA, kind and deadline. Every record is a binary-mode CloudEvent keyed by the case id,
 and the same stored event always maps to the same records, so a re-publish after a crash repeats the ids.
@@ -21,10 +22,12 @@ from typing import Annotated, Any, Final, NoReturn
 from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 
 from service.adapters.kafka.cloudevents import encode_binary, format_time
+from service.adapters.kafka.free_text import without_free_text
 from service.adapters.kafka.wire import NonEmptyStr, WireModel, parse_rfc3339
 from service.app.ports import LoggedEvent
 from service.config import Settings
 from service.domain.events import CompensationKind
+from service.domain.personal import CUSTOMER_ID, PersonalText
 from service.domain.registry import EVENT_CLASSES, EVENTS, UnreadableEvent
 from service.domain.severity import Severity
 from service.domain.sla import CLOCK_NAME
@@ -77,7 +80,7 @@ class SlaEventData(WireModel):
     case_id: NonEmptyStr = Field(
         description="The case whose SLA clock fired; the Kafka record key and subject."
     )
-    customer_id: NonEmptyStr = Field(description="The customer the case is about.")
+    customer_id: Annotated[NonEmptyStr, CUSTOMER_ID] = Field(description="The customer the case is about.")
     severity: Severity = Field(description="The case's severity when the timer fired.")
     sla: str = Field(
         pattern=CLOCK_NAME.pattern,
@@ -96,11 +99,15 @@ class CompensationRequestData(WireModel):
 
     request_id: NonEmptyStr = Field(description="Billing's idempotency key: one request, one payment, ever.")
     case_id: NonEmptyStr = Field(description="The recovery case; the Kafka record key and subject.")
-    customer_id: NonEmptyStr = Field(description="The customer to compensate.")
+    customer_id: Annotated[NonEmptyStr, CUSTOMER_ID] = Field(description="The customer to compensate.")
     kind: CompensationKind = Field(description="refund, credit or comped_service.")
     amount: str = Field(pattern=r"^[0-9]{1,18}(\.[0-9]{1,6})?$", description="Decimal string, e.g. 120.00.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    reason: str = Field(description="Why, in the staff's words.")
+    reason: PersonalText | None = Field(
+        default=None,
+        description="Why, in the staff's words; null unless the service publishes free text"
+        " (RECOVERY_PUBLISH_FREE_TEXT).",
+    )
     approved_by: NonEmptyStr = Field(
         description="Who approved it: the requester when it was within their limit."
     )
@@ -145,14 +152,20 @@ class OutgoingMessage:
     event_id: str
 
 
-def to_messages(event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE) -> list[OutgoingMessage]:
-    """The records to publish for one stored event; ValueError if its shape is wrong.
+def to_messages(
+    event: LoggedEvent, topics: OutgoingTopics, source: str = SOURCE, free_text: bool = False
+) -> list[OutgoingMessage]:
+    """The records to publish for one stored event; ValueError if its shape is wrong. Its personal free text is
+    null unless `free_text` (RECOVERY_PUBLISH_FREE_TEXT: the feed has opened it).
 
     An event stored with a traceparent (its cause's trace context) goes out with it as ce_traceparent, the
     CloudEvents distributed-tracing extension, on every record it maps to: the trace of the signal or request
     that caused it continues in whoever consumes the record.
     """
-    messages = _mapped(_current(event), topics, source)
+    current = _current(event)
+    if not free_text:
+        current = dataclasses.replace(current, data=_without_free_text(current))
+    messages = _mapped(current, topics, source)
     traceparent = valid_traceparent(event.traceparent)  # checked when stored; the log is not a wire contract
     if traceparent is not None:
         for m in messages:
@@ -174,6 +187,13 @@ def _current(event: LoggedEvent) -> LoggedEvent:
         return dataclasses.replace(event, data=shape.current_json(event.schema_version, event.data))
     except UnreadableEvent as error:
         _invalid(event, str(error))
+
+
+def _without_free_text(event: LoggedEvent) -> str:
+    try:
+        return without_free_text(event.type, event.data)
+    except (ValueError, RecursionError):
+        _invalid(event, "data is not JSON")
 
 
 def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:

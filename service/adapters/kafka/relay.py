@@ -235,7 +235,7 @@ class EventRelay:
         log.info("parked_events_released", relay=self.name, case_id=events[0].stream_id, events=len(events))
 
     def _messages(self, event: LoggedEvent) -> list[OutgoingMessage]:
-        messages = to_messages(event, self.topics)
+        messages = to_messages(event, self.topics, free_text=self.feed.publishes_free_text)
         for m in messages:
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(m.key, m.value, m.headers)
             if size > self.max_record_bytes:

@@ -29,6 +29,7 @@ from service.adapters.kafka.outgoing import (
     TrendData,
     outgoing_case_type,
 )
+from service.adapters.kafka.personal_schema import personal_fields, personal_marked
 from service.adapters.kafka.results import RESULT_TYPES, CompensationResultData
 from service.adapters.kafka.schema_components import inline, schema_path, schema_ref
 from service.adapters.kafka.wire import (
@@ -126,7 +127,7 @@ def envelope_schema() -> dict[str, Any]:
 
 def data_schema(kind: SignalKind) -> dict[str, Any]:
     """The data schema of one signal kind."""
-    return _document(DATA_MODELS[kind], data_schema_path(kind))
+    return personal_marked(_document(DATA_MODELS[kind], data_schema_path(kind)), outgoing=False)
 
 
 def event_schema(kind: SignalKind) -> dict[str, Any]:
@@ -135,13 +136,13 @@ def event_schema(kind: SignalKind) -> dict[str, Any]:
     schema = _document(EVENT_MODELS[kind], event_schema_path(kind), title=f"{type_} event")
     schema["description"] = f"A {type_} CloudEvent 1.0 in structured content mode."
     schema["properties"]["type"]["const"] = type_
-    return schema
+    return personal_marked(schema, outgoing=False)
 
 
 def case_data_schema(stored_type: str) -> dict[str, Any]:
     """The data of an outgoing case event: the stored domain event as JSON, `type` always present."""
     type_ = outgoing_case_type(stored_type)
-    schema = TypeAdapter(CASE_EVENT_CLASSES[stored_type]).json_schema(mode="serialization")
+    schema = personal_marked(TypeAdapter(CASE_EVENT_CLASSES[stored_type]).json_schema(mode="serialization"))
     required = set(schema.get("required", [])) | {"type"}
     schema["required"] = [name for name in schema["properties"] if name in required]
     return _schema_document(
@@ -149,8 +150,9 @@ def case_data_schema(stored_type: str) -> dict[str, Any]:
         case_data_schema_path(stored_type),
         title=f"{type_} data",
         description=(
-            f"Data of a {type_} CloudEvent: the stored {stored_type} event (never customer free text)."
-            " Later versions may add fields; consumers ignore those they do not know."
+            f"Data of a {type_} CloudEvent: the stored {stored_type} event. Fields marked x-free-text are null"
+            " unless the service is configured to publish free text (RECOVERY_PUBLISH_FREE_TEXT); x-personal-data"
+            " marks personal data. Later versions may add fields; consumers ignore those they do not know."
         ),
     )
 
@@ -171,7 +173,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         documents[case_data_schema_path(stored_type)] = case_data_schema(stored_type)
     documents[SLA_DATA_PATH] = sla_data_schema()
     documents[COMPENSATION_DATA_PATH] = _schema_document(
-        CompensationRequestData.model_json_schema(mode="serialization"), COMPENSATION_DATA_PATH
+        personal_marked(CompensationRequestData.model_json_schema(mode="serialization"), outgoing=False),
+        COMPENSATION_DATA_PATH,
     )
     documents[TREND_DATA_PATH] = _schema_document(
         TrendData.model_json_schema(mode="serialization"), TREND_DATA_PATH
@@ -549,8 +552,12 @@ def channel_specs() -> list[ChannelSpec]:
     ]
 
 
-def _message(spec: MessageSpec) -> dict[str, Any]:
+def _message(spec: MessageSpec, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The message; `x-personal-data` lists the payload's personal fields (marked in its schema too)."""
+    payload = schemas.get(schema_path(spec.payload["$ref"])) if "$ref" in spec.payload else None
+    personal = {"x-personal-data": personal_fields(payload)} if payload and personal_fields(payload) else {}
     return {
+        **personal,
         "name": spec.id,
         "title": spec.title,
         "summary": spec.summary,
@@ -584,6 +591,7 @@ def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the given channels, self-contained: the payload schemas are inlined."""
     messages = [m for spec in specs for m in spec.messages]
     payloads = [schema_path(m.payload["$ref"]) for m in messages if "$ref" in m.payload]
+    schemas = json_schemas()
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
@@ -605,8 +613,8 @@ def asyncapi(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
         "channels": {spec.id: _channel(spec) for spec in specs},
         "operations": {spec.operation_id: _operation(spec) for spec in specs},
         "components": {
-            "messages": {m.id: _message(m) for m in messages},
-            "schemas": inline(json_schemas(), payloads),
+            "messages": {m.id: _message(m, schemas) for m in messages},
+            "schemas": inline(schemas, payloads),
         },
     }
 

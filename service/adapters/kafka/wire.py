@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from service.domain.bounds import MAX_ID_LENGTH, NO_CONTROL_CHARACTERS
 from service.domain.money import MAX_AMOUNT, minor_units
+from service.domain.personal import CUSTOMER_ID, PERSONAL_TEXT
 from service.domain.signals import Category, Channel, Money, SignalKind, TicketPriority, Tier
 from service.tracing import (
     TRACEPARENT_LENGTH,
@@ -97,7 +98,8 @@ ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT_LENGTH)]
 ShortIdentifier = Annotated[
     str, Field(min_length=1, max_length=MAX_SHORT_TEXT_LENGTH, pattern=NO_CONTROL_CHARACTERS)
 ]
-FreeText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+FreeText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH), PERSONAL_TEXT]
+"""The customer's words: personal data, marked as such in the schemas (x-personal-data, x-free-text)."""
 # Trace context is read leniently: a value that is not valid W3C Trace Context reads as absent, so it never
 # costs a signal its case (the schema states the valid form; the codec drops anything else).
 Traceparent = Annotated[
@@ -155,7 +157,9 @@ class CommonSignalData(WireModel):
 
     TEXT_FIELD: ClassVar[str | None] = None  # the kind's customer free-text field, mapped to Signal.text
 
-    customer_id: Identifier = Field(description="The customer the signal is about; the Kafka record key.")
+    customer_id: Annotated[Identifier, CUSTOMER_ID] = Field(
+        description="The customer the signal is about; the Kafka record key (personal data)."
+    )
     customer_tier: Tier = Field(default=Tier.STANDARD, description="The customer's service tier.")
     job_id: ShortIdentifier | None = Field(
         default=None, description="The job (visit, order) the signal is about, if any."

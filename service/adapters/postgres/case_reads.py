@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 
 from service.adapters.kafka.wire import TYPE_BY_KIND
+from service.adapters.postgres.data_keys import Keyring
+from service.adapters.postgres.sealing import Opener
 from service.domain.case import CaseState
 from service.domain.compensation import CompensationHistory, received_by_currency
 from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
@@ -49,6 +51,7 @@ class CaseSignal:
     category: str
     occurred_at: datetime
     received_at: datetime
+    text: str | None = None  # the customer's words, opened; None: it had none, or was logged before they were kept
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class CaseRead:
 
 _SIGNALS = (
     "SELECT case_id, source, signal_id AS id, kind AS type, severity, reasons, policy_version, category,"
-    " occurred_at, received_at FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
+    " occurred_at, received_at, text FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
     " ORDER BY occurred_at, received_at, source, signal_id"
 )
 
@@ -125,8 +128,13 @@ APPROVALS = (
 
 
 class PostgresCaseReads:
-    def __init__(self, pool: asyncpg.Pool, customer_window: timedelta = timedelta(days=90)) -> None:
+    """Every case, signal and event it answers with has its personal texts opened: these reads are for staff."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, keyring: Keyring, customer_window: timedelta = timedelta(days=90)
+    ) -> None:
         self._pool = pool
+        self._keyring = keyring
         self._customer_window = customer_window
 
     async def list_cases(
@@ -159,8 +167,8 @@ class PostgresCaseReads:
         """One page of cases with their signals, and the cursor after its last row when there is more."""
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(sql, *args)
-            cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
-            signals = await signals_of(conn, [c.case_id for c in cases])
+            cases = await self._opened(conn, rows[:limit])
+            signals = await signals_of(conn, [c.case_id for c in cases], self._keyring)
         more = len(rows) > limit
         cursor_out = encode_cursor(key(rows[limit - 1]), cases[-1].case_id) if more else None
         return [CaseRead(c, signals.get(c.case_id, [])) for c in cases], cursor_out
@@ -175,8 +183,9 @@ class PostgresCaseReads:
                 " FROM events WHERE stream_id = $1 ORDER BY version",
                 case_id,
             )
-            signals = await signals_of(conn, [case_id])
-            state = SNAPSHOT.read(found["state_version"], found["state"])
+            signals = await signals_of(conn, [case_id], self._keyring)
+            opener = await Opener.for_texts(conn, self._keyring, [found["state"], *(r["data"] for r in rows)])
+            state = opener.value(SNAPSHOT.read(found["state_version"], found["state"]))
             others = await conn.fetch(
                 "SELECT state, state_version FROM cases WHERE customer_id = $1 AND case_id <> $2",
                 state.customer_id,
@@ -188,7 +197,12 @@ class PostgresCaseReads:
         )
         received = received_by_currency(state, history, now - self._customer_window)
         case = CaseRead(state, signals.get(case_id, []), received, self._customer_window)
-        return case, [_history(*r) for r in rows]
+        return case, [_history(opener, *r) for r in rows]
+
+    async def _opened(self, conn: Any, rows: list[asyncpg.Record]) -> list[CaseState]:
+        """The snapshots of these rows, read and opened (one query for all their keys)."""
+        opener = await Opener.for_texts(conn, self._keyring, [r["state"] for r in rows])
+        return [opener.value(SNAPSHOT.read(r["state_version"], r["state"])) for r in rows]
 
     async def awaiting_approval(self, limit: int, cursor: str | None) -> tuple[list[CaseState], str | None]:
         """Cases with a compensation waiting for approval, not closed, soonest deadline first (keyset-paginated)."""
@@ -197,8 +211,9 @@ class PostgresCaseReads:
         if cursor:
             args += list(decode_cursor(cursor))
             after = " AND (resolution_deadline, case_id) > ($2, $3)"
-        rows = await self._pool.fetch(APPROVALS.format(after=after), *args)
-        cases = [SNAPSHOT.read(r["state_version"], r["state"]) for r in rows[:limit]]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(APPROVALS.format(after=after), *args)
+            cases = await self._opened(conn, rows[:limit])
         more = len(rows) > limit
         return cases, encode_cursor(cases[-1].resolution_deadline, cases[-1].case_id) if more else None
 
@@ -223,6 +238,7 @@ class PostgresCaseReads:
 
 
 def _history(
+    opener: Opener,
     position: int,
     version: int,
     event_id: str,
@@ -237,14 +253,18 @@ def _history(
         current = current_event_json(type_, schema_version, data)
     except UnreadableEvent:
         current = data
-    return StoredEvent(position, version, event_id, type_, recorded_at, current)
+    return StoredEvent(position, version, event_id, type_, recorded_at, opener.event_json(type_, current))
 
 
-async def signals_of(conn: Any, case_ids: list[str]) -> dict[str, list[CaseSignal]]:
+async def signals_of(conn: Any, case_ids: list[str], keyring: Keyring) -> dict[str, list[CaseSignal]]:
+    """The cases' signals in their order, each with its text opened."""
     found: dict[str, list[CaseSignal]] = {}
-    for r in await conn.fetch(_SIGNALS, case_ids):
+    rows = await conn.fetch(_SIGNALS, case_ids)
+    opener = await Opener.for_texts(conn, keyring, [r["text"] for r in rows])
+    for r in rows:
         fields = dict(r)
         fields["type"] = TYPE_BY_KIND.get(fields["type"], fields["type"])
+        fields["text"] = opener.text(fields["text"])
         found.setdefault(fields.pop("case_id"), []).append(CaseSignal(**fields))
     return found
 

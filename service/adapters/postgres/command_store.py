@@ -12,7 +12,9 @@ import asyncpg
 
 from service.adapters.postgres.case_reads import signals_of
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
+from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.sealing import Opener, Sealer
 from service.adapters.postgres.trend_store import TrendRecords
 from service.app.commands import Answer
 from service.domain.case import CaseState
@@ -21,6 +23,9 @@ from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT
 from service.domain.timers import Timer
+
+_SEALED_BODY = "sealed_body"
+"""The one field of a remembered answer stored sealed: the answer's JSON, sealed with its customer's key."""
 
 # Transaction-scoped advisory lock classes (the first key; the second is a hash of the name): "COMC", "COMA"
 _CUSTOMER_LOCK = 0x434F_4D43
@@ -31,8 +36,12 @@ Committed = Callable[[CaseState | None, CaseState], None]
 
 
 class PostgresCommandTransaction(TrendRecords):
-    def __init__(self, conn: Connection) -> None:
+    """Cases are read opened (the deciders and the answers see the texts) and written sealed; the answer
+    remembered for an Idempotency-Key is sealed whole with the case's customer's key."""
+
+    def __init__(self, conn: Connection, keyring: Keyring) -> None:
         self._conn = conn
+        self._keyring = keyring
         self._read: dict[str, CaseState] = {}
         self.changed: list[tuple[CaseState | None, CaseState]] = []
 
@@ -43,13 +52,19 @@ class PostgresCommandTransaction(TrendRecords):
             target,
             key,
         )
-        return None if row is None else (row["command"], Answer(row["status"], json.loads(row["body"])))
+        if row is None:
+            return None
+        body = json.loads(row["body"])
+        if isinstance(body, dict) and isinstance(body.get(_SEALED_BODY), str):
+            opener = await Opener.for_texts(self._conn, self._keyring, [body[_SEALED_BODY]])
+            body = json.loads(opener.text(body[_SEALED_BODY]) or "{}")
+        return row["command"], Answer(row["status"], body)
 
     async def case(self, case_id: str) -> CaseState | None:
         row = await self._conn.fetchrow("SELECT state, state_version FROM cases WHERE case_id = $1", case_id)
         if row is None:
             return None
-        self._read[case_id] = state = SNAPSHOT.read(row["state_version"], row["state"])
+        self._read[case_id] = state = await self._opened(row["state_version"], row["state"])
         return state
 
     async def latest_case(self, customer_id: str) -> CaseState | None:
@@ -57,13 +72,17 @@ class PostgresCommandTransaction(TrendRecords):
             "SELECT state, state_version FROM cases WHERE customer_id = $1 ORDER BY ordinal DESC LIMIT 1",
             customer_id,
         )
-        return None if row is None else SNAPSHOT.read(row["state_version"], row["state"])
+        return None if row is None else await self._opened(row["state_version"], row["state"])
+
+    async def _opened(self, version: int, text: str) -> CaseState:
+        opener = await Opener.for_texts(self._conn, self._keyring, [text])
+        return opener.value(SNAPSHOT.read(version, text))
 
     async def now(self) -> datetime:
         return await self._conn.fetchval("SELECT now()")  # type: ignore[no-any-return]
 
     async def signals(self, case_id: str) -> list[Any]:
-        return (await signals_of(self._conn, [case_id])).get(case_id, [])
+        return (await signals_of(self._conn, [case_id], self._keyring)).get(case_id, [])
 
     async def compensation_history(
         self, case: CaseState, actor: str, actor_since: datetime
@@ -102,14 +121,20 @@ class PostgresCommandTransaction(TrendRecords):
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None:
         try:
+            sealer = await Sealer.for_cases(self._conn, self._keyring, [case])
             await save_timers(self._conn, timers)
-            await save_cases(self._conn, [case])
-            await append_events(self._conn, events)
+            await save_cases(self._conn, [sealer.state(case)])
+            await append_events(self._conn, sealer.events(events))
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
         self.changed.append((self._read.get(case.case_id), case))
 
     async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None:
+        body: dict[str, Any] = answer.body
+        customer = body.get("customer_id")
+        if isinstance(customer, str):  # a case's answer: it shows the case's texts
+            keys = await self._keyring.of_customers(self._conn, [customer])
+            body = {_SEALED_BODY: keys[customer].seal(json.dumps(body, default=str))}
         try:
             await self._conn.execute(
                 "INSERT INTO command_answers (actor, target, key, command, status, body)"
@@ -119,15 +144,16 @@ class PostgresCommandTransaction(TrendRecords):
                 key,
                 command,
                 answer.status,
-                json.dumps(answer.body, default=str),
+                json.dumps(body, default=str),
             )
         except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
             raise ConcurrencyConflict(type(e).__name__) from e
 
 
 class PostgresCommandStore:
-    def __init__(self, pool: asyncpg.Pool, committed: Committed | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, committed: Committed | None = None) -> None:
         self._pool = pool
+        self._keyring = keyring
         self._committed = committed
 
     async def case_for_request(self, request_id: str) -> str | None:
@@ -141,7 +167,7 @@ class PostgresCommandStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresCommandTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
-            tx = PostgresCommandTransaction(conn)
+            tx = PostgresCommandTransaction(conn, self._keyring)
             try:
                 yield tx
             except CONFLICTS as e:

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_writes import Connection
+from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.parking import OpenStream, Parked
+from service.adapters.postgres.sealing import Opener
 from service.app.ports import LoggedEvent
 
 _LEASE_CLASS = 0x5245_4C59  # "RELY": the two-key advisory locks of relays, apart from the migration lock
 
 
 class RelayLease:
-    """Held while this instance's session keeps the advisory lock; the position moves on the same session."""
+    """Held while this instance's session keeps the advisory lock; the position moves on the same session.
 
-    def __init__(self, conn: Connection, name: str) -> None:
+    Given the keyring (RECOVERY_PUBLISH_FREE_TEXT), it opens the personal texts of the events it reads, to be
+    published; without, it hands them on sealed, and the outgoing mapping nulls them."""
+
+    def __init__(self, conn: Connection, name: str, keyring: Keyring | None = None) -> None:
         self._conn = conn
         self.name = name
+        self._keyring = keyring
+
+    async def _outgoing(self, events: list[LoggedEvent]) -> list[LoggedEvent]:
+        if self._keyring is None:
+            return events
+        opener = await Opener.for_texts(self._conn, self._keyring, [e.data for e in events])
+        return [_with_data(e, opener.event_json) for e in events]
 
     async def position(self) -> int:
         await self._conn.execute(
@@ -40,7 +53,7 @@ class RelayLease:
             position,
             limit,
         )
-        return [LoggedEvent(*r) for r in rows]  # the columns in the dataclass's field order
+        return await self._outgoing([LoggedEvent(*r) for r in rows])  # the columns in the field order
 
     async def advance(self, position: int, parked: Sequence[Parked] = ()) -> None:
         """Move the position past a published batch, parking the batch's held-back events with it."""
@@ -66,7 +79,7 @@ class RelayLease:
     async def releasing(self, stream_id: str) -> AsyncIterator[list[LoggedEvent]]:
         """A case's parked events, locked in one transaction while the relay publishes and settles them."""
         async with self._conn.transaction():
-            yield await parking.lock_open_events(self._conn, self.name, stream_id)
+            yield await self._outgoing(await parking.lock_open_events(self._conn, self.name, stream_id))
 
     async def published(self, positions: Sequence[int]) -> None:
         await parking.mark_published(self._conn, self.name, positions)
@@ -75,9 +88,21 @@ class RelayLease:
         await parking.park_again(self._conn, self.name, fault, behind)
 
 
+def _with_data(event: LoggedEvent, change: Callable[[str, str], str]) -> LoggedEvent:
+    """The event with its data changed; data that is not JSON is left for the outgoing mapping to park."""
+    try:
+        return dataclasses.replace(event, data=change(event.type, event.data))
+    except (ValueError, RecursionError):
+        return event
+
+
 class PostgresEventFeed:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """With a keyring, the relay publishes personal free text (opened); without, it publishes none."""
+
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring | None = None) -> None:
         self._pool = pool
+        self._keyring = keyring
+        self.publishes_free_text = keyring is not None
 
     @asynccontextmanager
     async def lease(self, name: str) -> AsyncIterator[RelayLease | None]:
@@ -99,7 +124,7 @@ class PostgresEventFeed:
             yield None
             return
         try:
-            yield RelayLease(conn, name)
+            yield RelayLease(conn, name, self._keyring)
         except BaseException:
             await self._discard(conn)
             raise

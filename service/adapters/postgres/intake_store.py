@@ -11,12 +11,14 @@ from typing import Any
 import asyncpg
 
 from service.adapters.postgres.case_writes import CASE_COLUMNS, append_events, save_cases, save_timers
+from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.sealing import Sealer
 from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
 from service.domain.case import CaseState
 from service.domain.errors import ConcurrencyConflict
-from service.domain.intake import IntakePlan
+from service.domain.intake import IntakePlan, Outcome
 from service.domain.registry import SNAPSHOT
 
 SIGNAL_LOG_COLUMNS = [
@@ -32,8 +34,12 @@ SIGNAL_LOG_COLUMNS = [
     "outcome",
     "case_id",
     "policy_version",
+    "text",
 ]
 
+
+_LANDED = frozenset({Outcome.OPENED, Outcome.ATTACHED, Outcome.ESCALATED, Outcome.REOPENED})
+"""Outcomes of a signal recorded on its case: its text is kept (sealed) beside it in the log."""
 
 PARSED_SNAPSHOTS = 5_000
 """How many cases' parsed snapshots an intake store keeps: the recently busy customers' (about 1.4 KB a
@@ -75,12 +81,16 @@ class ParsedSnapshots:
 
 
 class PostgresIntakeTransaction:
+    """The snapshots it reads stay sealed (the intake never reads a text); what it writes is sealed."""
+
     def __init__(
         self,
         conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        keyring: Keyring,
         snapshots: ParsedSnapshots | None = None,
     ) -> None:
         self._conn = conn
+        self._keyring = keyring
         self._snapshots = snapshots or ParsedSnapshots(0)
 
     async def seen(self, keys: Sequence[SignalKey]) -> set[SignalKey]:
@@ -116,18 +126,19 @@ class PostgresIntakeTransaction:
     async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         """Write the whole batch; the event insert comes last, under the append lock, so positions commit in order."""
         try:
-            await self._log_signals(plan)
+            sealer = await Sealer.for_cases(self._conn, self._keyring, plan.cases.values())
+            await self._log_signals(plan, sealer)
             await save_timers(self._conn, plan.timers)
-            states = list(plan.cases.values())
+            states = sealer.states(plan.cases.values())
             self._snapshots.written(states, await save_cases(self._conn, states))
             await self._save_offsets(group, next_offsets)
-            await append_events(self._conn, plan.events)
+            await append_events(self._conn, sealer.events(plan.events))
             if plan.root_causes:  # rare (a signal reopened a resolved case): the trend loop recounts the tag
                 await mark_trends_due(self._conn, plan.root_causes)
         except CONFLICTS as e:
             raise ConcurrencyConflict(type(e).__name__) from e
 
-    async def _log_signals(self, plan: IntakePlan) -> None:
+    async def _log_signals(self, plan: IntakePlan, sealer: Sealer) -> None:
         applied = sorted(plan.applied, key=lambda a: a.signal.key)
         if not applied:
             return
@@ -148,6 +159,7 @@ class PostgresIntakeTransaction:
                     a.outcome,
                     a.case_id,
                     a.classification.policy_version,
+                    sealer.text(a.case_id, a.signal.text) if a.case_id and a.outcome in _LANDED else None,
                 )
                 for a in applied
             ],
@@ -170,15 +182,16 @@ class PostgresIntakeTransaction:
 
 
 class PostgresIntakeStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring) -> None:
         self._pool = pool
+        self._keyring = keyring
         self._snapshots = ParsedSnapshots()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
         async with self._pool.acquire() as conn, conn.transaction():
             try:
-                yield PostgresIntakeTransaction(conn, self._snapshots)
+                yield PostgresIntakeTransaction(conn, self._keyring, self._snapshots)
             except CONFLICTS as e:
                 raise ConcurrencyConflict(type(e).__name__) from e
 

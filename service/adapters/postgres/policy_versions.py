@@ -12,6 +12,7 @@ import structlog
 
 from service.adapters.postgres.case_writes import Connection
 from service.adapters.postgres.command_store import PostgresCommandStore
+from service.adapters.postgres.data_keys import Keyring
 from service.app.policy import apply_policy
 from service.domain.policy_change import PolicyChange, corrections
 from service.domain.registry import SNAPSHOT, UnreadableEvent
@@ -59,6 +60,7 @@ async def diff_policy(pool: asyncpg.Pool, policy: SlaPolicy, examples: int = 10)
 
 async def apply_new_policy(
     pool: asyncpg.Pool,
+    keyring: Keyring,
     policy: SlaPolicy,
     batch: int = BATCH,
     examples: int = 10,
@@ -78,7 +80,7 @@ async def apply_new_policy(
             if last is not None and last.version == policy.version and last.complete and not again:
                 return None
             from_version = None if last is None else last.version
-            store = PostgresCommandStore(pool)
+            store = PostgresCommandStore(pool, keyring)
             change = await apply_policy(
                 _open_case_ids(pool, batch), store, policy, from_version, failed or _logged, examples
             )

@@ -9,6 +9,10 @@ stream being read and one chunk of finished streams are in memory, whatever the 
   position that snapshot ends at, catches the shadow up with what was appended since, then swaps it in with
   appends blocked only while the last tail is applied and the tables are renamed (see `projection_swap`).
 
+Sealed texts (sealing.py) replay as they are stored: the rebuild needs no key, and its snapshots hold what the
+events hold. Given the keyring, the comparison opens both sides, so a text stored in clear by an older release
+and sealed in the snapshot since reads as the same.
+
 The rebuild replaces the `cases` read model only: `sla_timers`, `rootcause_trends` and the other tables are
 written beside the events, not derived by a replay, and are left as they are.
 """
@@ -20,6 +24,8 @@ from dataclasses import dataclass, field
 
 from service.adapters.postgres import projection_swap as shadow
 from service.adapters.postgres.case_writes import CASE_COLUMNS, Connection, case_rows
+from service.adapters.postgres.data_keys import Keyring
+from service.adapters.postgres.sealing import Opener
 from service.domain.case import CaseState, evolve
 from service.domain.registry import SNAPSHOT, UnreadableEvent, read_case_event
 
@@ -59,13 +65,17 @@ async def total_events(conn: Connection) -> int:
 
 
 async def check_cases(
-    conn: Connection, *, chunk: int = CHUNK, progress: Progress = _no_progress
+    conn: Connection,
+    *,
+    chunk: int = CHUNK,
+    progress: Progress = _no_progress,
+    keyring: Keyring | None = None,
 ) -> RebuildReport:
     """Compare the replay with the stored read model as of one snapshot, taking no lock an append waits for."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         report = RebuildReport()
         async for rows, count in _replayed(conn, chunk, report):
-            await _compare(conn, rows, report)
+            await _compare(conn, rows, report, keyring)
             await progress(count)
         await _extra_cases(conn, chunk, report)
     report.differing.sort()
@@ -73,17 +83,22 @@ async def check_cases(
 
 
 async def rebuild_cases(
-    conn: Connection, check_only: bool = False, *, chunk: int = CHUNK, progress: Progress = _no_progress
+    conn: Connection,
+    check_only: bool = False,
+    *,
+    chunk: int = CHUNK,
+    progress: Progress = _no_progress,
+    keyring: Keyring | None = None,
 ) -> RebuildReport:
     """Replace the read model with a replay of the log; appends wait only for the tail and the swap.
     With check_only, compare instead and change nothing (see `check_cases`)."""
     if check_only:
-        return await check_cases(conn, chunk=chunk, progress=progress)
+        return await check_cases(conn, chunk=chunk, progress=progress, keyring=keyring)
     async with shadow.rebuilding(conn):
         async with conn.transaction(isolation="repeatable_read"):
             report = RebuildReport(position=await shadow.create(conn))
             async for rows, count in _replayed(conn, chunk, report):
-                await _compare(conn, rows, report)
+                await _compare(conn, rows, report, keyring)
                 await shadow.fill(conn, rows)
                 await progress(count)
             await _extra_cases(conn, chunk, report)
@@ -128,8 +143,11 @@ async def _replayed(
         yield case_rows([state]), 0
 
 
-async def _compare(conn: Connection, rows: list[tuple[object, ...]], report: RebuildReport) -> None:
-    """Each replayed case against its stored row: the JSON text first, the parsed state when the text differs."""
+async def _compare(
+    conn: Connection, rows: list[tuple[object, ...]], report: RebuildReport, keyring: Keyring | None
+) -> None:
+    """Each replayed case against its stored row: the JSON text first, the parsed state when the text differs
+    (its texts opened, given the keyring)."""
     if not rows:
         return
     found_rows = await conn.fetch(
@@ -137,20 +155,23 @@ async def _compare(conn: Connection, rows: list[tuple[object, ...]], report: Reb
         [r[0] for r in rows],
     )
     stored = {r["case_id"]: (r["state_version"], r["state"]) for r in found_rows}
+    texts = [r["state"] for r in found_rows] + [str(r[_STATE]) for r in rows]
+    opener = None if keyring is None else await Opener.for_texts(conn, keyring, texts)
     for row in rows:
         case_id, replayed = str(row[0]), str(row[_STATE])
         found = stored.get(case_id)
-        if found is None or (found[1] != replayed and not _same_state(*found, replayed)):
+        if found is None or (found[1] != replayed and not _same_state(*found, replayed, opener)):
             report.differs(case_id)
 
 
-def _same_state(version: int, stored: str, replayed: str) -> bool:
-    """Equal once read (an older snapshot upcast); a stored state that cannot be read is a damaged row,
-    reported, not a crash."""
+def _same_state(version: int, stored: str, replayed: str, opener: Opener | None) -> bool:
+    """Equal once read (an older snapshot upcast) and opened; a stored state that cannot be read is a damaged
+    row, reported, not a crash. Without keys, sealed texts compare as they are stored."""
     try:
-        return SNAPSHOT.read(version, stored) == SNAPSHOT.read(SNAPSHOT.version, replayed)
+        before, after = SNAPSHOT.read(version, stored), SNAPSHOT.read(SNAPSHOT.version, replayed)
     except UnreadableEvent:
         return False
+    return before == after or (opener is not None and opener.value(before) == opener.value(after))
 
 
 async def _extra_cases(conn: Connection, chunk: int, report: RebuildReport) -> None:

@@ -23,6 +23,7 @@ from service.adapters.http.bodies import (
     ReopenBody,
     ResolveBody,
     StepBody,
+    SummaryBody,
 )
 from service.adapters.http.console.pages import Console
 from service.app.commands import Command, DecideWithHistory
@@ -36,6 +37,7 @@ from service.domain.compensation import (
 from service.domain.errors import InvalidValue
 from service.domain.events import CaseEvent
 from service.domain.pauses import decide_pause, decide_resume
+from service.domain.summary import decide_edit_summary
 from service.domain.workflow import (
     Actor,
     decide_acknowledge,
@@ -196,6 +198,11 @@ def add_note(form: Form) -> Command:
     return form.command("add_note", lambda s, now: decide_add_note(s, note, form.actor, now))
 
 
+def edit_summary(form: Form) -> Command:
+    summary = form.body(SummaryBody).summary
+    return form.command("edit_summary", lambda s, now: decide_edit_summary(s, summary, form.actor, now))
+
+
 def pause(form: Form) -> Command:
     body = _with_utc_until(form).body(PauseBody)
     sla = form.console.sla
@@ -231,6 +238,7 @@ ACTIONS: dict[str, tuple[Callable[[Form], Command], str]] = {
     "follow-up": (follow_up, "Follow-up recorded."),
     "reopen": (reopen, "Case reopened: the resolution clock restarts now."),
     "notes": (add_note, "Note added."),
+    "summary": (edit_summary, "Summary saved."),
     "pause": (pause, "Case paused: the clocks that honour pauses stopped."),
     "resume": (resume, "Case resumed: its paused clocks go on with the time they had left."),
 }

@@ -34,6 +34,7 @@ from service.domain.case import CaseStatus, CompensationStatus, case_currency
 from service.domain.errors import DomainError
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.sla import PauseReason
+from service.domain.summary import MAX_SUMMARY_LENGTH, may_edit_summary
 from service.domain.workflow import RESOLVERS
 from service.domain.workflow import Actor as DomainActor
 
@@ -156,6 +157,7 @@ async def show_case(
         waiting=waiting,
         currency=case_currency(case.state) or "EUR",
         root_causes=sorted(console.root_causes),
+        max_summary=MAX_SUMMARY_LENGTH,
         **CHOICES,
         **context,
     )
@@ -170,4 +172,6 @@ def offers(status: CaseStatus, actor: ApiToken) -> set[str]:
         shown = {"follow-up", "reopen", "compensations", "approve", "notes"}
     else:
         shown = {"reopen", "notes"}
+    if may_edit_summary(status, actor.role):
+        shown.add("summary")
     return shown if actor.role in RESOLVERS else shown - {"resolve", "approve"}

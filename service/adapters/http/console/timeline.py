@@ -137,6 +137,7 @@ _SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
     "case.closed": (lambda d: "Closed the case", None),
     "case.deadlines_corrected": (_corrected, None),
     "case.note_added": (lambda d: "Added an internal note", "note"),
+    "case.summary_edited": (lambda d: "Rewrote the summary", "summary"),
     "case.compensation_requested": (_requested, "reason"),
     "case.compensation_approved": (lambda d: f"Approved the {_money(d)}: it went to billing", None),
     "case.compensation_settled": (
