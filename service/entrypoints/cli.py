@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recovery: configuration error\n{describe_error(e)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    if settings.data_keys is None and args.command != "migrate" and keys.needs_data_keys(args):
+    if settings.data_keys is None and keys.needs_data_keys(args):
         print(f"recovery: configuration error\n{NO_DATA_KEYS}", file=sys.stderr)
         return 2
     if args.command == "migrate":

@@ -23,7 +23,13 @@ def add_commands(commands: Any) -> None:
     )
 
 
+WITHOUT_STORED_TEXTS = frozenset({"migrate", "publish", "dlq"})  # schema only, or Kafka only
+
+
 def needs_data_keys(args: argparse.Namespace) -> bool:
+    """Whether the command reads or writes customers' stored texts (every other needs no master key)."""
+    if args.command in WITHOUT_STORED_TEXTS:
+        return False
     return not (args.command == "keys" and args.keys_command == "new")
 
 
