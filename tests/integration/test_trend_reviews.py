@@ -181,7 +181,7 @@ class HeldTrendStore(PostgresTrendStore):
     """Holds its transaction open after claiming, until the test lets it go on."""
 
     def __init__(self, pool: asyncpg.Pool, claimed: asyncio.Event, proceed: asyncio.Event) -> None:
-        super().__init__(pool, suite_keyring())
+        super().__init__(pool)
         self.claimed, self.proceed = claimed, proceed
 
     @asynccontextmanager
