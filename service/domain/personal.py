@@ -54,6 +54,7 @@ CustomerId = Annotated[str, CUSTOMER_ID]
 
 _PATHS: dict[type[Any], tuple[Path, ...]] = {}
 _NESTED: dict[type[Any], tuple[tuple[str, bool], ...]] = {}
+_SLOTS: dict[type[Any], tuple[str, ...]] = {}
 
 
 def personal_paths(cls: type[Any]) -> tuple[Path, ...]:
@@ -97,22 +98,42 @@ def _nested(cls: type[Any]) -> tuple[tuple[str, bool], ...]:
 
 
 def map_personal(value: T, change: Callable[[str], str]) -> T:
-    """A copy of the value with each personal text changed by `change` (the value itself if it holds none)."""
+    """A copy of the value with each personal text changed by `change`; the value itself when that changes
+    nothing (it holds no text, or `change` gives every text back as it is)."""
     plan = _nested(type(value))
     if not plan:
         return value
     changes: dict[str, Any] = {}
     for name, is_text in plan:
         held = getattr(value, name)
-        if held is None:
+        if not held:  # None, an empty tuple or text
             continue
+        changed: Any
         if is_text:
-            changes[name] = change(held)
+            changed = change(held)
         elif isinstance(held, tuple):
-            changes[name] = tuple(map_personal(item, change) for item in held)
+            items = [map_personal(item, change) for item in held]
+            changed = held if all(a is b for a, b in zip(items, held, strict=True)) else tuple(items)
         else:
-            changes[name] = map_personal(held, change)
-    return replace(value, **changes) if changes else value  # type: ignore[type-var]
+            changed = map_personal(held, change)
+        if changed is not held:
+            changes[name] = changed
+    return _with(value, changes) if changes else value
+
+
+def _with(value: T, changes: dict[str, Any]) -> T:
+    """`dataclasses.replace` without its per-call introspection and `__init__`, for the slotted dataclasses of
+    the domain (the intake seals every new text of a batch through here); `replace` for any other."""
+    cls = type(value)
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = _SLOTS[cls] = tuple(f.name for f in fields(cls)) if "__slots__" in cls.__dict__ else ()  # type: ignore[arg-type]
+    if not names:
+        return replace(value, **changes)  # type: ignore[type-var]
+    copied = object.__new__(cls)
+    for name in names:
+        object.__setattr__(copied, name, changes[name] if name in changes else getattr(value, name))
+    return copied
 
 
 def map_personal_json(data: Any, paths: tuple[Path, ...], change: Callable[[str], str | None]) -> None:

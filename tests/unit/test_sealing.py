@@ -125,3 +125,32 @@ def test_the_personal_fields_are_those_marked_and_a_value_maps_them_only() -> No
         text="words",
     )
     assert map_personal(ref, str.upper).text == "WORDS" and map_personal(ref, str.upper).source == "s"
+    assert map_personal(ref, lambda text: text) is ref  # nothing changed: the value itself, no copy
+
+
+@given(
+    st.lists(st.tuples(st.text(max_size=40), st.booleans()), min_size=1, max_size=4),
+    st.sampled_from(["case.opened", "case.signal_attached", "case.step_recorded", "case.reopened"]),
+)
+def test_the_outgoing_feed_nulls_sealed_and_clear_texts_alike_and_nothing_else(
+    texts: list[tuple[str, bool]], type_: str
+) -> None:
+    import json
+
+    from service.adapters.kafka.free_text import without_free_text
+    from service.domain.personal import map_personal_json
+    from service.domain.registry import PERSONAL_PATHS
+
+    sealer = key()
+    data: dict[str, object] = {"customer_id": "c-1", "untouched": "sealed:" + KEY_ID + ":AAAA"}
+    for i, (text, sealed) in enumerate(texts):
+        value = sealer.seal(text) if sealed else text
+        path = PERSONAL_PATHS[type_][i % len(PERSONAL_PATHS[type_])]
+        node = data
+        for name in path[:-1]:
+            node = node.setdefault(name, {})  # type: ignore[assignment]
+        node[path[-1]] = value
+    stored = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    expected = json.loads(stored)
+    map_personal_json(expected, PERSONAL_PATHS[type_], lambda _: None)
+    assert json.loads(without_free_text(type_, stored)) == expected

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -30,6 +30,8 @@ class Sealer:
 
     def __init__(self, keys: Mapping[str, DataKey]) -> None:
         self._keys = keys  # case id -> its customer's key
+        self._sealed: dict[tuple[str, str], str] = {}  # (key id, text) -> sealed: a signal's text is in the
+        # signal log, its event and maybe the summary; sealed once (a synthetic nonce: the same text, the same seal)
 
     @classmethod
     async def for_cases(cls, conn: Any, keyring: Keyring, cases: Iterable[CaseState]) -> Sealer:
@@ -41,8 +43,22 @@ class Sealer:
     def key(self, case_id: str) -> DataKey:
         return self._keys[case_id]
 
+    def _sealing(self, case_id: str) -> Callable[[str], str]:
+        key = self._keys[case_id]
+        sealed = self._sealed
+
+        def seal(text: str) -> str:
+            if text.startswith(SEALED_PREFIX):  # read from the store as it was written (or shaped like it)
+                return key.seal(text)
+            found = sealed.get((key.key_id, text))
+            if found is None:
+                found = sealed[key.key_id, text] = key.seal(text)
+            return found
+
+        return seal
+
     def state(self, state: CaseState) -> CaseState:
-        return map_personal(state, self._keys[state.case_id].seal)
+        return map_personal(state, self._sealing(state.case_id))
 
     def states(self, states: Iterable[CaseState]) -> list[CaseState]:
         return [self.state(s) for s in states]
@@ -54,10 +70,10 @@ class Sealer:
         """An event (or any value) of a case, its personal texts sealed; one that holds none as it is."""
         if not personal_paths(type(value)):
             return value
-        return map_personal(value, self._keys[case_id].seal)
+        return map_personal(value, self._sealing(case_id))
 
     def text(self, case_id: str, text: str | None) -> str | None:
-        return None if text is None else self._keys[case_id].seal(text)
+        return None if text is None else self._sealing(case_id)(text)
 
 
 class Opener:
