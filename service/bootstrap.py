@@ -72,8 +72,18 @@ SYSTEM_CLOCK = SystemClock()
 
 
 def intake_rules(settings: Settings) -> IntakeRules:
+    """The policy files read, and new cases' ids keyed by the current master key (MissingMasterKey when unset)."""
     policy = load_policy(settings.policy_file)
-    sla = SlaPolicy(
+    return IntakeRules(
+        policy=policy,
+        sla=sla_policy(settings),
+        history_window=timedelta(days=policy.history_window_days),
+        case_ids=keyring_of(settings).master.case_ids(),
+    )
+
+
+def sla_policy(settings: Settings) -> SlaPolicy:
+    return SlaPolicy(
         resolution=settings.sla_resolution,
         first_response=settings.sla_first_response,
         warning_fraction=settings.sla_warning_fraction,
@@ -83,7 +93,6 @@ def intake_rules(settings: Settings) -> IntakeRules:
         max_signal_age=settings.max_signal_age,
         calendars=None if settings.sla_policy_file is None else load_sla_policy(settings.sla_policy_file),
     )
-    return IntakeRules(policy=policy, sla=sla, history_window=timedelta(days=policy.history_window_days))
 
 
 def compensation_limits(settings: Settings) -> CompensationLimits:
@@ -423,6 +432,7 @@ def http_app(
         settings.root_causes,
         service.limits,
         trends,
+        service.rules.case_ids,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
     contract = asyncapi_router(render(asyncapi(channel_specs())))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from service.domain.case import CaseState, CaseStatus
+from service.domain.case import CaseIds, CaseState, CaseStatus
 from service.domain.severity import Severity
 from service.domain.signals import Channel, Tier
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CASE_IDS = CaseIds(b"the unit tests' secret for case ids")
+"""How the use cases and deciders under test key new cases' ids (the service derives its secret from a master key)."""
 
 
 def open_case(case_id: str = "c-1", customer_id: str = "cust-1", **changes: object) -> CaseState:

@@ -38,6 +38,15 @@ DATA_KEYS = '{"test-1": "dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLW9ubHk="}'  # the 
 """RECOVERY_DATA_KEYS of every test's settings: a fixed master key, so a test may read what another wrote."""
 
 
+async def case_id_of(db: Any, customer_id: str, ordinal: int = 1) -> str:
+    """The id of a customer's n-th case, as stored (new cases' ids are keyed: a test cannot compute them)."""
+    case_id = await db.fetchval(
+        "SELECT case_id FROM cases WHERE customer_id = $1 AND ordinal = $2", customer_id, ordinal
+    )
+    assert case_id is not None, f"customer {customer_id} has no case {ordinal}"
+    return str(case_id)
+
+
 def suite_keyring() -> Keyring:
     """The customers' keys under the suite's master key (what a store built by hand in a test is given)."""
     return Keyring(parse_master_keys(DATA_KEYS, None))

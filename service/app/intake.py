@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from service.app.ports import Clock, IntakeStore, PartitionKey, Sentiment
+from service.domain.case import CaseIds
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import Applied, IntakePlan, plan_intake
 from service.domain.severity import Policy
@@ -21,6 +22,7 @@ class IntakeRules:
     policy: Policy
     sla: SlaPolicy
     history_window: timedelta
+    case_ids: CaseIds
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ async def _apply_once(
             rules.sla,
             rules.history_window,
             clock.now(),
+            rules.case_ids,
         )
         await tx.record(plan, group, next_offsets)
     return plan, [s for s, _ in fresh]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -60,8 +62,6 @@ from service.domain.sla import (
     resumed_clock,
 )
 from service.domain.summary import summary_of
-
-_CASE_NAMESPACE = uuid.UUID("6f0c5a86-2f55-4b8e-9a51-6d1f1e2b7c10")
 
 
 class CaseStatus(StrEnum):
@@ -290,9 +290,28 @@ def sla_key(sla: str, what: str, deadline: datetime) -> str:
     return f"{sla}/{what}/{deadline.isoformat()}"
 
 
-def case_id_for(customer_id: str, ordinal: int) -> str:
-    """A customer's n-th case has a fixed id, so two instances opening it at once collide on version 1."""
-    return str(uuid.uuid5(_CASE_NAMESPACE, f"{customer_id}/{ordinal}"))
+@dataclass(frozen=True, slots=True)
+class CaseIds:
+    """How a new case gets its id: a keyed hash (HMAC-SHA-256) of the customer id, the case's ordinal and what
+    opened it (the signal's source and id, or the staff member and instant), under the service's secret.
+
+    The same opening always gives the same id, so two instances applying one signal at once collide on version
+    1; two different openings for one customer collide on the one-open-case rule instead. Without the secret
+    nobody can compute a customer's case ids from their customer id, and a customer who returns after an
+    erasure gets new ones. Ids of cases opened by earlier releases (a uuid5 of the customer id) stay as they are:
+    every lookup goes through the stored case, never through this."""
+
+    secret: bytes = field(repr=False)
+
+    def new(self, customer_id: str, ordinal: int, opening: str) -> str:
+        message = "\x1f".join((customer_id, str(ordinal), opening)).encode()
+        return str(uuid.UUID(bytes=hmac.digest(self.secret, message, hashlib.sha256)[:16]))
+
+    def for_signal(self, signal: Signal, ordinal: int) -> str:
+        return self.new(signal.customer_id, ordinal, f"signal/{signal.source}/{signal.id}")
+
+    def by_hand(self, customer_id: str, ordinal: int, actor: str, now: datetime) -> str:
+        return self.new(customer_id, ordinal, f"by-hand/{actor}/{now.isoformat()}")
 
 
 def signal_ref(signal: Signal, classification: Classification) -> SignalRef:
@@ -346,7 +365,12 @@ def clocked(signal: Signal, classification: Classification, sla: SlaPolicy) -> C
 
 
 def decide_signal(
-    state: CaseState | None, signal: Signal, classification: Classification, sla: SlaPolicy, now: datetime
+    state: CaseState | None,
+    signal: Signal,
+    classification: Classification,
+    sla: SlaPolicy,
+    now: datetime,
+    case_ids: CaseIds,
 ) -> list[CaseEvent]:
     """Open, attach, escalate or reopen; a non-failure decides nothing.
 
@@ -358,7 +382,7 @@ def decide_signal(
     ref = signal_ref(signal, classification)
     where = placement(state, signal, sla)
     if where is Placement.OPEN_NEW or state is None:
-        return [_open(state, signal, ref, sla, now)]
+        return [_open(state, signal, ref, sla, now, case_ids)]
     if where is Placement.REOPEN:
         return [_reopen(state, ref, sla, now)]
     if state.status is not CaseStatus.OPEN:  # dated before the resolution: recorded, nothing else
@@ -370,7 +394,7 @@ def decide_signal(
 
 
 def _open(
-    previous: CaseState | None, signal: Signal, ref: SignalRef, sla: SlaPolicy, now: datetime
+    previous: CaseState | None, signal: Signal, ref: SignalRef, sla: SlaPolicy, now: datetime, case_ids: CaseIds
 ) -> CaseOpened:
     start = sla.clock_start(signal.occurred_at, signal.received_at)
     ordinal = previous.ordinal + 1 if previous else 1
@@ -383,7 +407,7 @@ def _open(
     )
     first_response, resolution, *named = sla.opening_clocks(case, start)
     return CaseOpened(
-        case_id=case_id_for(signal.customer_id, ordinal),
+        case_id=case_ids.for_signal(signal, ordinal),
         at=now,
         customer_id=signal.customer_id,
         ordinal=ordinal,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from service.domain.case import CaseState, Placement, clocked, decide_signal, evolve, placement
+from service.domain.case import CaseIds, CaseState, Placement, clocked, decide_signal, evolve, placement
 from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReopened
 from service.domain.severity import Classification, CustomerHistory, Policy, Severity, classify
 from service.domain.signals import Signal
@@ -62,6 +62,7 @@ def plan_intake(
     sla: SlaPolicy,
     history_window: timedelta,
     now: datetime,
+    case_ids: CaseIds,
 ) -> IntakePlan:
     """Signals apply in order; each sees the case and history the ones before it left behind."""
     plan = IntakePlan()
@@ -72,7 +73,7 @@ def plan_intake(
         times = failures.setdefault(signal.customer_id, [])
         history = _history(state, signal, times, sla, history_window)
         classification = clocked(signal, classify(signal, history, policy, sentiment), sla)
-        events = decide_signal(state, signal, classification, sla, now)
+        events = decide_signal(state, signal, classification, sla, now, case_ids)
         for event in events:
             state = evolve(state, event)
             plan.events.append(NewEvent(state.case_id, state.version, event, signal.traceparent))

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.domain.case import CaseState, CaseStatus, case_id_for, clock_case, paused, resumed
+from service.domain.case import CaseIds, CaseState, CaseStatus, clock_case, paused, resumed
 from service.domain.clock_calendars import ClockCase
 from service.domain.errors import InvalidValue, MissingField, NotAllowed, WrongState
 from service.domain.events import (
@@ -184,6 +184,7 @@ def decide_open_by_hand(
     actor: Actor,
     sla: SlaPolicy,
     now: datetime,
+    case_ids: CaseIds,
     stake: Money | None = None,
 ) -> list[CaseEvent]:
     """A manager or owner opens a case for an internal escalation, optionally stating the amount at stake (without
@@ -206,7 +207,7 @@ def decide_open_by_hand(
     )
     return [
         CaseOpened(
-            case_id=case_id_for(customer_id, ordinal),
+            case_id=case_ids.by_hand(customer_id, ordinal, actor.name, now),
             at=now,
             customer_id=customer_id,
             ordinal=ordinal,

@@ -18,7 +18,7 @@ from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
-from service.bootstrap import intake_rules, session_timeouts
+from service.bootstrap import session_timeouts, sla_policy
 from service.config import Settings, keyring_of
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{tag:<24} {count:>6}  {'TREND' if policy.is_trend(count) else ''}")
             return 0
         if args.cases_command == "show":
-            return await _show(reads, args.case_id, intake_rules(settings).sla)
+            return await _show(reads, args.case_id, sla_policy(settings))
         page, _ = await reads.list_cases(CaseFilter(status=args.status), args.limit, None)
         for case in page:
             s = case.state

@@ -74,7 +74,7 @@ def _listed(case_id: str, error: Exception) -> None:
 
 def _policy(settings: Settings, path: Path | None) -> SlaPolicy | None:
     """The service's SLA policy with the file's calendars and clocks, or None (said why on stderr)."""
-    from service.bootstrap import intake_rules
+    from service.bootstrap import sla_policy
 
     if path is None:
         print("no SLA policy file: give --file or set RECOVERY_SLA_POLICY_FILE", file=sys.stderr)
@@ -84,7 +84,7 @@ def _policy(settings: Settings, path: Path | None) -> SlaPolicy | None:
     except SlaPolicyFileError as e:
         print(f"invalid SLA policy file: {e}", file=sys.stderr)
         return None
-    return intake_rules(settings).sla.model_copy(update={"calendars": calendars})
+    return sla_policy(settings).model_copy(update={"calendars": calendars})
 
 
 def summary(change: PolicyChange) -> dict[str, Any]:

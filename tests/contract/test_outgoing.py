@@ -39,6 +39,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind
 from service.domain.sla import SlaPolicy
 from service.domain.timers import TimerKind, decide_timer, sla_event_id, timers_for
+from tests.cases import CASE_IDS
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 SLA = SlaPolicy()
@@ -70,7 +71,7 @@ def classified(severity: Severity) -> Classification:
 
 
 def opened() -> tuple[CaseOpened, CaseState]:
-    [event] = decide_signal(None, signal(1, T0), classified(Severity.MINOR), SLA, T0 + timedelta(seconds=5))
+    [event] = decide_signal(None, signal(1, T0), classified(Severity.MINOR), SLA, T0 + timedelta(seconds=5), case_ids=CASE_IDS)
     assert isinstance(event, CaseOpened)
     return event, evolve(None, event)
 
@@ -78,7 +79,7 @@ def opened() -> tuple[CaseOpened, CaseState]:
 def attached_and_escalated() -> tuple[SignalAttached, CaseEscalated, CaseState]:
     _, state = opened()
     later = T0 + timedelta(hours=1)
-    attached, escalated = decide_signal(state, signal(2, later), classified(Severity.CRITICAL), SLA, later)
+    attached, escalated = decide_signal(state, signal(2, later), classified(Severity.CRITICAL), SLA, later, case_ids=CASE_IDS)
     assert isinstance(attached, SignalAttached)
     assert isinstance(escalated, CaseEscalated)
     after = replay([opened()[0], attached, escalated])
@@ -90,7 +91,7 @@ def reopened() -> CaseReopened:
     _, state = opened()
     resolved = replace(state, status=CaseStatus.RESOLVED, resolved_at=T0 + timedelta(hours=2))
     later = T0 + timedelta(days=1)
-    [event] = decide_signal(resolved, signal(3, later), classified(Severity.MAJOR), SLA, later)
+    [event] = decide_signal(resolved, signal(3, later), classified(Severity.MAJOR), SLA, later, case_ids=CASE_IDS)
     assert isinstance(event, CaseReopened)
     return event
 

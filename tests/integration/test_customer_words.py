@@ -24,9 +24,18 @@ from service.api_tokens import ApiToken
 from service.app.intake import apply_signals
 from service.bootstrap import Service, SystemClock, http_app, intake_rules
 from service.config import Settings
-from service.domain.case import case_id_for
 from service.domain.signals import Signal, SignalKind
-from tests.support import AGENT, AGENT_TOKEN, AUTH, DATA_KEYS, MANAGER, MANAGER_TOKEN, TOKEN, suite_keyring
+from tests.support import (
+    AGENT,
+    AGENT_TOKEN,
+    AUTH,
+    DATA_KEYS,
+    MANAGER,
+    MANAGER_TOKEN,
+    TOKEN,
+    case_id_of,
+    suite_keyring,
+)
 
 WORDS = "Water came through the ceiling after the repair. Nobody <b>called</b> back & I'm furious."
 SUMMARY = "Water came through the ceiling after the repair."
@@ -50,7 +59,7 @@ async def land(pool: asyncpg.Pool, *signals: Signal) -> str:
     rules = intake_rules(Settings())
     store = PostgresIntakeStore(pool, suite_keyring())
     await apply_signals(list(signals), {}, "g", store, rules, VaderSentiment(), SystemClock())
-    return case_id_for(signals[0].customer_id, 1)
+    return await case_id_of(pool, signals[0].customer_id)
 
 
 @pytest.fixture
@@ -201,5 +210,5 @@ async def test_rotation_rewraps_every_customer_key_and_the_old_master_key_can_th
         await after.check(conn)  # the old key is no longer needed
         with pytest.raises(MissingMasterKey, match="lacks the master key\(s\) new"):  # an instance not yet told
             await before.check(conn)
-    found = await PostgresCaseReads(pool, after).get_case(case_id_for("c-rot-1", 1))
+    found = await PostgresCaseReads(pool, after).get_case(await case_id_of(pool, "c-rot-1"))
     assert found is not None and found[0].signals[0].text == WORDS

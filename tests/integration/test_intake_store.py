@@ -19,11 +19,10 @@ from service.app.intake import apply_signals
 from service.app.ports import PartitionKey
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
-from service.domain.case import case_id_for
 from service.domain.intake import IntakePlan, Outcome
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal, SignalKind
-from tests.support import suite_keyring
+from tests.support import case_id_of, suite_keyring
 
 NOW = datetime.now(UTC)
 
@@ -109,7 +108,7 @@ async def test_a_cases_signals_read_with_their_cloudevents_type_clock_rule_and_p
     store = PostgresIntakeStore(pool, suite_keyring())
     year_old = replace(nps("old-1", "c-read"), occurred_at=NOW - timedelta(days=365))
     await apply(store, year_old, nps("fine-1", "c-read", score=9))
-    found = await PostgresCaseReads(pool, suite_keyring()).get_case(case_id_for("c-read", 1))
+    found = await PostgresCaseReads(pool, suite_keyring()).get_case(await case_id_of(pool, "c-read"))
     assert found is not None
     case, _ = found
     [signal] = case.signals
@@ -131,7 +130,7 @@ async def test_a_snapshot_another_writer_changed_is_read_as_stored_not_as_this_p
 ) -> None:
     store = PostgresIntakeStore(pool, suite_keyring())  # remembers the snapshot it writes
     await apply(store, nps("r-1", "c-remember"))
-    case_id = case_id_for("c-remember", 1)
+    case_id = await case_id_of(pool, "c-remember")
     stored = json.loads(await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id))
     stored["owner"] = "ana"  # another instance assigned the case meanwhile
     await pool.execute("UPDATE cases SET state = $2 WHERE case_id = $1", case_id, json.dumps(stored))

@@ -21,7 +21,7 @@ from service.adapters.sentiment import VaderSentiment
 from service.app.intake import IntakeResult, apply_signals
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
-from service.domain.case import CASE_STATE, CaseState, case_id_for, evolve
+from service.domain.case import CASE_STATE, CaseState, evolve
 from service.domain.events import CASE_EVENT
 from service.domain.signals import Signal, SignalKind
 from tests.support import AGENT, MANAGER, eventually, recovery_cli, suite_keyring
@@ -253,9 +253,9 @@ async def test_events_appended_after_the_shadows_position_appear_in_the_swapped_
         assert report.tail >= 2  # the attach to cust-3's case and tail-customer's case.opened
         assert report.caught_up >= report.tail + 1  # and replay-customer's case.opened before the lock
         live = await live_states(conn)
-        for customer in ("replay-customer", "tail-customer"):
-            assert live[case_id_for(customer, 1)].customer_id == customer
-        assert live[case_id_for("cust-3", 1)].signal_count == 3
+        by_customer = {state.customer_id: state for state in live.values()}
+        assert {"replay-customer", "tail-customer"} <= by_customer.keys()
+        assert by_customer["cust-3"].signal_count == 3
         assert live == await in_memory_replay(conn)
         assert (await check_cases(conn)).differing == []
 
@@ -290,7 +290,7 @@ async def test_an_append_during_the_swap_waits_for_it_and_lands_in_the_new_read_
         result = await append
         assert len(result.applied) == 2 and result.conflicts == 0
         live = await live_states(conn)
-        assert live[case_id_for("swap-customer", 1)].customer_id == "swap-customer"
+        assert "swap-customer" in {state.customer_id for state in live.values()}
         assert live == await in_memory_replay(conn)
         assert (await check_cases(conn)).differing == []
 

@@ -27,6 +27,7 @@ from service.domain.workflow import (
     decide_reopen,
     decide_resolve,
 )
+from tests.cases import CASE_IDS
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 LIMITS = CompensationLimits()
@@ -59,7 +60,7 @@ CLASSIFIED = Classification(severity=Severity.MAJOR, category=Category.OTHER, re
 
 def case(stake: str | None = None, currency: str = "EUR") -> CaseState:
     money = Money(Decimal(stake), currency) if stake is not None else None
-    state = replay(decide_signal(None, signal(1, NOW, money), CLASSIFIED, SLA, NOW))
+    state = replay(decide_signal(None, signal(1, NOW, money), CLASSIFIED, SLA, NOW, case_ids=CASE_IDS))
     assert state is not None
     return state
 
@@ -171,18 +172,18 @@ def test_with_no_stake_the_first_compensation_fixes_the_cases_currency() -> None
 def test_a_later_stake_in_another_currency_does_not_change_a_case_its_compensations_put_in_one() -> None:
     state = request(case(), "r1", "20", ANA, "EUR")
     attached = then(
-        state, decide_signal(state, signal(2, NOW, Money(Decimal(500), "USD")), CLASSIFIED, SLA, NOW)
+        state, decide_signal(state, signal(2, NOW, Money(Decimal(500), "USD")), CLASSIFIED, SLA, NOW, case_ids=CASE_IDS)
     )
     assert attached.amount_at_stake is None
     resolved = then(state, decide_resolve(state, ResolutionType.APOLOGY_ONLY, "x", "y", MIA, {"x"}, NOW))
     later = NOW + timedelta(days=1)
     reopening = signal(3, later, Money(Decimal(500), "USD"))
-    reopened = then(resolved, decide_signal(resolved, reopening, CLASSIFIED, SLA, later))
+    reopened = then(resolved, decide_signal(resolved, reopening, CLASSIFIED, SLA, later, case_ids=CASE_IDS))
     assert reopened.status is CaseStatus.OPEN and reopened.amount_at_stake is None
     with pytest.raises(InvalidValue):
         request(reopened, "r2", "20", ANA, "USD")
     same = then(
-        reopened, decide_signal(reopened, signal(4, later, Money(Decimal(80), "EUR")), CLASSIFIED, SLA, later)
+        reopened, decide_signal(reopened, signal(4, later, Money(Decimal(80), "EUR")), CLASSIFIED, SLA, later, case_ids=CASE_IDS)
     )
     assert same.amount_at_stake == Money(Decimal(80), "EUR")  # a stake in the case's own currency counts
 

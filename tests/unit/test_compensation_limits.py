@@ -26,6 +26,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Money, Signal, SignalKind, Tier
 from service.domain.sla import SlaPolicy
 from service.domain.workflow import Actor, decide_open_by_hand
+from tests.cases import CASE_IDS
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 ANA, MIA, OLU, OTTO = Actor("ana", "agent"), Actor("mia", "manager"), Actor("olu", "owner"), Actor("otto", "owner")
@@ -61,7 +62,7 @@ def case(
         amount_at_stake=None if stake is None else Money(Decimal(stake), "EUR"),
     )
     classified = Classification(severity=Severity.MAJOR, category=category, reasons=(), policy_version="t")
-    state = replay(decide_signal(None, signal, classified, SlaPolicy(), NOW))
+    state = replay(decide_signal(None, signal, classified, SlaPolicy(), NOW, case_ids=CASE_IDS))
     assert state is not None
     return state
 
@@ -218,18 +219,18 @@ def test_a_manager_approves_only_within_their_limit_in_the_requests_currency() -
 
 def test_an_agent_may_not_open_a_case_by_hand() -> None:
     with pytest.raises(NotAllowed, match="manager or owner"):
-        decide_open_by_hand(None, "c", Severity.MAJOR, None, Tier.STANDARD, "escalated", ANA, SlaPolicy(), NOW)
+        decide_open_by_hand(None, "c", Severity.MAJOR, None, Tier.STANDARD, "escalated", ANA, SlaPolicy(), NOW, CASE_IDS)
 
 
 def test_every_compensation_on_a_case_opened_by_hand_waits_unless_its_opener_stated_a_stake() -> None:
-    bare = replay(decide_open_by_hand(None, "c", Severity.MAJOR, None, Tier.STANDARD, "x", MIA, SlaPolicy(), NOW))
+    bare = replay(decide_open_by_hand(None, "c", Severity.MAJOR, None, Tier.STANDARD, "x", MIA, SlaPolicy(), NOW, CASE_IDS))
     assert bare is not None and bare.opened_by_hand
     assert request(bare, "1").needs_approval == (
         "the case was opened by hand with no amount at stake: every compensation needs approval",
     )
     staked = replay(
         decide_open_by_hand(
-            None, "c", Severity.MAJOR, None, Tier.STANDARD, "x", MIA, SlaPolicy(), NOW, Money(Decimal(40), "EUR")
+            None, "c", Severity.MAJOR, None, Tier.STANDARD, "x", MIA, SlaPolicy(), NOW, CASE_IDS, Money(Decimal(40), "EUR")
         )
     )
     assert staked is not None and staked.amount_at_stake == Money(Decimal("40"), "EUR")

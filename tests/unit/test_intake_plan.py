@@ -9,12 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.adapters.sentiment import VaderSentiment
-from service.domain.case import CaseState, CaseStatus, case_id_for
+from service.domain.case import CaseState, CaseStatus
 from service.domain.events import CaseOpened
 from service.domain.intake import Outcome, plan_intake
 from service.domain.severity import Severity, load_default_policy
 from service.domain.signals import Signal, SignalKind, Tier
 from service.domain.sla import SlaPolicy
+from tests.cases import CASE_IDS
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 POLICY = load_default_policy()
@@ -36,16 +37,16 @@ def nps(n: int, score: int, customer: str = "c-1", at: datetime = T0, tier: Tier
 
 def plan(signals: list[Signal], recent: dict[str, list[datetime]] | None = None):  # type: ignore[no-untyped-def]
     scores = [VaderSentiment().compound(s.text) for s in signals]
-    return plan_intake(signals, scores, {}, recent or {}, POLICY, SlaPolicy(), WINDOW, T0)
+    return plan_intake(signals, scores, {}, recent or {}, POLICY, SlaPolicy(), WINDOW, T0, case_ids=CASE_IDS)
 
 
 def test_one_batch_opens_then_attaches_then_escalates_in_order() -> None:
     result = plan([nps(1, 6), nps(2, 6, at=T0 + timedelta(hours=1)), nps(3, 0, at=T0 + timedelta(hours=2))])
     assert [a.outcome for a in result.applied] == [Outcome.OPENED, Outcome.ATTACHED, Outcome.ESCALATED]
     assert [(e.stream_id, e.version) for e in result.events] == [
-        (case_id_for("c-1", 1), v) for v in (1, 2, 3, 4)
+        (CASE_IDS.for_signal(nps(1, 6), 1), v) for v in (1, 2, 3, 4)
     ]
-    assert result.cases[case_id_for("c-1", 1)].version == 4
+    assert result.cases[CASE_IDS.for_signal(nps(1, 6), 1)].version == 4
 
 
 def test_not_a_failure_opens_nothing() -> None:
@@ -76,7 +77,7 @@ def test_failures_earlier_in_the_same_batch_count_toward_the_modifier() -> None:
 
 def test_customers_get_separate_cases() -> None:
     result = plan([nps(1, 2, customer="a"), nps(2, 2, customer="b")])
-    assert set(result.cases) == {case_id_for("a", 1), case_id_for("b", 1)}
+    assert set(result.cases) == {CASE_IDS.for_signal(nps(1, 2, customer="a"), 1), CASE_IDS.for_signal(nps(2, 2, customer="b"), 1)}
 
 
 @given(
@@ -100,19 +101,19 @@ def test_the_repeat_modifier_counts_exactly_the_failures_in_the_window(
 
 
 def resolved_case(reopens: int, resolved_at: datetime) -> CaseState:
-    first = plan([nps(0, 6, at=resolved_at - timedelta(days=1))]).cases[case_id_for("c-1", 1)]
+    [first] = plan([nps(0, 6, at=resolved_at - timedelta(days=1))]).cases.values()
     return replace(first, status=CaseStatus.RESOLVED, resolved_at=resolved_at, reopen_count=reopens)
 
 
 def test_reopened_twice_raises_the_reopened_case_but_not_the_customers_next_one() -> None:
     twice = resolved_case(reopens=2, resolved_at=T0 - timedelta(days=60))
-    result = plan_intake([nps(1, 6)], [None], {"c-1": twice}, {}, POLICY, SlaPolicy(), WINDOW, T0)
+    result = plan_intake([nps(1, 6)], [None], {"c-1": twice}, {}, POLICY, SlaPolicy(), WINDOW, T0, case_ids=CASE_IDS)
     [applied] = result.applied
-    assert applied.outcome is Outcome.OPENED and applied.case_id == case_id_for("c-1", 2)
+    assert applied.outcome is Outcome.OPENED and applied.case_id == CASE_IDS.for_signal(nps(1, 6), 2) != twice.case_id
     assert applied.classification.severity is Severity.MINOR
     assert "modifier:repeat_reopens" not in applied.classification.reasons
     once = resolved_case(reopens=1, resolved_at=T0 - timedelta(days=1))
-    result = plan_intake([nps(2, 6)], [None], {"c-1": once}, {}, POLICY, SlaPolicy(), WINDOW, T0)
+    result = plan_intake([nps(2, 6)], [None], {"c-1": once}, {}, POLICY, SlaPolicy(), WINDOW, T0, case_ids=CASE_IDS)
     [applied] = result.applied
     assert applied.outcome is Outcome.REOPENED and applied.classification.severity is Severity.MODERATE
     assert "modifier:repeat_reopens" in applied.classification.reasons

@@ -32,6 +32,7 @@ from service.domain.signals import Category, Channel, Signal, SignalKind, Tier
 from service.domain.sla import PauseReason, PauseSpan, SlaClock, SlaPolicy, paused_business_time
 from service.domain.timers import TimerKind, decide_timer, timers_for
 from service.domain.workflow import Actor, decide_acknowledge, decide_resolve
+from tests.cases import CASE_IDS
 
 THURSDAY_10TH = date(2026, 12, 10)  # a holiday in this office
 OFFICE = BusinessCalendar.weekly(
@@ -84,7 +85,7 @@ def then(state: CaseState | None, events: list[CaseEvent]) -> CaseState:
 
 
 def opened() -> CaseState:
-    [event] = decide_signal(None, signal(1, FRIDAY_4PM), classified(), SLA, FRIDAY_4PM)
+    [event] = decide_signal(None, signal(1, FRIDAY_4PM), classified(), SLA, FRIDAY_4PM, case_ids=CASE_IDS)
     assert isinstance(event, CaseOpened)
     return then(None, [event])
 
@@ -189,7 +190,7 @@ def test_a_resume_timer_of_an_ended_pause_decides_nothing() -> None:
 
 def test_the_customers_signal_ends_a_pause_awaiting_them_before_it_attaches() -> None:
     case = paused_at(opened(), MONDAY_10AM, PauseReason.AWAITING_CUSTOMER)
-    resumed, attached = decide_signal(case, signal(2, WEDNESDAY_10AM), classified(), SLA, WEDNESDAY_10AM)
+    resumed, attached = decide_signal(case, signal(2, WEDNESDAY_10AM), classified(), SLA, WEDNESDAY_10AM, case_ids=CASE_IDS)
     assert isinstance(resumed, CaseResumed) and isinstance(attached, SignalAttached)
     assert (resumed.cause, resumed.actor) == (ResumeCause.CUSTOMER_SIGNAL, None)
     after = then(case, [resumed, attached])
@@ -198,7 +199,7 @@ def test_the_customers_signal_ends_a_pause_awaiting_them_before_it_attaches() ->
 
 def test_the_customers_signal_does_not_end_a_pause_awaiting_parts() -> None:
     case = paused_at(opened(), MONDAY_10AM, PauseReason.AWAITING_PARTS)
-    [attached] = decide_signal(case, signal(2, WEDNESDAY_10AM), classified(), SLA, WEDNESDAY_10AM)
+    [attached] = decide_signal(case, signal(2, WEDNESDAY_10AM), classified(), SLA, WEDNESDAY_10AM, case_ids=CASE_IDS)
     assert isinstance(attached, SignalAttached)
     assert paused(then(case, [attached])) is not None
 

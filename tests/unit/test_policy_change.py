@@ -20,6 +20,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind
 from service.domain.sla import PauseReason, PauseSpan, SlaPolicy
 from service.domain.timers import TimerKind, decide_timer, timers_for
+from tests.cases import CASE_IDS
 
 OFFICE = BusinessCalendar.weekly(
     "office",
@@ -58,7 +59,7 @@ def opening(sla: SlaPolicy, at: datetime = MONDAY_9AM) -> CaseOpened:
     classification = Classification(
         severity=Severity.MINOR, category=Category.MISSED_APPOINTMENT, reasons=("t",), policy_version="t"
     )
-    [event] = decide_signal(None, signal, classification, sla, at)
+    [event] = decide_signal(None, signal, classification, sla, at, case_ids=CASE_IDS)
     assert isinstance(event, CaseOpened)
     return event
 
@@ -222,7 +223,7 @@ def test_an_escalated_clock_is_rerun_from_where_the_escalation_counted_it_and_ke
     four_hours = BASE.model_copy(
         update={"resolution": {**BASE.resolution, Severity.CRITICAL: timedelta(hours=4)}}
     )
-    for event in decide_signal(state, signal, critical, four_hours, later):
+    for event in decide_signal(state, signal, critical, four_hours, later, case_ids=CASE_IDS):
         state = evolve(state, event)
     assert resolution(state) == later + timedelta(hours=4)
     office = policy("v2", ClockRule(clock="resolution", calendar=OFFICE)).model_copy(

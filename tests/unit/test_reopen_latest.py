@@ -19,6 +19,7 @@ from service.domain.workflow import (
     decide_reopen,
     decide_resolve,
 )
+from tests.cases import CASE_IDS
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 SLA = SlaPolicy()
@@ -36,7 +37,7 @@ def case() -> CaseState:
     signal = Signal(
         source="s", id="1", kind=SignalKind.COMPLAINT, occurred_at=NOW, received_at=NOW, customer_id="c"
     )
-    state = replay(decide_signal(None, signal, CLASSIFIED, SLA, NOW))
+    state = replay(decide_signal(None, signal, CLASSIFIED, SLA, NOW, case_ids=CASE_IDS))
     assert state is not None
     return state
 
@@ -44,7 +45,7 @@ def case() -> CaseState:
 def older_and_newer() -> tuple[CaseState, CaseState]:
     older = case()
     older = then(older, decide_resolve(older, ResolutionType.APOLOGY_ONLY, "x", "y", MIA, {"x"}, NOW))
-    opened = decide_open_by_hand(older, "c", Severity.MINOR, None, older.customer_tier, "call", MIA, SLA, NOW)
+    opened = decide_open_by_hand(older, "c", Severity.MINOR, None, older.customer_tier, "call", MIA, SLA, NOW, CASE_IDS)
     newer = replay(opened)
     assert newer is not None and newer.ordinal == 2
     return older, newer

@@ -23,6 +23,7 @@ from service.domain.signals import Category, Money, Signal, SignalKind
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy, decide_trend
 from service.domain.workflow import Actor, decide_follow_up, decide_resolve
+from tests.cases import CASE_IDS
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 LIMITS = CompensationLimits()
@@ -40,7 +41,7 @@ def case(stake: str | None = "100") -> CaseState:
         amount_at_stake=Money(Decimal(stake), "EUR") if stake else None,
     )
     c = Classification(severity=Severity.MAJOR, category=Category.OTHER, reasons=(), policy_version="t")
-    state = replay(decide_signal(None, signal, c, SlaPolicy(), NOW))
+    state = replay(decide_signal(None, signal, c, SlaPolicy(), NOW, case_ids=CASE_IDS))
     assert state is not None
     return state
 

@@ -24,6 +24,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind, Tier
 from service.domain.sla import SlaPolicy
 from service.domain.timers import TimerKind, decide_timer, timers_for
+from tests.cases import CASE_IDS
 
 UTC_OFFICE = [OpeningWindow(9 * 60, 17 * 60 + 30)]
 UK_OFFICE = BusinessCalendar.weekly(
@@ -100,7 +101,7 @@ def opened(
     category: Category = Category.OTHER,
     **kw: object,
 ) -> tuple[CaseOpened, CaseState]:
-    [event] = decide_signal(None, signal(**kw), classified(severity, category), sla, FRIDAY_4PM)  # type: ignore[arg-type]
+    [event] = decide_signal(None, signal(**kw), classified(severity, category), sla, FRIDAY_4PM, case_ids=CASE_IDS)  # type: ignore[arg-type]
     assert isinstance(event, CaseOpened)
     state = evolve(None, event)
     return event, state
@@ -137,7 +138,7 @@ def test_a_critical_case_stays_on_twenty_four_seven_and_a_rule_picks_by_channel(
 def test_an_escalation_tightens_the_deadline_in_the_calendar_of_the_new_severity() -> None:
     _, state = opened(Severity.MAJOR)
     later = FRIDAY_4PM + timedelta(hours=2)
-    events = decide_signal(state, signal(2, at=later), classified(Severity.CRITICAL), SLA, later)
+    events = decide_signal(state, signal(2, at=later), classified(Severity.CRITICAL), SLA, later, case_ids=CASE_IDS)
     escalated = next(e for e in events if isinstance(e, CaseEscalated))
     assert escalated.resolution_deadline == later + timedelta(hours=4)
     [moved] = escalated.clocks or ()
@@ -156,7 +157,7 @@ def test_an_escalation_that_would_extend_the_deadline_keeps_it() -> None:
         )
     )
     _, state = opened(Severity.MINOR, sla=slow_for_moderate)  # 72 h of 24x7: Monday 16:00
-    events = decide_signal(state, signal(2), classified(Severity.MODERATE), slow_for_moderate, FRIDAY_4PM)
+    events = decide_signal(state, signal(2), classified(Severity.MODERATE), slow_for_moderate, FRIDAY_4PM, case_ids=CASE_IDS)
     escalated = next(e for e in events if isinstance(e, CaseEscalated))
     assert escalated.resolution_deadline == state.resolution_deadline
     assert escalated.clocks == ()
@@ -168,7 +169,7 @@ def test_a_reopened_case_restarts_its_resolution_clock_in_business_time() -> Non
     monday = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
     state = evolve(state, resolved(state, monday))
     reopen_at = datetime(2026, 12, 11, 17, 0, tzinfo=UTC)  # Friday, half an hour before closing
-    [reopened] = decide_signal(state, signal(2, at=reopen_at), classified(Severity.MAJOR), SLA, reopen_at)
+    [reopened] = decide_signal(state, signal(2, at=reopen_at), classified(Severity.MAJOR), SLA, reopen_at, case_ids=CASE_IDS)
     assert isinstance(reopened, CaseReopened)
     assert reopened.resolution_deadline == add_business_time(UK_OFFICE, reopen_at, timedelta(hours=24))
     assert reopened.resolution_deadline == datetime(2026, 12, 16, 15, 30, tzinfo=UTC)  # 0.5 + 8.5 + 8.5 + 6.5

@@ -14,6 +14,7 @@ from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Signal, SignalKind
 from service.domain.sla import SlaPolicy
 from service.domain.timers import TimerKind, decide_timer, sla_event_id, timers_for
+from tests.cases import CASE_IDS
 
 T0 = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # a DST night in Europe: UTC instants only
 SLA = SlaPolicy()
@@ -34,7 +35,7 @@ def opened(severity: Severity = Severity.MAJOR, channel: Channel = Channel.CHAT)
     classification = Classification(
         severity=severity, category=Category.OTHER, reasons=(), policy_version="t"
     )
-    state = replay(decide_signal(None, signal, classification, SLA, T0))
+    state = replay(decide_signal(None, signal, classification, SLA, T0, case_ids=CASE_IDS))
     assert state is not None
     return state
 
@@ -122,7 +123,7 @@ def test_a_reopen_never_breaches_at_once(severity: Severity, minutes_after_resol
     classification = Classification(
         severity=Severity.MINOR, category=Category.OTHER, reasons=(), policy_version="t"
     )
-    [reopen] = decide_signal(state, signal, classification, SLA, now)
+    [reopen] = decide_signal(state, signal, classification, SLA, now, case_ids=CASE_IDS)
     reopened = evolve(state, reopen)
     assert all(t.due_at > now for t in timers_for(reopened, SLA) if t.sla is SlaKind.RESOLUTION)
 
@@ -164,7 +165,7 @@ def test_a_case_resolved_without_contact_and_reopened_has_no_first_response_cloc
     classification = Classification(
         severity=Severity.MINOR, category=Category.OTHER, reasons=(), policy_version="t"
     )
-    [reopen] = decide_signal(state, signal, classification, SLA, now)
+    [reopen] = decide_signal(state, signal, classification, SLA, now, case_ids=CASE_IDS)
     reopened = evolve(state, reopen)
     assert reopened.status is CaseStatus.OPEN
     timers = timers_for(reopened, SLA)
@@ -190,7 +191,7 @@ def test_a_snapshot_resolved_before_the_rule_reopens_without_its_first_response_
     classification = Classification(
         severity=Severity.MINOR, category=Category.OTHER, reasons=(), policy_version="t"
     )
-    [reopen] = decide_signal(state, signal, classification, SLA, now)
+    [reopen] = decide_signal(state, signal, classification, SLA, now, case_ids=CASE_IDS)
     reopened = evolve(state, reopen)
     assert reopened.acknowledged_at == resolved_at
     assert {t.sla for t in timers_for(reopened, SLA)} == {SlaKind.RESOLUTION}

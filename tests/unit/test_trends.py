@@ -6,13 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from service.adapters.sentiment import VaderSentiment
-from service.domain.case import CaseState, CaseStatus, Resolution, case_id_for
+from service.domain.case import CaseState, CaseStatus, Resolution
 from service.domain.events import ResolutionType
 from service.domain.intake import plan_intake, root_causes_moved
 from service.domain.severity import load_default_policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy, falls_below_at, review_trend
+from tests.cases import CASE_IDS
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 POLICY = TrendPolicy(threshold=3, window=timedelta(days=10))
@@ -113,8 +114,8 @@ def test_a_repeated_review_of_the_same_moment_never_publishes_twice() -> None:
 
 def resolved_case(root_cause: str, at: datetime) -> CaseState:
     signal = nps("first", at - timedelta(days=1))
-    opened = plan_intake([signal], [None], {}, {}, load_default_policy(), SlaPolicy(), timedelta(days=30), at)
-    case = opened.cases[case_id_for("c-1", 1)]
+    opened = plan_intake([signal], [None], {}, {}, load_default_policy(), SlaPolicy(), timedelta(days=30), at, case_ids=CASE_IDS)
+    [case] = opened.cases.values()
     resolution = Resolution(
         resolution_type=ResolutionType.APOLOGY_ONLY,
         root_cause=root_cause,
@@ -148,7 +149,7 @@ def test_a_signal_that_reopens_a_resolved_case_asks_for_a_review_of_its_root_cau
         load_default_policy(),
         SlaPolicy(),
         timedelta(days=30),
-        day(2),
+        day(2), case_ids=CASE_IDS,
     )
     assert result.cases[case.case_id].status is CaseStatus.OPEN
     assert result.root_causes == {"scheduling"}
@@ -157,13 +158,13 @@ def test_a_signal_that_reopens_a_resolved_case_asks_for_a_review_of_its_root_cau
 def test_a_closed_case_reopened_by_a_signal_asks_too_and_an_open_case_asks_nothing() -> None:
     closed = replace(resolved_case("billing_error", day(0)), status=CaseStatus.CLOSED)
     rules = (load_default_policy(), SlaPolicy(), timedelta(days=30), day(2))
-    assert plan_intake([nps("x", day(2))], [None], {"c-1": closed}, {}, *rules).root_causes == {
+    assert plan_intake([nps("x", day(2))], [None], {"c-1": closed}, {}, *rules, case_ids=CASE_IDS).root_causes == {
         "billing_error"
     }
-    opened = plan_intake([nps("y", day(1))], [None], {}, {}, *rules)
+    opened = plan_intake([nps("y", day(1))], [None], {}, {}, *rules, case_ids=CASE_IDS)
     assert opened.root_causes == set()
     [case] = opened.cases.values()
-    attached = plan_intake([nps("z", day(2))], [None], {"c-1": case}, {}, *rules)
+    attached = plan_intake([nps("z", day(2))], [None], {"c-1": case}, {}, *rules, case_ids=CASE_IDS)
     assert attached.root_causes == set()
 
 

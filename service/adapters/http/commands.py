@@ -57,7 +57,7 @@ from service.app.commands import (
     DecideWithLatest,
     run_command,
 )
-from service.domain.case import CaseState
+from service.domain.case import CaseIds, CaseState
 from service.domain.compensation import (
     CompensationHistory,
     compensation_request_id,
@@ -107,6 +107,7 @@ def command_router(
     root_causes: Collection[str],
     limits: CompensationLimits,
     trends: TrendPolicy,
+    case_ids: CaseIds,
 ) -> APIRouter:
     on_case = {**COMMAND_ERRORS, **NOT_FOUND, **STALE, **ETAG}
     router = APIRouter(
@@ -165,6 +166,7 @@ def command_router(
                 who(actor),
                 sla,
                 now,
+                case_ids,
                 None if stake is None else Money(stake.amount, stake.currency),
             )
 

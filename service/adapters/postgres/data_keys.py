@@ -31,6 +31,8 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from service.domain.case import CaseIds
+
 SEALED_PREFIX: Final = "sealed:"
 _KEY_ID_LENGTH: Final = 36  # a uuid's text form
 KEY_BYTES: Final = 32
@@ -66,6 +68,11 @@ class MasterKeys:
         for key_id, key in self.keys.items():
             if len(key) != KEY_BYTES:
                 raise ValueError(f"RECOVERY_DATA_KEYS[{key_id!r}] is not {KEY_BYTES} bytes (base64)")
+
+    def case_ids(self) -> CaseIds:
+        """New cases' ids keyed by a secret derived from the current master key. A rotation changes the ids of
+        cases opened after it only: every case is found by its stored id, never by computing it again."""
+        return CaseIds(_derive(self.keys[self.current], b"case-ids"))
 
     def wrap(self, key_id: str, data_key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
