@@ -20,6 +20,7 @@ from service.adapters.http.asyncapi_page import asyncapi_router
 from service.adapters.http.commands import command_router
 from service.adapters.http.console import console_router
 from service.adapters.http.console.session import Sessions
+from service.adapters.http.customers_api import customers_router
 from service.adapters.http.sessions_api import sessions_router
 from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.http.tracing import TraceRequests
@@ -36,6 +37,7 @@ from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
 from service.adapters.postgres.data_keys import Keyring
+from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
@@ -336,6 +338,10 @@ class Service:
         assert self.pool is not None, "the service has not started"
         return PostgresConsoleSessions(self.pool, session_timeouts(self.settings))
 
+    def erasures(self) -> PostgresErasureStore:
+        assert self.pool is not None, "the service has not started"
+        return PostgresErasureStore(self.pool, self.keyring)
+
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
         return PostgresCommandStore(self.pool, self.keyring, self._observe_clocks)
@@ -439,6 +445,7 @@ def http_app(
     routers = [
         commands,
         sessions_router(service.console_sessions),
+        customers_router(service.erasures),
         contract,
         _console(service, settings, clock),
     ]

@@ -33,6 +33,7 @@ from service.domain.events import (
     CompensationSettled,
     DeadlinesCorrected,
     FollowUpDue,
+    PersonalDataErased,
     ResolutionType,
     ResumeCause,
     SignalAttached,
@@ -46,7 +47,7 @@ from service.domain.events import (
     StepRecorded,
     SummaryEdited,
 )
-from service.domain.personal import CustomerId, PersonalText
+from service.domain.personal import ERASED_TEXT, CustomerId, PersonalText, map_personal
 from service.domain.severity import Classification, Severity
 from service.domain.signals import Category, Channel, Money, Signal, SignalKind, Tier
 from service.domain.sla import (
@@ -150,6 +151,7 @@ class CaseState:
     pauses: tuple[PauseSpan, ...] = ()  # every pause, the last one open while the case is paused
     summary: PersonalText | None = None  # what went wrong in a line: the opening signal's first sentence, or staff's
     opened_by_hand: bool = False  # by staff with no signal (False for cases opened before clocks: _opened)
+    erased_at: datetime | None = None  # when the customer's personal data was erased (customer_id: a pseudonym)
 
 
 def _changer(cls: type[CaseState]) -> Callable[..., CaseState]:
@@ -493,6 +495,9 @@ def evolve(state: CaseState | None, event: CaseEvent) -> CaseState:
         )
     if isinstance(event, CasePaused | CaseResumed):
         return _paused_or_resumed(changed(state, version=version), event)
+    if isinstance(event, PersonalDataErased):
+        erased = changed(state, version=version, customer_id=event.pseudonym, erased_at=event.at)
+        return map_personal(erased, lambda _: ERASED_TEXT)
     if not isinstance(event, CaseReopened):
         return _worked(changed(state, version=version), event)
     signals = state.signal_count + (event.signal is not None)

@@ -313,6 +313,21 @@ class DeadlinesCorrected(_Event):
     corrections: tuple[ClockCorrection, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonalDataErased(_Command):
+    """The customer's personal data is erased from the case (their right to erasure): wherever the service
+    stores it, the customer id is now `pseudonym` and every personal text reads [erased]; the counts stay.
+
+    The event on the customer's latest case also carries what other services need to erase theirs: the
+    `customer_id` and every one of their `case_ids`, published as recovery.customer.erased. The store keeps
+    that customer id only until the relay has published it (adapters/postgres/erasure.py)."""
+
+    type: Literal["case.personal_data_erased"] = "case.personal_data_erased"
+    pseudonym: str
+    customer_id: CustomerId | None = None
+    case_ids: tuple[str, ...] = ()
+
+
 CaseEvent = Annotated[
     CaseOpened
     | SignalAttached
@@ -336,7 +351,8 @@ CaseEvent = Annotated[
     | CompensationSettled
     | CompensationFailed
     | CasePaused
-    | CaseResumed,
+    | CaseResumed
+    | PersonalDataErased,
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

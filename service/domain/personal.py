@@ -52,19 +52,25 @@ PersonalText = Annotated[str, PERSONAL_TEXT]
 CustomerId = Annotated[str, CUSTOMER_ID]
 
 
-_PATHS: dict[type[Any], tuple[Path, ...]] = {}
+ERASED_TEXT = "[erased]"
+"""What every personal text of an erased customer reads as, and what a text sealed under a destroyed key opens to."""
+
+_PATHS: dict[tuple[type[Any], PersonalData], tuple[Path, ...]] = {}
 _NESTED: dict[type[Any], tuple[tuple[str, bool], ...]] = {}
 _SLOTS: dict[type[Any], tuple[str, ...]] = {}
 
 
-def personal_paths(cls: type[Any]) -> tuple[Path, ...]:
-    """Every path of a dataclass's JSON that holds personal free text, nested dataclasses and tuples included
-    (none for a type that is not a dataclass)."""
-    found = _PATHS.get(cls)
+def personal_paths(cls: type[Any], marker: PersonalData = PERSONAL_TEXT) -> tuple[Path, ...]:
+    """Every path of a dataclass's JSON that holds personal free text (or, given CUSTOMER_ID, the customer id),
+    nested dataclasses and tuples included (none for a type that is not a dataclass)."""
+    found = _PATHS.get((cls, marker))
     if found is None:
         hints = get_type_hints(cls, include_extras=True) if is_dataclass(cls) else {}
-        found = _PATHS[cls] = tuple(
-            path for name, hint in hints.items() if name in _field_names(cls) for path in _paths(hint, (name,))
+        found = _PATHS[cls, marker] = tuple(
+            path
+            for name, hint in hints.items()
+            if name in _field_names(cls)
+            for path in _paths(hint, (name,), marker)
         )
     return found
 
@@ -73,20 +79,20 @@ def _field_names(cls: type[Any]) -> frozenset[str]:
     return frozenset(f.name for f in fields(cls))
 
 
-def _paths(hint: Any, prefix: Path) -> Iterator[Path]:
+def _paths(hint: Any, prefix: Path, marker: PersonalData) -> Iterator[Path]:
     origin = get_origin(hint)
     if origin is Annotated:
-        if PERSONAL_TEXT in hint.__metadata__:
+        if marker in hint.__metadata__:
             yield prefix
             return
-        yield from _paths(get_args(hint)[0], prefix)
+        yield from _paths(get_args(hint)[0], prefix, marker)
     elif origin is Union or origin is types.UnionType:
         for member in get_args(hint):
-            yield from _paths(member, prefix)
+            yield from _paths(member, prefix, marker)
     elif origin is tuple:
-        yield from _paths(get_args(hint)[0], (*prefix, "*"))  # tuple[X, ...]: every item
+        yield from _paths(get_args(hint)[0], (*prefix, "*"), marker)  # tuple[X, ...]: every item
     elif isinstance(hint, type) and is_dataclass(hint):
-        yield from ((*prefix, *path) for path in personal_paths(hint))
+        yield from ((*prefix, *path) for path in personal_paths(hint, marker))
 
 
 def _nested(cls: type[Any]) -> tuple[tuple[str, bool], ...]:

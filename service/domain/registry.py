@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.events import CaseEvent
-from service.domain.personal import Path, personal_paths
+from service.domain.personal import CUSTOMER_ID, Path, personal_paths
 from service.domain.trends import TrendDetected
 
 T = TypeVar("T")
@@ -137,6 +137,10 @@ PERSONAL_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     name: paths for name, cls in EVENT_CLASSES.items() if (paths := personal_paths(cls))
 }
 """Stored type -> where its JSON holds personal free text (the types that hold none are left out)."""
+CUSTOMER_ID_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
+    name: paths for name, cls in EVENT_CLASSES.items() if (paths := personal_paths(cls, CUSTOMER_ID))
+}
+"""Stored type -> where its JSON holds the customer id (what an erasure replaces by the pseudonym)."""
 SNAPSHOT_PERSONAL_PATHS: Final[tuple[Path, ...]] = personal_paths(CaseState)
 """Where a case snapshot's JSON holds personal free text."""
 

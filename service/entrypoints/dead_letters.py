@@ -1,5 +1,6 @@
 """`recovery dlq list|show|replay`: look at the dead-letter topic and publish its records again once the cause
-is fixed. Values are customer data: only `show --value` prints one, because an operator asked for it."""
+is fixed. Values are customer data: only `show --value` prints one, because an operator asked for it. A replay
+skips the dead letters of customers whose personal data was erased (it reads the database for that)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from tqdm import tqdm
 
 from service.adapters.kafka.client import make_producer
@@ -22,7 +24,8 @@ from service.adapters.kafka.dlq import (
     SeenIdentities,
     replay,
 )
-from service.config import Settings
+from service.adapters.postgres.erasure import PostgresErasureStore
+from service.config import Settings, keyring_of
 
 _MAX_SHOWN = 120  # characters of one attribute on a list line
 
@@ -176,13 +179,26 @@ async def _replay(reader: DeadLetterReader, args: argparse.Namespace, settings: 
             tqdm.write(f"would replay {_line(letter)}", file=sys.stdout)
 
     producer = None if args.dry_run else make_producer(settings)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1)
+    erasures = PostgresErasureStore(pool, keyring_of(settings))
+
+    async def erased(customer_id: str) -> bool:
+        try:
+            return bool(await erasures.erased([customer_id]))
+        except asyncpg.UndefinedTableError:
+            raise DeadLetterReadError(
+                "the database at RECOVERY_DATABASE_URL has no erased_customers table: is it the service's"
+                " (run `recovery migrate`)? A replay checks each customer against it"
+            ) from None
+
     try:
         if producer is not None:
             await producer.start()
         async with aclosing(_matching(reader, args, bar)) as letters:
-            outcome = await replay(letters, producer, topics, report)
+            outcome = await replay(letters, producer, topics, report, erased=erased)
     finally:
         bar.close()
+        await pool.close()
         if producer is not None:
             await producer.stop()
     verb = "would replay" if args.dry_run else "replayed (acknowledged by the broker)"

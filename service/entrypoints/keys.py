@@ -27,7 +27,10 @@ WITHOUT_STORED_TEXTS = frozenset({"migrate", "publish", "dlq"})  # schema only, 
 
 
 def needs_data_keys(args: argparse.Namespace) -> bool:
-    """Whether the command reads or writes customers' stored texts (every other needs no master key)."""
+    """Whether the command reads or writes customers' stored texts, or knows erased customers again (`dlq
+    replay`); every other needs no master key."""
+    if args.command == "dlq":
+        return bool(args.dlq_command == "replay")
     if args.command in WITHOUT_STORED_TEXTS:
         return False
     return not (args.command == "keys" and args.keys_command == "new")

@@ -1,5 +1,5 @@
-"""Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log, and deal
-with the outgoing events the relay parked."""
+"""Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log, deal
+with the outgoing events the relay parked, and erase a customer's personal data."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from service.adapters.http.models import CaseDetail
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions
+from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
+from service.app.erasure import NothingHeld, erase_customer
 from service.bootstrap import session_timeouts, sla_policy
 from service.config import Settings, keyring_of
+from service.domain.errors import DomainError
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
+from service.domain.workflow import Actor
 from service.entrypoints import dead_letters
 
 
@@ -55,6 +59,16 @@ def add_commands(commands: Any) -> None:
     revoke.add_parser("revoke", help="end every console session of an actor now").add_argument(
         "--actor", required=True, help="the actor, as RECOVERY_API_TOKENS names it"
     )
+    customers = commands.add_parser("customers", help="customers' personal data").add_subparsers(
+        dest="customers_command", required=True
+    )
+    erase = customers.add_parser(
+        "erase",
+        help="erase a customer's personal data (as POST /v1/customers/{id}/erase): a pseudonym for their id,"
+        " [erased] for their texts, their key destroyed, recovery.customer.erased published",
+    )
+    erase.add_argument("customer_id", help="the customer id")
+    erase.add_argument("--actor", required=True, help="who erases it, recorded on the cases (an owner)")
     dead_letters.add_commands(commands)
 
 
@@ -77,7 +91,7 @@ def _add_parked_commands(commands: Any) -> None:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "dlq":  # Kafka only: no database
+    if args.command == "dlq":  # Kafka (and, for a replay, the erased customers in the database)
         return await dead_letters.run(args, settings)
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
@@ -85,6 +99,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await _rebuild(pool, args.check, args.quiet, settings)
         if args.command == "parked":
             return await _parked(pool, args)
+        if args.command == "customers":
+            return await _erase(pool, args.customer_id, args.actor, settings)
         if args.command == "sessions":
             revoked = await PostgresConsoleSessions(pool, session_timeouts(settings)).end_all_of(args.actor)
             print(f"ended {revoked} console session(s) of {args.actor}")
@@ -106,6 +122,21 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await pool.close()
+
+
+async def _erase(pool: asyncpg.Pool, customer_id: str, actor: str, settings: Settings) -> int:
+    try:
+        erasure = await erase_customer(
+            customer_id, Actor(actor, "owner"), PostgresErasureStore(pool, keyring_of(settings))
+        )
+    except (NothingHeld, DomainError) as e:
+        print(f"recovery: {e}", file=sys.stderr)
+        return 1
+    done = "was already erased" if erasure.repeated else "erased"
+    print(f"{done}: {len(erasure.case_ids)} case(s) now under pseudonym {erasure.pseudonym}")
+    for case_id in erasure.case_ids:
+        print(f"  {case_id}")
+    return 0
 
 
 async def _show(reads: PostgresCaseReads, case_id: str, sla: SlaPolicy) -> int:

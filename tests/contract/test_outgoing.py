@@ -30,6 +30,7 @@ from service.domain.events import (
     CaseEvent,
     CaseOpened,
     CaseReopened,
+    PersonalDataErased,
     SignalAttached,
     SlaBreached,
     SlaKind,
@@ -116,10 +117,18 @@ def logged(event: CaseEvent, position: int = 1, version: int = 1) -> LoggedEvent
     )
 
 
-def one(event: LoggedEvent) -> OutgoingMessage:
-    """The message on the case-events or SLA topic (a compensation may add one for billing)."""
-    [message] = [m for m in to_messages(event, TOPICS) if m.topic != TOPICS.compensation]
+def one(event: LoggedEvent, free_text: bool = False) -> OutgoingMessage:
+    """The message on the case-events or SLA topic (a compensation may add one for billing, an erasure the
+    customer's recovery.customer.erased)."""
+    [message] = [m for m in to_messages(event, TOPICS, free_text=free_text) if m.topic != TOPICS.compensation and headers(m)["ce_type"] != "recovery.customer.erased"]
     return message
+
+
+def case_record(stored: str, type_: str) -> dict[str, Any]:
+    """The stored JSON as the case's record carries it: an erasure's without the customer id and case ids
+    (those go out once, on recovery.customer.erased)."""
+    data = json.loads(stored)
+    return {k: v for k, v in data.items() if k not in ("customer_id", "case_ids")} if type_ == "case.personal_data_erased" else data
 
 
 def for_billing(event: CaseEvent) -> list[OutgoingMessage]:
@@ -161,6 +170,10 @@ def assert_valid(schema_path: str, body: bytes) -> Any:
     errors = [error.message for error in validator.iter_errors(data)]
     assert errors == []
     return data
+
+
+def case_record_of(event: CaseEvent) -> CaseEvent:
+    return replace(event, customer_id=None, case_ids=()) if isinstance(event, PersonalDataErased) else event
 
 
 def case_events() -> list[CaseEvent]:
@@ -209,6 +222,7 @@ def worked() -> list[CaseEvent]:
         decide_request_compensation,
     )
     from service.domain.compensation_limits import CompensationLimits
+    from service.domain.erasure import decide_erasure
     from service.domain.events import CompensationKind
     from service.domain.pauses import decide_pause, decide_resume
     from service.domain.sla import PauseReason
@@ -237,6 +251,7 @@ def worked() -> list[CaseEvent]:
         ),
         lambda s: decide_timer(s, timers_for(s, SlaPolicy())[0], now, SlaPolicy()),  # the follow-up falls due
         lambda s: decide_follow_up(s, s, True, "happy", manager, SlaPolicy(), now),
+        lambda s: decide_erasure([s], s.customer_id, "erased-p", owner, now),
     ]
     events: list[CaseEvent] = []
     for decide in decisions:
@@ -277,16 +292,15 @@ def test_a_case_event_is_a_binary_cloudevent_on_the_case_events_topic(event: Cas
 def test_a_case_event_body_is_the_stored_json_without_free_text_and_matches_its_schema(event: CaseEvent) -> None:
     row = logged(event)
     data = assert_valid(case_data_schema_path(event.type), one(row).value)
-    assert data == json.loads(without_free_text(event.type, row.data))
+    assert data == case_record(without_free_text(event.type, row.data), event.type)
 
 
 @pytest.mark.parametrize("event", case_events(), ids=lambda e: e.type)
 def test_published_with_free_text_a_case_event_body_is_the_stored_json(event: CaseEvent) -> None:
     row = logged(event)
-    [message] = [m for m in to_messages(row, TOPICS, free_text=True) if m.topic != TOPICS.compensation]
-    data = assert_valid(case_data_schema_path(event.type), message.value)
-    assert data == json.loads(row.data)
-    assert CASE_EVENT.validate_python(data) == event
+    data = assert_valid(case_data_schema_path(event.type), one(row, free_text=True).value)
+    assert data == case_record(row.data, event.type)
+    assert CASE_EVENT.validate_python(data) == case_record_of(event)
 
 
 def test_the_customer_free_text_of_a_signal_is_not_published_by_default() -> None:
@@ -414,7 +428,11 @@ def asyncapi_message(topic: str, ce_type: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("event", [*case_events(), *sla_events()], ids=lambda e: f"{e.type}")
 def test_every_message_matches_its_asyncapi_headers_key_and_payload(event: CaseEvent) -> None:
-    message = one(logged(event))
+    for message in to_messages(logged(event), TOPICS):
+        matches_asyncapi(message)
+
+
+def matches_asyncapi(message: OutgoingMessage) -> None:
     spec = asyncapi_message(message.topic, headers(message)["ce_type"])
     assert spec["contentType"] == "application/json"
     assert Draft202012Validator(spec["headers"]).is_valid(headers(message))

@@ -80,7 +80,7 @@ class Letters:
 
 
 @pytest.fixture
-async def letters(settings: Settings, producer: AIOKafkaProducer) -> AsyncIterator[Letters]:
+async def letters(settings: Settings, producer: AIOKafkaProducer, pool: asyncpg.Pool) -> AsyncIterator[Letters]:
     """Dead letters as the service writes them: A (binary, NPS topic, 2020), B (structured, complaint, 2021),
     C (a reference, complaint, 2022); each value holds customer free text that must never be listed."""
     await ensure_topics(settings, settings.all_topics())

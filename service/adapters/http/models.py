@@ -132,6 +132,11 @@ class CaseView(BaseModel):
         description="Wall time the case has spent paused, by reason (the current pause up to now): what each"
         " reason's budget has used.",
     )
+    erased_at: datetime | None = Field(
+        default=None,
+        description="When an owner erased the customer's personal data (POST /v1/customers/{customer_id}/erase):"
+        " `customer_id` is a pseudonym since and every text reads [erased]; null while it is held.",
+    )
 
     @classmethod
     def of(cls, case: CaseRead) -> CaseView:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Collection
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,19 @@ class DeadLetter:
     def original_headers(self) -> list[tuple[str, bytes | None]]:
         """The headers the record came with: every header but the dlq_* ones, in order."""
         return [(k, v) for k, v in self.headers if not k.startswith(DLQ_PREFIX)]
+
+    def customer_id(self) -> str | None:
+        """The customer id in the value's data (binary or structured mode), where readable; else None."""
+        if self.value is None or len(self.value) > _MAX_STRUCTURED_BYTES:
+            return None
+        try:
+            body = json.loads(self.value)
+        except (ValueError, RecursionError):
+            return None
+        if isinstance(body, dict) and self.header("ce_id") is None and isinstance(body.get("data"), dict):
+            body = body["data"]  # structured mode: the attributes and the data in the body
+        found = body.get("customer_id") if isinstance(body, dict) else None
+        return found if isinstance(found, str) else None
 
     def cloudevent(self) -> tuple[str | None, str | None, str | None]:
         """(source, id, type) from the ce_ headers or a structured body, where readable; never the data."""
@@ -221,6 +234,7 @@ SKIP_REFERENCE = "reference: the dead letter has no value (read the original fro
 SKIP_COPY = "copy: the same dead letter was met earlier in this replay"
 SKIP_NOT_A_DEAD_LETTER = "no dlq_topic/dlq_partition/dlq_offset headers: not written by the service"
 SKIP_UNKNOWN_TOPIC = "original topic is not one the service consumes"
+SKIP_ERASED = "the customer's personal data was erased: replaying would store it again"
 
 
 def replay_verdict(letter: DeadLetter, seen: SeenIdentities, topics: Collection[str]) -> str | None:
@@ -243,13 +257,18 @@ async def replay(
     topics: Collection[str],
     on_each: Callable[[DeadLetter, str | None], None] = lambda _l, _v: None,
     in_flight: int = 500,
+    erased: Callable[[str], Awaitable[bool]] | None = None,
 ) -> ReplayReport:
     """Publish each dead letter to its original topic with its key, value and original headers, and wait
-    until the broker has acknowledged every one. With no producer (a dry run) nothing is sent."""
+    until the broker has acknowledged every one. With no producer (a dry run) nothing is sent. A letter of a
+    customer `erased` says was erased is skipped: replaying it would store their words again."""
     report, seen = ReplayReport(), SeenIdentities()
     pending: deque[asyncio.Future[RecordMetadata]] = deque()
     async for letter in letters:
         verdict = replay_verdict(letter, seen, topics)
+        customer = letter.customer_id() if verdict is None and erased is not None else None
+        if customer is not None and erased is not None and await erased(customer):
+            verdict = SKIP_ERASED
         on_each(letter, verdict)
         if verdict is not None:
             report.skipped[verdict] += 1

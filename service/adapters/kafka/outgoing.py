@@ -203,6 +203,8 @@ def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[Out
         _invalid(event, "not a case event type")
     if event.type in INTERNAL_TYPES:
         return []
+    if event.type == ERASURE_STORED:
+        return _erasure_messages(event, _parse(event), topics.case_events, source)
     if event.type not in SLA_TYPES and event.type not in _TO_BILLING:
         fast = _case_message_fast(event, topics.case_events, source)
         if fast is not None:
@@ -214,6 +216,59 @@ def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[Out
     messages = [_case_message(event, data, topics.case_events, source)]
     if _goes_to_billing(event.type, data):
         messages.append(_compensation_message(event, data, topics.compensation, source))
+    return messages
+
+
+class CustomerErasedData(WireModel):
+    """Data of a recovery.customer.erased CloudEvent: erase what you hold about this customer."""
+
+    customer_id: Annotated[NonEmptyStr, CUSTOMER_ID] = Field(
+        description="The customer whose personal data the service erased: erase yours too. This event is the"
+        " last record that names them; the service keeps the id no longer than it takes to publish it."
+    )
+    pseudonym: NonEmptyStr = Field(
+        description="What the customer's cases carry in place of the customer id from now on."
+    )
+    case_ids: list[str] = Field(description="Every case of the customer's, each now under the pseudonym.")
+    erased_at: UtcTime = Field(description="When the data was erased, RFC 3339 in UTC.")
+    erased_by: NonEmptyStr = Field(description="The owner who erased it.")
+
+
+ERASURE_STORED: Final = "case.personal_data_erased"
+CUSTOMER_ERASED: Final = "recovery.customer.erased"
+_ERASED_NAMESPACE: Final = uuid.UUID("3c1f4e2a-8b7d-4f6e-9a5c-2d1e0f9b8a76")
+
+
+def _erasure_messages(event: LoggedEvent, data: dict[str, Any], topic: str, source: str) -> list[OutgoingMessage]:
+    """recovery.case.personal_data_erased for the case, without the customer id and case ids; on the customer's
+    latest case (its event still holding the id) recovery.customer.erased too, keyed by that case."""
+    customer_id = data.get("customer_id")
+    case_data = {k: v for k, v in data.items() if k not in ("customer_id", "case_ids")}
+    messages = [_case_message(event, case_data, topic, source)]
+    if customer_id is None:
+        return messages
+    try:
+        erased = CustomerErasedData.model_validate(
+            {
+                "customer_id": customer_id,
+                "pseudonym": data.get("pseudonym"),
+                "case_ids": data.get("case_ids"),
+                "erased_at": data.get("at"),
+                "erased_by": data.get("actor"),
+            }
+        )
+    except ValidationError as error:
+        _invalid(event, _reason(error))
+    id_ = str(uuid.uuid5(_ERASED_NAMESPACE, event.event_id))
+    headers, value = encode_binary(
+        id=id_,
+        source=source,
+        type=CUSTOMER_ERASED,
+        subject=event.stream_id,
+        time=erased.erased_at,
+        data=erased.model_dump(mode="json"),
+    )
+    messages.append(OutgoingMessage(topic, event.stream_id.encode(), headers, value, id_))
     return messages
 
 

@@ -19,11 +19,13 @@ from pydantic import BaseModel, TypeAdapter
 from service.adapters.kafka.outgoing import (
     CASE_EVENT_CLASSES,
     COMPENSATION_REQUESTED,
+    CUSTOMER_ERASED,
     SLA_TYPES,
     SOURCE,
     TREND_TYPE,
     UTC_TIME_PATTERN,
     CompensationRequestData,
+    CustomerErasedData,
     OutgoingTopics,
     SlaEventData,
     TrendData,
@@ -58,6 +60,7 @@ OUTGOING_REQUIRED_HEADERS = (*REQUIRED_HEADERS, "ce_subject", "content-type")
 SLA_DATA_PATH = "outgoing/sla.data.schema.json"
 COMPENSATION_DATA_PATH = "outgoing/compensation.requested.data.schema.json"
 TREND_DATA_PATH = "outgoing/rootcause.trend_detected.data.schema.json"
+CUSTOMER_ERASED_DATA_PATH = "outgoing/customer.erased.data.schema.json"
 RESULT_DATA_PATH = "inbound/compensation.result.data.schema.json"
 RESULT_EVENT_PATH = "inbound/compensation.result.event.schema.json"
 
@@ -175,6 +178,10 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     documents[COMPENSATION_DATA_PATH] = _schema_document(
         personal_marked(CompensationRequestData.model_json_schema(mode="serialization"), outgoing=False),
         COMPENSATION_DATA_PATH,
+    )
+    documents[CUSTOMER_ERASED_DATA_PATH] = _schema_document(
+        personal_marked(CustomerErasedData.model_json_schema(mode="serialization"), outgoing=False),
+        CUSTOMER_ERASED_DATA_PATH,
     )
     documents[TREND_DATA_PATH] = _schema_document(
         TrendData.model_json_schema(mode="serialization"), TREND_DATA_PATH
@@ -386,6 +393,22 @@ def case_events_channel(topic: str) -> ChannelSpec:
                 key=_case_key(),
             )
         )
+    messages.append(
+        MessageSpec(
+            id="customerErased",
+            title=f"{CUSTOMER_ERASED} (binary mode)",
+            summary="A customer's personal data was erased: erase what you hold about them. Published once, after"
+            " every case event of theirs, keyed by their latest case.",
+            content_type=JSON_CONTENT_TYPE,
+            headers=outgoing_headers(
+                CUSTOMER_ERASED,
+                "Derived from the erasure's event id: a re-publish repeats it.",
+                "When the data was erased (data.erased_at), RFC 3339 in UTC.",
+            ),
+            payload=schema_ref(CUSTOMER_ERASED_DATA_PATH),
+            key=_case_key(),
+        )
+    )
     return ChannelSpec(
         id="caseEvents",
         address=topic,

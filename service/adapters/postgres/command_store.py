@@ -28,7 +28,7 @@ _SEALED_BODY = "sealed_body"
 """The one field of a remembered answer stored sealed: the answer's JSON, sealed with its customer's key."""
 
 # Transaction-scoped advisory lock classes (the first key; the second is a hash of the name): "COMC", "COMA"
-_CUSTOMER_LOCK = 0x434F_4D43
+CUSTOMER_LOCK = 0x434F_4D43
 _ACTOR_LOCK = 0x434F_4D41
 
 Committed = Callable[[CaseState | None, CaseState], None]
@@ -89,7 +89,7 @@ class PostgresCommandTransaction(TrendRecords):
     ) -> CompensationHistory:
         # customer, then actor: every request takes the two in this order, so two never wait on each other
         await self._conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _CUSTOMER_LOCK, case.customer_id
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", CUSTOMER_LOCK, case.customer_id
         )
         await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _ACTOR_LOCK, actor)
         customer = await self._conn.fetch(

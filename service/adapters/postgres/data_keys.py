@@ -32,12 +32,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from service.domain.case import CaseIds
+from service.domain.personal import ERASED_TEXT
 
 SEALED_PREFIX: Final = "sealed:"
 _KEY_ID_LENGTH: Final = 36  # a uuid's text form
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
-ERASED: Final = "[erased]"
+ERASED: Final = ERASED_TEXT
 """What a sealed text reads as once its customer's key is gone."""
 UNREADABLE: Final = "[unreadable]"
 """What a sealed text reads as when it does not open under its key (a damaged row)."""
@@ -73,6 +74,12 @@ class MasterKeys:
         """New cases' ids keyed by a secret derived from the current master key. A rotation changes the ids of
         cases opened after it only: every case is found by its stored id, never by computing it again."""
         return CaseIds(_derive(self.keys[self.current], b"case-ids"))
+
+    def customer_digests(self, customer_id: str) -> list[bytes]:
+        """A keyed hash of the customer id under each configured master key, the current one's first: how an
+        erased customer is known again (erased_customers) without their id being stored."""
+        ids = [self.current, *sorted(set(self.keys) - {self.current})]
+        return [hmac.digest(_derive(self.keys[i], b"erased-customer"), customer_id.encode(), hashlib.sha256) for i in ids]
 
     def wrap(self, key_id: str, data_key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

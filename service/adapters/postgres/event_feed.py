@@ -11,6 +11,7 @@ import asyncpg
 from service.adapters.postgres import parking
 from service.adapters.postgres.case_writes import Connection
 from service.adapters.postgres.data_keys import Keyring
+from service.adapters.postgres.erasure import ERASURE_TYPE, forget_published_erasures
 from service.adapters.postgres.parking import OpenStream, Parked
 from service.adapters.postgres.sealing import Opener
 from service.app.ports import LoggedEvent
@@ -28,6 +29,8 @@ class RelayLease:
         self._conn = conn
         self.name = name
         self._keyring = keyring
+        self._erasures: list[int] = []  # erasure events of the batch read last: their customer id is forgotten
+        # once they are published (erasure.py)
 
     async def _outgoing(self, events: list[LoggedEvent]) -> list[LoggedEvent]:
         if self._keyring is None:
@@ -53,16 +56,21 @@ class RelayLease:
             position,
             limit,
         )
-        return await self._outgoing([LoggedEvent(*r) for r in rows])  # the columns in the field order
+        events = [LoggedEvent(*r) for r in rows]  # the columns in the field order
+        self._erasures = [e.position for e in events if e.type == ERASURE_TYPE]
+        return await self._outgoing(events)
 
     async def advance(self, position: int, parked: Sequence[Parked] = ()) -> None:
         """Move the position past a published batch, parking the batch's held-back events with it."""
-        if not parked:
+        held = {p.position for p in parked}
+        published = [p for p in self._erasures if p <= position and p not in held]
+        if not parked and not published:
             await self._move(position)
             return
         async with self._conn.transaction():
             await parking.park(self._conn, self.name, parked)
             await self._move(position)
+            await forget_published_erasures(self._conn, published)
 
     async def _move(self, position: int) -> None:
         await self._conn.execute(
@@ -83,6 +91,7 @@ class RelayLease:
 
     async def published(self, positions: Sequence[int]) -> None:
         await parking.mark_published(self._conn, self.name, positions)
+        await forget_published_erasures(self._conn, positions)
 
     async def park_again(self, fault: Parked, behind: Sequence[int]) -> None:
         await parking.park_again(self._conn, self.name, fault, behind)

@@ -150,4 +150,7 @@ _SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
         None,
     ),
     "case.resumed": (lambda d: f"Resumed: {_RESUMED.get(str(d.get('cause')), 'the pause ended')}", None),
+    "case.personal_data_erased": (
+        lambda d: f"Erased the customer's personal data (the customer is {d.get('pseudonym')} from now on)", None
+    ),
 }
