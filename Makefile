@@ -18,7 +18,7 @@ run: install  ## embedded broker + database + the service (Ctrl-C stops all)
 	$(BIN)/recovery dev
 
 test: install lint browser asyncapi-parser  ## the whole suite: lint, types, schemas, unit, contract, integration, e2e, browser
-	$(BIN)/python -m service.adapters.kafka.schema_export --check
+	$(BIN)/python -m tools.schemas --check
 	$(BIN)/python -m pytest
 
 # The console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
@@ -60,7 +60,7 @@ bench: install  ## throughput and memory figures, side by side with the raw limi
 	$(BIN)/python -m bench.reads
 
 schemas: install  ## regenerate schemas/ from the wire models
-	$(BIN)/python -m service.adapters.kafka.schema_export
+	$(BIN)/python -m tools.schemas
 
 docs: install  ## regenerate the configuration reference in docs/operators.md from Settings
 	$(BIN)/python -m tools.config_reference

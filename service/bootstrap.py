@@ -27,10 +27,10 @@ from service.adapters.http.tracing import TraceRequests
 from service.adapters.http.transport_security import StrictTransportSecurity
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
+from service.adapters.kafka.contract import asyncapi, channel_specs, render
 from service.adapters.kafka.outgoing import OutgoingTopics
 from service.adapters.kafka.relay import EventRelay
 from service.adapters.kafka.results import CompensationResult, ResultsConsumer
-from service.adapters.kafka.schema_export import asyncapi, channel_specs, render
 from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
@@ -39,7 +39,7 @@ from service.adapters.postgres.console_sessions import PostgresConsoleSessions, 
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
-from service.adapters.postgres.intake_store import PostgresIntakeStore
+from service.adapters.postgres.intake_store import PostgresIntakeStore, forget_offsets
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.policy_versions import PolicyApplyRunning, apply_new_policy
 from service.adapters.postgres.timer_store import PostgresTimerStore
@@ -221,10 +221,10 @@ class Service:
     async def _start_kafka(self, rules: IntakeRules) -> None:
         """Topics, the producer, then the consumers and the relay; a broker that is away is waited out."""
         assert self.pool is not None
-        s = self.settings
+        s, pool = self.settings, self.pool
         created = await retrying(lambda: asyncio.wait_for(ensure_topics(s, s.all_topics()), 30), "topics")
         if created:  # a topic made just now has no records: offsets stored for an earlier one are void
-            await retrying(lambda: self._forget_offsets(created), "forget offsets of new topics")
+            await retrying(lambda: forget_offsets(pool, created), "forget offsets of new topics")
         log.info("topics_ready", created=created)
         self.producer = await retrying(self._start_producer, "producer")
         if s.consume:
@@ -242,10 +242,6 @@ class Service:
         log.info("consumers_joined", group=self.settings.consumer_group)
         if self.on_consumers_joined is not None:
             self.on_consumers_joined()
-
-    async def _forget_offsets(self, topics: list[str]) -> None:
-        assert self.pool is not None
-        await self.pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", topics)
 
     async def _start_producer(self) -> AIOKafkaProducer:
         producer = make_producer(self.settings)
@@ -363,7 +359,7 @@ class Service:
     async def _database_answers(self) -> bool:
         if self.pool is None:
             return False
-        return await self.pool.fetchval("SELECT true", timeout=_PROBE_SECONDS) is True
+        return await self.reads().ping(_PROBE_SECONDS)
 
     async def _kafka_answers(self) -> bool:
         if self.producer is None or (self.settings.consume and self.broker is None):

@@ -381,9 +381,6 @@ def keyring_of(settings: Settings) -> Keyring:
     return Keyring(parse_master_keys(settings.data_keys.get_secret_value(), settings.data_key_current))
 
 
-def load_settings() -> Settings:
-    """Build settings once; a ValidationError here names the RECOVERY_ variable at fault."""
-    return Settings()
 
 
 def describe_error(error: Exception) -> str:

@@ -10,17 +10,17 @@ from typing import Any, Protocol
 
 import structlog
 
+from service.app.conflicts import decided_again_on_conflict
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
 from service.domain.compensation import ONE_DAY, CompensationHistory, decide_compensation_result
-from service.domain.errors import ConcurrencyConflict, InvalidValue, StaleVersion
+from service.domain.errors import InvalidValue, StaleVersion
 from service.domain.events import CaseEvent
 from service.domain.intake import NewEvent, changed_timers, root_causes_moved
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer
 from service.domain.trends import TrendPolicy
 
-MAX_CONFLICT_RETRIES = 20
 log = structlog.get_logger()
 Decide = Callable[[CaseState, datetime], list[CaseEvent]]
 # (the case, its customer's latest case, now): for rules that look at the customer's newer cases
@@ -111,13 +111,8 @@ async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, ren
 
 
 async def _decided_and_appended(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
-    for attempt in range(MAX_CONFLICT_RETRIES):
-        try:
-            return await _run_once(command, store, sla, render)
-        except ConcurrencyConflict:
-            if attempt == MAX_CONFLICT_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    answer, _ = await decided_again_on_conflict(lambda: _run_once(command, store, sla, render))
+    return answer
 
 
 async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:

@@ -17,10 +17,9 @@ from typing import Protocol
 
 import structlog
 
-from service.app.commands import MAX_CONFLICT_RETRIES
+from service.app.conflicts import decided_again_on_conflict
 from service.domain.case import CaseState, evolve
 from service.domain.erasure import decide_erasure
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.workflow import Actor
 
@@ -65,26 +64,20 @@ class ErasureStore(Protocol):
 async def erase_customer(customer_id: str, actor: Actor, store: ErasureStore) -> Erasure:
     """Erase now, or answer as before when nothing was stored since; a lost race decides again. One log line
     (the actor and the pseudonym: the customer id is what is being erased)."""
-    for attempt in range(MAX_CONFLICT_RETRIES):
-        try:
-            erasure = await _erase_once(customer_id, actor, store)
-        except ConcurrencyConflict:
-            if attempt == MAX_CONFLICT_RETRIES - 1:
-                raise
-            continue
-        except Exception as e:
-            log.info("command", command="erase_customer", actor=actor.name, result=type(e).__name__)
-            raise
-        log.info(
-            "command",
-            command="erase_customer",
-            actor=actor.name,
-            pseudonym=erasure.pseudonym,
-            cases=len(erasure.case_ids),
-            result="repeated" if erasure.repeated else "applied",
-        )
-        return erasure
-    raise AssertionError("unreachable")
+    try:
+        erasure, _ = await decided_again_on_conflict(lambda: _erase_once(customer_id, actor, store))
+    except Exception as e:
+        log.info("command", command="erase_customer", actor=actor.name, result=type(e).__name__)
+        raise
+    log.info(
+        "command",
+        command="erase_customer",
+        actor=actor.name,
+        pseudonym=erasure.pseudonym,
+        cases=len(erasure.case_ids),
+        result="repeated" if erasure.repeated else "applied",
+    )
+    return erasure
 
 
 async def _erase_once(customer_id: str, actor: Actor, store: ErasureStore) -> Erasure:

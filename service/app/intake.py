@@ -6,15 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from service.app.conflicts import decided_again_on_conflict
 from service.app.ports import Clock, IntakeStore, PartitionKey, Sentiment
 from service.domain.case import CaseIds
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import Applied, IntakePlan, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
-
-MAX_CONFLICT_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,10 @@ async def apply_signals(
     # and a customer's case should read in failure order wherever one batch can make it so.
     unique = sorted({s.key: s for s in reversed(signals)}.values(), key=lambda s: s.occurred_at)
     scores = [sentiment.compound(s.text) if s.kind is SignalKind.COMPLAINT else None for s in unique]
-    for attempt in range(MAX_CONFLICT_RETRIES):
-        try:
-            plan, fresh = await _apply_once(unique, scores, next_offsets, group, store, rules, clock)
-        except ConcurrencyConflict:
-            if attempt == MAX_CONFLICT_RETRIES - 1:
-                raise
-            continue
-        return IntakeResult(plan.applied, _duplicates(signals, fresh), len(plan.events), attempt)
-    raise AssertionError("unreachable")
+    (plan, fresh), lost = await decided_again_on_conflict(
+        lambda: _apply_once(unique, scores, next_offsets, group, store, rules, clock)
+    )
+    return IntakeResult(plan.applied, _duplicates(signals, fresh), len(plan.events), lost)
 
 
 async def _apply_once(

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from service.app.conflicts import decided_again_on_conflict
 from service.domain.case import CaseState, evolve
-from service.domain.errors import ConcurrencyConflict
 from service.domain.events import CaseEvent, SlaBreached, SlaWarned
 from service.domain.intake import NewEvent, changed_timers
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer, decide_timer
 
-MAX_CONFLICT_RETRIES = 20
 REARM_AFTER = timedelta(seconds=30)  # how often the snapshot of a case whose timers are set aside is read again
 
 
@@ -53,13 +52,8 @@ class Fired:
 
 async def fire_due_timers(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fired]:
     """Claim due timers and decide each against its case; two instances never fire the same timer twice."""
-    for attempt in range(MAX_CONFLICT_RETRIES):
-        try:
-            return await _fire_once(store, sla, limit)
-        except ConcurrencyConflict:
-            if attempt == MAX_CONFLICT_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    fired, _ = await decided_again_on_conflict(lambda: _fire_once(store, sla, limit))
+    return fired
 
 
 async def _fire_once(store: TimerStore, sla: SlaPolicy, limit: int) -> list[Fired]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import cast
+from typing import Any, Final
 
 from pydantic import TypeAdapter
 
@@ -154,27 +153,20 @@ class CaseState:
     erased_at: datetime | None = None  # when the customer's personal data was erased (customer_id: a pseudonym)
 
 
-def _changer(cls: type[CaseState]) -> Callable[..., CaseState]:
-    """`dataclasses.replace` for the frozen slots state, compiled for its fields (as dataclasses compiles
-    `__init__`): it copies each slot and takes the changed ones, at about half the cost of replace(), which
-    rebuilds the object through `__init__` with keywords. Every event of every signal makes one state."""
-    names = [f.name for f in fields(cls)]
-    lines = [
-        "def changed(state, /, **changes):",
-        "    if not changes.keys() <= known:",
-        "        raise TypeError(f'{cls.__name__} has no field {sorted(changes.keys() - known)[0]!r}')",
-        "    new = make(cls)",
-        "    get = changes.get",
-        *(f"    set_slot(new, {n!r}, get({n!r}, state.{n}))" for n in names),
-        "    return new",
-    ]
-    scope = {"cls": cls, "known": frozenset(names), "make": object.__new__, "set_slot": object.__setattr__}
-    exec("\n".join(lines), scope)  # the source is built from the class's own field names, nothing else
-    return cast(Callable[..., CaseState], scope["changed"])
+_STATE_FIELDS: Final = tuple(f.name for f in fields(CaseState))
+_STATE_FIELD_SET: Final = frozenset(_STATE_FIELDS)
 
 
-changed = _changer(CaseState)
-"""changed(state, **changes): a copy of the state with those fields changed, as dataclasses.replace()."""
+def changed(state: CaseState, /, **changes: Any) -> CaseState:
+    """A copy of the state with those fields changed, as `dataclasses.replace` gives, at about 60 % of its cost
+    (it copies each slot instead of rebuilding the object through `__init__` with keywords): every event of
+    every signal makes one state."""
+    if not changes.keys() <= _STATE_FIELD_SET:
+        raise TypeError(f"CaseState has no field {sorted(changes.keys() - _STATE_FIELD_SET)[0]!r}")
+    copy = object.__new__(CaseState)
+    for name in _STATE_FIELDS:
+        object.__setattr__(copy, name, changes[name] if name in changes else getattr(state, name))
+    return copy
 
 
 def paused(state: CaseState) -> PauseSpan | None:

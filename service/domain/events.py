@@ -15,7 +15,6 @@ from service.domain.severity import Severity
 from service.domain.signals import Channel, Money, SignalKind, Tier
 from service.domain.sla import PauseReason, SlaClock
 from service.domain.sla import SlaKind as SlaKind  # re-exported: the two built-in clock names
-from service.domain.trends import TrendDetected
 
 
 # Events and states are frozen dataclasses: built thousands of times a second on the hot path, and
@@ -356,5 +355,3 @@ CaseEvent = Annotated[
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
-# Everything the event log holds: the cases' events and the trend events about many cases.
-STORED_EVENT: TypeAdapter[CaseEvent | TrendDetected] = TypeAdapter(CaseEvent | TrendDetected)

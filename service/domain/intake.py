@@ -157,8 +157,6 @@ def _reopens_counted(state: CaseState | None, signal: Signal, sla: SlaPolicy) ->
 def _outcome(classification: Classification, events: Sequence[CaseEvent]) -> Outcome:
     if classification.severity is None:
         return Outcome.NOT_A_FAILURE
-    if not events:
-        return Outcome.DUPLICATE
     kinds = {type(e) for e in events}
     for kind, outcome in (
         (CaseOpened, Outcome.OPENED),

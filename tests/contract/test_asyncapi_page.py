@@ -10,14 +10,10 @@ import httpx
 import pytest
 
 from service.adapters.http.asyncapi_page import render_page
-from service.adapters.kafka.schema_export import (
-    ASYNCAPI_PATH,
-    SCHEMAS_DIR,
-    asyncapi,
-    channel_specs,
-)
+from service.adapters.kafka.contract import ASYNCAPI_PATH, asyncapi, channel_specs
 from service.bootstrap import Service, http_app
 from service.config import Settings
+from tools.schemas import SCHEMAS_DIR
 
 LINK_ATTRIBUTES = {
     "href",

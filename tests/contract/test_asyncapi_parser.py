@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.adapters.kafka.schema_export import ASYNCAPI_PATH, SCHEMAS_DIR
+from service.adapters.kafka.contract import ASYNCAPI_PATH
 from service.bootstrap import Service, http_app
 from service.config import Settings
+from tools.schemas import SCHEMAS_DIR
 
 PARSER_DIR = Path(__file__).resolve().parents[2] / "tools" / "asyncapi-parser"
 ERROR = 0  # the parser's DiagnosticSeverity.Error

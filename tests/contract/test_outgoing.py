@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from service.adapters.kafka.contract import SLA_DATA_PATH, case_data_schema_path
 from service.adapters.kafka.free_text import without_free_text
 from service.adapters.kafka.outgoing import (
     CASE_EVENT_CLASSES,
@@ -20,7 +21,6 @@ from service.adapters.kafka.outgoing import (
     to_messages,
 )
 from service.adapters.kafka.schema_components import schema_path
-from service.adapters.kafka.schema_export import SCHEMAS_DIR, SLA_DATA_PATH, case_data_schema_path
 from service.app.ports import LoggedEvent
 from service.config import Settings
 from service.domain.case import CaseState, CaseStatus, decide_signal, evolve, replay
@@ -41,6 +41,7 @@ from service.domain.signals import Category, Channel, Signal, SignalKind
 from service.domain.sla import SlaPolicy
 from service.domain.timers import TimerKind, decide_timer, sla_event_id, timers_for
 from tests.cases import CASE_IDS
+from tools.schemas import SCHEMAS_DIR
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 SLA = SlaPolicy()
@@ -136,8 +137,8 @@ def for_billing(event: CaseEvent) -> list[OutgoingMessage]:
 
 
 def test_compensation_goes_to_billing_once_within_limits_and_after_approval_otherwise() -> None:
+    from service.adapters.kafka.contract import COMPENSATION_DATA_PATH
     from service.adapters.kafka.outgoing import compensation_event_id
-    from service.adapters.kafka.schema_export import COMPENSATION_DATA_PATH
 
     events = {getattr(e, "request_id", None): e for e in worked() if e.type == "case.compensation_requested"}
     approved = next(e for e in worked() if e.type == "case.compensation_approved")

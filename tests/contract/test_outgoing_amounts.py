@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from jsonschema import Draft202012Validator
 
+from service.adapters.kafka.contract import COMPENSATION_DATA_PATH
 from service.adapters.kafka.outgoing import to_messages
-from service.adapters.kafka.schema_export import COMPENSATION_DATA_PATH
 from service.domain.compensation import CompensationHistory, decide_request_compensation
 from service.domain.compensation_limits import CompensationLimits, CurrencyLimits, LimitRule
 from service.domain.events import CompensationKind, CompensationRequested

@@ -11,17 +11,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
+from service.adapters.kafka.contract import data_schema_path, event_schema_path
 from service.adapters.kafka.schema_components import schema_path, schema_ref
-from service.adapters.kafka.schema_export import (
-    SCHEMAS_DIR,
-    check_all,
-    data_schema_path,
-    event_schema_path,
-    main,
-    render_all,
-)
 from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.domain.signals import SignalKind
+from tools.schemas import SCHEMAS_DIR, check_all, main, render_all
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STRUCTURED = [("content-type", b"application/cloudevents+json")]
@@ -99,7 +93,7 @@ def decoder_accepts(kind: SignalKind, document: dict[str, Any]) -> bool:
 
 
 def test_schemas_directory_matches_the_code() -> None:
-    assert check_all(SCHEMAS_DIR) == [], "run: python -m service.adapters.kafka.schema_export"
+    assert check_all(SCHEMAS_DIR) == [], "run: python -m tools.schemas"
     for path, text in render_all().items():
         assert (SCHEMAS_DIR / path).read_text(encoding="utf-8") == text
 

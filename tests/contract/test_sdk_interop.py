@@ -25,13 +25,13 @@ from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal, en
 from service.adapters.kafka.outgoing import OutgoingMessage, to_messages
 from service.adapters.kafka.results import decode_result
 from service.adapters.kafka.schema_components import schema_path
-from service.adapters.kafka.schema_export import SCHEMAS_DIR
 from service.adapters.postgres.case_writes import event_id
 from service.app.ports import LoggedEvent
-from service.domain.events import STORED_EVENT
+from service.domain.registry import EVENTS
 from service.domain.signals import SignalKind
 from service.domain.trends import TrendDetected, trend_stream
 from tests.contract.test_outgoing import TOPICS, logged, sla_events, worked
+from tools.schemas import SCHEMAS_DIR
 
 AT = datetime(2026, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 RECEIVED = datetime(2026, 5, 1, 12, 0, 5, tzinfo=UTC)
@@ -137,7 +137,7 @@ def published() -> list[OutgoingMessage]:
     trend = TrendDetected(at=AT, tag="scheduling", count=6, window_days=90, case_ids=("case-1", "case-2"))
     stream = trend_stream(trend.tag)
     trend_row = LoggedEvent(
-        7, stream, 1, event_id(stream, 1), trend.type, STORED_EVENT.dump_json(trend).decode(), AT
+        7, stream, 1, event_id(stream, 1), trend.type, EVENTS[trend.type].adapter.dump_json(trend).decode(), AT
     )
     events = [*worked(), *sla_events()]
     return [m for e in events for m in to_messages(logged(e), TOPICS)] + to_messages(trend_row, TOPICS)

@@ -8,13 +8,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from service.adapters.kafka.contract import TREND_DATA_PATH
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
 from service.adapters.kafka.schema_components import schema_ref
-from service.adapters.kafka.schema_export import SCHEMAS_DIR, TREND_DATA_PATH
 from service.adapters.postgres.case_writes import event_id
 from service.app.ports import LoggedEvent
-from service.domain.events import STORED_EVENT
+from service.domain.registry import EVENTS
 from service.domain.trends import TrendDetected, trend_stream
+from tools.schemas import SCHEMAS_DIR
 
 TOPICS = OutgoingTopics(case_events="recovery.case-events.v1", sla="recovery.sla.v1")
 AT = datetime(2026, 3, 29, 1, tzinfo=UTC)
@@ -24,7 +25,7 @@ def trend_message() -> tuple[dict[str, str], str]:
     event = TrendDetected(at=AT, tag="scheduling", count=6, window_days=90, case_ids=("case-1", "case-2"))
     stream = trend_stream(event.tag)
     logged = LoggedEvent(
-        7, stream, 1, event_id(stream, 1), event.type, STORED_EVENT.dump_json(event).decode(), AT
+        7, stream, 1, event_id(stream, 1), event.type, EVENTS[event.type].adapter.dump_json(event).decode(), AT
     )
     [message] = to_messages(logged, TOPICS)
     assert message.topic == TOPICS.trends

@@ -233,8 +233,9 @@ class PostgresCaseReads:
         )
         return [(r["root_cause"], r["n"]) for r in rows]
 
-    async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1")
+    async def ping(self, within_seconds: float) -> bool:
+        """Whether the database answers a query within that many seconds (the readiness probe)."""
+        return await self._pool.fetchval("SELECT true", timeout=within_seconds) is True
 
 
 def _history(

@@ -26,6 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -83,7 +84,7 @@ class MasterKeys:
 
     def wrap(self, key_id: str, data_key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + AESGCM(self.keys[self.current]).encrypt(nonce, data_key, key_id.encode())
+        return nonce + _aead(self.keys[self.current]).encrypt(nonce, data_key, key_id.encode())
 
     def unwrap(self, master_id: str, key_id: str, wrapped: bytes) -> bytes:
         master = self.keys.get(master_id)
@@ -91,7 +92,13 @@ class MasterKeys:
             raise MissingMasterKey(
                 f"a customer key is wrapped by master key {master_id!r}, which RECOVERY_DATA_KEYS does not hold"
             )
-        return AESGCM(master).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.encode())
+        return _aead(master).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.encode())
+
+
+@lru_cache(maxsize=16)
+def _aead(master_key: bytes) -> AESGCM:
+    """The cipher of a master key, made once (every new customer's key is wrapped by it)."""
+    return AESGCM(master_key)
 
 
 def parse_key_table(raw: str) -> dict[str, bytes]:
@@ -211,7 +218,9 @@ class Keyring:
         found = {r["customer_id"]: self._key(r) for r in await conn.fetch(_BY_CUSTOMER, wanted)}
         missing = [c for c in wanted if c not in found]
         if missing and create:
-            found |= {r["customer_id"]: self._key(r) for r in await conn.fetch(_CREATE, *self._new(missing))}
+            customers, ids, masters, wrapped, secrets = self._new(missing)
+            for row in await conn.fetch(_CREATE, customers, ids, masters, wrapped):
+                found[row["customer_id"]] = self._remember(row, DataKey(row["key_id"], secrets[row["key_id"]]))
             lost = [c for c in missing if c not in found]  # created meanwhile by a transaction that committed
             if lost:
                 found |= {r["customer_id"]: self._key(r) for r in await conn.fetch(_BY_CUSTOMER, lost)}
@@ -234,19 +243,25 @@ class Keyring:
                 " configure every master key still in use (see docs/operators.md, rotating keys)"
             )
 
-    def _new(self, customers: list[str]) -> tuple[list[str], list[str], list[str], list[bytes]]:
-        ids = [str(uuid.uuid4()) for _ in customers]
-        wrapped = [self.master.wrap(key_id, os.urandom(KEY_BYTES)) for key_id in ids]
-        return customers, ids, [self.master.current] * len(ids), wrapped
+    def _new(
+        self, customers: list[str]
+    ) -> tuple[list[str], list[str], list[str], list[bytes], dict[str, bytes]]:
+        """New keys for these customers: their rows' columns, and each key's secret by key id (a key created
+        now is used without being unwrapped again)."""
+        secrets = {str(uuid.uuid4()): os.urandom(KEY_BYTES) for _ in customers}
+        wrapped = [self.master.wrap(key_id, secret) for key_id, secret in secrets.items()]
+        return customers, list(secrets), [self.master.current] * len(secrets), wrapped, secrets
 
     def _key(self, row: Any) -> DataKey:
-        cache_key = (row["key_id"], bytes(row["wrapped"]))
-        key = self._unwrapped.get(cache_key)
+        key = self._unwrapped.get((row["key_id"], bytes(row["wrapped"])))
         if key is None:
             secret = self.master.unwrap(row["master_key_id"], row["key_id"], bytes(row["wrapped"]))
-            key = self._unwrapped[cache_key] = DataKey(row["key_id"], secret)
-            if len(self._unwrapped) > self._cached:
-                self._unwrapped.popitem(last=False)
-        else:
-            self._unwrapped.move_to_end(cache_key)
+            return self._remember(row, DataKey(row["key_id"], secret))
+        self._unwrapped.move_to_end((row["key_id"], bytes(row["wrapped"])))
+        return key
+
+    def _remember(self, row: Any, key: DataKey) -> DataKey:
+        self._unwrapped[row["key_id"], bytes(row["wrapped"])] = key
+        if len(self._unwrapped) > self._cached:
+            self._unwrapped.popitem(last=False)
         return key

@@ -205,3 +205,8 @@ class PostgresIntakeStore:
             [p[1] for p in partitions],
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def forget_offsets(pool: asyncpg.Pool, topics: Sequence[str]) -> None:
+    """Forget where the consumers stood on topics just created: a topic deleted and made again starts at 0."""
+    await pool.execute("DELETE FROM consumer_offsets WHERE topic = ANY($1::text[])", list(topics))

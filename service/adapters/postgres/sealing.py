@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from service.adapters.postgres.data_keys import SEALED_PREFIX, DataKey, Keyring, open_text
@@ -64,7 +63,11 @@ class Sealer:
         return [self.state(s) for s in states]
 
     def events(self, events: Iterable[NewEvent]) -> list[NewEvent]:
-        return [replace(e, event=self.value(e.stream_id, e.event)) for e in events]
+        sealed = []
+        for e in events:
+            event = self.value(e.stream_id, e.event)
+            sealed.append(e if event is e.event else NewEvent(e.stream_id, e.version, event, e.traceparent))
+        return sealed
 
     def value(self, case_id: str, value: T) -> T:
         """An event (or any value) of a case, its personal texts sealed; one that holds none as it is."""
