@@ -16,24 +16,30 @@ from service.domain.personal import map_personal_json
 from service.domain.registry import PERSONAL_PATHS
 
 _LEAVES: Final = sorted({path[-1] for paths in PERSONAL_PATHS.values() for path in paths})
-_HOLDS_TEXT: Final = re.compile(r'"(?:' + "|".join(map(re.escape, _LEAVES)) + r')"\s*:\s*"')
-"""A string value at one of those field names, anywhere: the JSON needs parsing (else it holds no text)."""
-
-
-_SEALED_TEXT: Final = re.compile(
-    r'"(' + "|".join(map(re.escape, _LEAVES)) + r')":"' + re.escape(SEALED_PREFIX) + r'[0-9a-f-]{36}:[A-Za-z0-9+/=]*"'
+_TEXT_VALUE: Final = re.compile(
+    r'"(' + "|".join(map(re.escape, _LEAVES)) + r')"\s*:\s*"(' + re.escape(SEALED_PREFIX) + r'[0-9a-f-]{36}:[A-Za-z0-9+/=]*")?'
 )
-"""A sealed text at one of those names, as the store writes it (compact JSON; base64 needs no escapes). Only
-personal fields are ever sealed, so nulling each match needs no parse: most events' texts are sealed."""
+"""A string value at one of those names; group 2 when it is a sealed text as the store writes it (base64 needs
+no escapes). Only personal fields are ever sealed, so a sealed one is nulled in place: most events hold no text
+in clear, and need no parse."""
 
 
 def without_free_text(type_: str, data: str) -> str:
     """A stored event's JSON with every personal free text null; the JSON as it is when it holds none."""
     paths = PERSONAL_PATHS.get(type_)
-    if not paths or _HOLDS_TEXT.search(data) is None:
+    if not paths:
         return data
-    data = _SEALED_TEXT.sub(r'"\1":null', data)
-    if _HOLDS_TEXT.search(data) is None:
+    clear = False
+
+    def nulled(found: re.Match[str]) -> str:
+        nonlocal clear
+        if found[2] is None:
+            clear = True
+            return found[0]
+        return f'"{found[1]}":null'
+
+    data = _TEXT_VALUE.sub(nulled, data)
+    if not clear:
         return data
     parsed = json.loads(data)
     map_personal_json(parsed, paths, lambda _: None)

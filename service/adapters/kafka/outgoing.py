@@ -164,7 +164,12 @@ def to_messages(
     """
     current = _current(event)
     if not free_text:
-        current = dataclasses.replace(current, data=_without_free_text(current))
+        data = _without_free_text(current)
+        if data is not current.data:  # (built whole: dataclasses.replace costs three times as much)
+            e = current
+            current = LoggedEvent(
+                e.position, e.stream_id, e.version, e.event_id, e.type, data, e.recorded_at, e.traceparent, e.schema_version
+            )
     messages = _mapped(current, topics, source)
     traceparent = valid_traceparent(event.traceparent)  # checked when stored; the log is not a wire contract
     if traceparent is not None:
