@@ -35,3 +35,24 @@ def test_time_left_reads_as_the_countdown_script_writes_it() -> None:
     assert time_left(T0 + timedelta(hours=2, minutes=5), T0) == "2h 05m left"
     assert time_left(T0, T0 + timedelta(minutes=3, seconds=59)) == "overdue by 3m"
     assert time_left(T0 + timedelta(days=2, hours=3), T0) == "2d 3h left"
+
+
+def test_a_first_response_recorded_during_a_pause_reads_met_on_the_page_as_in_the_api() -> None:
+    """The page's clock states are the domain's reports: a pause moves the deadline the response is held to."""
+    from service.domain.case import evolve
+    from service.domain.clock_reports import ClockState, clock_reports
+    from service.domain.pauses import decide_pause
+    from service.domain.sla import PauseReason
+    from service.domain.workflow import Actor, decide_acknowledge
+
+    mia = Actor("mia", "manager")
+    case = open_case()
+    for event in decide_pause(case, mia, PauseReason.AWAITING_CUSTOMER, None, SLA, T0 + timedelta(minutes=30)):
+        case = evolve(case, event)
+    answered = T0 + timedelta(hours=2)  # after the first-response deadline as set at opening (T0 + 1 h)
+    for event in decide_acknowledge(case, mia, answered):
+        case = evolve(case, event)
+    [api_first, *_] = clock_reports(case, SLA, answered)
+    [page_first, *_] = clocks(case, SLA, answered)
+    assert api_first.state is ClockState.MET
+    assert page_first.state == "stopped" and not page_first.late

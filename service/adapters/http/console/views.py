@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.adapters.postgres.case_reads import CaseRead
-from service.domain.case import CaseState, CaseStatus, clocks_of, paused
-from service.domain.clock_reports import explanation
-from service.domain.sla import SlaClock, SlaPolicy
+from service.domain.case import CaseState
+from service.domain.clock_reports import ClockReport, ClockState, clock_reports
+from service.domain.sla import SlaPolicy
 
 # worst first: the queue shows a case's worst running clock
 STATES = ("breached", "warned", "on time", "paused", "stopped")
@@ -22,39 +22,42 @@ class Clock:
     stopped_at: datetime | None
     calendar: str = "24x7"
     explanation: str = ""  # why it is due when it is: its window, calendar and hours
+    late: bool = False  # stopped after its deadline (the deadline its pauses gave it): the breach stays on record
 
     @property
     def running(self) -> bool:
         return self.state != "stopped"
 
-    @property
-    def late(self) -> bool:
-        """Stopped after its deadline: the breach stays on the record."""
-        return self.stopped_at is not None and self.stopped_at > self.deadline
-
 
 def clocks(case: CaseState, sla: SlaPolicy, now: datetime) -> list[Clock]:
-    """Every clock: first response (stops at the first contact), resolution (at the resolution), named ones."""
-    is_open = case.status is CaseStatus.OPEN
-    return [_clock(c, case, is_open and c.stopped_at is None, sla, now) for c in clocks_of(case)]
+    """Every clock as the API reports it (domain clock_reports), in the console's words: first response (stops
+    at the first contact), resolution (at the resolution), named ones."""
+    return [_clock(r, sla, now) for r in clock_reports(case, sla, now)]
 
 
-def _clock(clock: SlaClock, case: CaseState, running: bool, sla: SlaPolicy, now: datetime) -> Clock:
+def _clock(report: ClockReport, sla: SlaPolicy, now: datetime) -> Clock:
+    clock = report.clock
     name = clock.name.replace("_", " ").capitalize()
-    calendar = sla.calendar(clock.calendar)
-    why = explanation(clock, calendar, case)
-    pause = paused(case)
-    if not running:
+    stopped = report.state in (ClockState.STOPPED, ClockState.MET) or clock.stopped_at is not None
+    if stopped:
         state = "stopped"
-    elif pause is not None and pause.holds(clock):  # its deadline moves when the case resumes
+    elif report.state is ClockState.PAUSED:  # its deadline moves when the case resumes
         state = "paused"
-    elif now >= clock.deadline:
+    elif report.state is ClockState.BREACHED:
         state = "breached"
     elif now >= sla.warning_of(clock):
         state = "warned"
     else:
         state = "on time"
-    return Clock(name, clock.deadline, state, clock.stopped_at if not running else None, calendar.name, why)
+    return Clock(
+        name,
+        clock.deadline,
+        state,
+        clock.stopped_at,
+        report.calendar.name,
+        report.explanation,
+        late=stopped and report.state is ClockState.BREACHED,
+    )
 
 
 def next_clock(case: CaseState, sla: SlaPolicy, now: datetime) -> Clock:
