@@ -22,17 +22,20 @@ import pytest
 
 from service.adapters.kafka.outgoing import OutgoingTopics, to_messages
 from service.adapters.postgres.case_reads import PostgresCaseReads
+from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.projections import check_cases, rebuild_cases
 from service.adapters.sentiment import VaderSentiment
+from service.app.erasure import erase_customer
 from service.app.intake import apply_signals
 from service.bootstrap import SystemClock, intake_rules
 from service.config import Settings
 from service.domain.case import CaseState
 from service.domain.registry import EVENTS, SNAPSHOT, read_event
 from service.domain.signals import Signal, SignalKind
+from service.domain.workflow import Actor
 from tests.integration.api_only import api_over
 from tests.support import MANAGER, recovery_cli, suite_keyring
 
@@ -235,3 +238,30 @@ async def test_an_event_this_build_cannot_read_sets_its_case_aside_and_never_sto
     assert report.unreadable.keys() == {unknown, newer, during} and report.caught_up >= 1
     assert after.keys() == before.keys()
     assert {c: after[c] for c in (unknown, newer, during)} == {c: before[c] for c in (unknown, newer, during)}
+
+
+async def test_a_customer_of_the_previous_release_is_erased_clear_texts_in_its_old_events_included(
+    upgraded: asyncpg.Pool, release: Release
+) -> None:
+    """Events written before texts were sealed hold them in clear: an erasure rewrites them too, and the case
+    keeps the id the release gave it."""
+    [(case_id, closed)] = [(i, s) for i, s in release.snapshots().items() if s.customer_id == "c-ticket"]
+    assert closed.resolution is not None and closed.resolution.prevention_action == "a fixture action"
+    erasure = await erase_customer(
+        "c-ticket", Actor("olu", "owner"), PostgresErasureStore(upgraded, suite_keyring())
+    )
+    assert erasure.case_ids == (case_id,)
+    for needle in ("c-ticket", "a fixture action"):
+        held = await upgraded.fetchval(
+            "SELECT count(*) FROM events WHERE stream_id = $1 AND data::text LIKE '%' || $2 || '%'"
+            " AND type <> 'case.personal_data_erased'",
+            case_id,
+            needle,
+        )
+        assert held == 0, needle
+    async with upgraded.acquire() as conn:
+        await rebuild_cases(conn, keyring=suite_keyring())
+        assert (await check_cases(conn, keyring=suite_keyring())).differing == []
+    found = await PostgresCaseReads(upgraded, suite_keyring()).get_case(case_id)
+    assert found is not None and found[0].state.customer_id == erasure.pseudonym
+    assert found[0].state.resolution is not None and found[0].state.resolution.root_cause == closed.resolution.root_cause
