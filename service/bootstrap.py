@@ -437,7 +437,7 @@ def http_app(
         service.rules.case_ids,
     )
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
-    contract = asyncapi_router(render(asyncapi(channel_specs())))
+    contract = asyncapi_router(render(asyncapi(channel_specs(settings))))  # the topics this service uses
     routers = [
         commands,
         sessions_router(service.console_sessions),

@@ -119,3 +119,13 @@ def test_every_text_of_the_document_is_escaped() -> None:
     assert "<script" not in page and "<img" not in page
     assert page.count("&lt;script src=&quot;https://evil.example/x.js&quot;&gt;") == 4
     assert not [t for t, attrs in parsed(page).tags if set(attrs) & {"onerror", "src"}]
+
+
+async def test_a_service_serves_the_topics_it_is_configured_with() -> None:
+    settings = Settings(topic_nps="acme.nps.v2", topic_case_events="acme.cases.v1")
+    app = http_app(Service(settings), settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        served = (await client.get("/asyncapi.json")).json()
+    addresses = {channel["address"] for channel in served["channels"].values()}
+    assert {"acme.nps.v2", "acme.cases.v1"} <= addresses
+    assert "recovery.signals.nps.v1" not in addresses and "recovery.case-events.v1" not in addresses

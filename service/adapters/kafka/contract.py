@@ -100,12 +100,6 @@ def case_data_schema_path(stored_type: str) -> str:
     return f"outgoing/{stored_type}.data.schema.json"
 
 
-def default_topics() -> tuple[dict[SignalKind, str], str]:
-    """The default signal topics by kind and the dead-letter topic, from the settings' declared defaults."""
-    defaults = Settings.model_construct()  # declared defaults only, no environment
-    return {kind: topic for topic, kind in defaults.signal_topics().items()}, defaults.topic_dlq
-
-
 # --- JSON Schemas -----------------------------------------------------------------------------------------
 
 
@@ -555,18 +549,19 @@ def trends_channel(topic: str) -> ChannelSpec:
     )
 
 
-def channel_specs() -> list[ChannelSpec]:
-    """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out."""
-    signal_topics, dlq_topic = default_topics()
-    outgoing = OutgoingTopics.from_settings(Settings.model_construct())  # declared defaults only
+def channel_specs(settings: Settings | None = None) -> list[ChannelSpec]:
+    """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out, at the topics
+    the settings name (the service serves its own); without settings, at the declared defaults (schemas/)."""
+    topics = settings or Settings.model_construct()  # declared defaults only, no environment
+    outgoing = OutgoingTopics.from_settings(topics)
     return [
-        *(signal_channel(kind, topic) for kind, topic in signal_topics.items()),
-        dlq_channel(dlq_topic),
+        *(signal_channel(kind, topic) for topic, kind in topics.signal_topics().items()),
+        dlq_channel(topics.topic_dlq),
         case_events_channel(outgoing.case_events),
         sla_channel(outgoing.sla),
         compensation_channel(outgoing.compensation),
         trends_channel(outgoing.trends),
-        compensation_results_channel(Settings.model_construct().topic_compensation_results),
+        compensation_results_channel(topics.topic_compensation_results),
     ]
 
 
