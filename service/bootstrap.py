@@ -53,6 +53,7 @@ from service.app.ports import Clock, PartitionKey
 from service.config import Settings, keyring_of
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
+from service.domain.commands import CommandRules
 from service.domain.compensation_limits import CompensationLimits
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
@@ -428,14 +429,8 @@ def http_app(
 ) -> FastAPI:
     """The HTTP API over a service's stores; `clock` is the console sessions' (a test moves it)."""
     trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
-    commands = command_router(
-        service.commands,
-        service.rules.sla,
-        settings.root_causes,
-        service.limits,
-        trends,
-        service.rules.case_ids,
-    )
+    rules = CommandRules(service.rules.sla, settings.root_causes, service.limits, service.rules.case_ids)
+    commands = command_router(service.commands, rules, trends)
     # The public wire contract, generated in-process by the exporter that writes schemas/: one source of truth.
     contract = asyncapi_router(render(asyncapi(channel_specs(settings))))  # the topics this service uses
     routers = [
@@ -443,7 +438,7 @@ def http_app(
         sessions_router(service.console_sessions),
         customers_router(service.erasures),
         contract,
-        _console(service, settings, clock),
+        _console(service, settings, rules, trends, clock),
     ]
     gate = TokenGate(settings.api_tokens, FailureThrottle(settings.auth_failures_per_minute))
     app = create_app(
@@ -463,7 +458,9 @@ def http_app(
     return app
 
 
-def _console(service: Service, settings: Settings, clock: Clock) -> APIRouter:
+def _console(
+    service: Service, settings: Settings, rules: CommandRules, trends: TrendPolicy, clock: Clock
+) -> APIRouter:
     key = settings.console_session_key
     sessions = Sessions(
         service.console_sessions,
@@ -473,12 +470,4 @@ def _console(service: Service, settings: Settings, clock: Clock) -> APIRouter:
         settings.console_cookie_secure,
         clock,
     )
-    return console_router(
-        service.reads,
-        service.commands,
-        service.rules.sla,
-        TrendPolicy(settings.trend_threshold, settings.trend_window),
-        sessions,
-        settings.root_causes,
-        service.limits,
-    )
+    return console_router(service.reads, service.commands, rules, trends, sessions)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,27 +13,54 @@ import structlog
 from service.app.conflicts import decided_again_on_conflict
 from service.app.trends import TrendTransaction, watch_trend
 from service.domain.case import CaseState, evolve
-from service.domain.compensation import ONE_DAY, CompensationHistory, decide_compensation_result
+from service.domain.commands import (
+    NEEDS_HISTORY,
+    NEEDS_LATEST,
+    Command,
+    CommandRules,
+    Facts,
+    LandCompensationResult,
+    OpenByHand,
+    command_name,
+    decide,
+)
+from service.domain.compensation import ONE_DAY, CompensationHistory
 from service.domain.errors import InvalidValue, StaleVersion
 from service.domain.events import CaseEvent
 from service.domain.intake import NewEvent, changed_timers, root_causes_moved
 from service.domain.sla import SlaPolicy
 from service.domain.timers import Timer
 from service.domain.trends import TrendPolicy
+from service.domain.workflow import Actor
 
 log = structlog.get_logger()
-Decide = Callable[[CaseState, datetime], list[CaseEvent]]
-# (the case, its customer's latest case, now): for rules that look at the customer's newer cases
-DecideWithLatest = Callable[[CaseState, CaseState, datetime], list[CaseEvent]]
-# (the case, the compensations the limits across cases count, now): compensation requests and approvals
-DecideWithHistory = Callable[[CaseState, CompensationHistory, datetime], list[CaseEvent]]
-Render = Callable[[CaseState, list[Any]], dict[str, Any]]
+NO_TRENDS = TrendPolicy()  # for commands that resolve or reopen nothing
+BILLING = Actor("billing", "system")  # the billing-results consumer, sending billing's answers
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """The domain result an Idempotency-Key is remembered with: the case the command left and at which version.
+    A version of None (answers remembered by releases before this one, whose version was not kept): the case as
+    it is now."""
+
+    case_id: str
+    version: int | None
+    opened: bool  # the command opened the case
+    at: datetime  # when it was answered
 
 
 @dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
+class CommandResult:
+    """What a command did: the case as it left it, the events it appended (none when it changed nothing or
+    repeated a key), whether it opened the case, and the case's signals. The HTTP adapter picks status codes."""
+
+    state: CaseState
+    events: tuple[CaseEvent, ...]
+    opened: bool
+    signals: list[Any]
+    repeated: bool = False  # a repeated Idempotency-Key: the first answer's case, nothing decided now
+    at: datetime | None = None  # when it was answered (a repeat: the first time)
 
 
 class CaseNotFound(LookupError):
@@ -41,9 +68,13 @@ class CaseNotFound(LookupError):
 
 
 class CommandTransaction(TrendTransaction, Protocol):
-    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None: ...
+    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Remembered] | None: ...
 
     async def case(self, case_id: str) -> CaseState | None: ...
+
+    async def case_at(self, case_id: str, version: int | None) -> CaseState | None:
+        """The case as it was at that version (None: as it is now), from its events."""
+        ...
 
     async def latest_case(self, customer_id: str) -> CaseState | None: ...
 
@@ -62,7 +93,7 @@ class CommandTransaction(TrendTransaction, Protocol):
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None: ...
 
-    async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None: ...
+    async def remember(self, actor: str, target: str, key: str, command: str, result: Remembered) -> None: ...
 
 
 class CommandStore(Protocol):
@@ -70,81 +101,105 @@ class CommandStore(Protocol):
 
 
 @dataclass(frozen=True)
-class Command:
-    case_id: str
-    name: str  # e.g. "resolve": a reused Idempotency-Key must name the same command
-    actor: str
-    idempotency_key: str | None
-    decide: Decide
-    trends: TrendPolicy = TrendPolicy()
-    opens_for: str | None = None  # a customer id: the command opens that customer's next case
-    opens: Callable[[CaseState | None, datetime], list[CaseEvent]] = lambda latest, now: []
-    # decides in place of `decide` when the rule needs the customer's latest case too (reopen, follow-up)
-    with_latest: DecideWithLatest | None = None
-    # decides in place of `decide` when the rule counts compensations across cases (the limits)
-    with_history: DecideWithHistory | None = None
-    traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
+class Submission:
+    """A command as it was sent: by whom, on which case (none for one that opens a case), and how."""
+
+    command: Command
+    actor: Actor
+    case_id: str = ""
+    idempotency_key: str | None = None
     # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
     expected_version: int | None = None
+    traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
     logged: bool = True  # one log line for it; a policy apply's thousands of corrections are summed up instead
+
+    @property
+    def name(self) -> str:
+        return command_name(self.command)
 
     @property
     def target(self) -> str:
         """What an Idempotency-Key is scoped to, with the actor: the case, or the customer a case is opened for."""
-        return self.case_id if self.opens_for is None else f"customer/{self.opens_for}"
+        if isinstance(self.command, OpenByHand):
+            return f"customer/{self.command.customer_id}"
+        return self.case_id
 
 
-async def run_command(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
-    """Decide and append in one transaction; a repeated key returns the first answer; a lost race decides again.
-    One log line per command (case, actor, command, result; never free text), refused or failed ones included."""
-    facts = {"command": command.name, "actor": command.actor, "customer_id": command.opens_for}
+async def run_command(
+    submission: Submission, store: CommandStore, rules: CommandRules, trends: TrendPolicy = NO_TRENDS
+) -> CommandResult:
+    """Decide and append in one transaction; a repeated key returns the first answer's case; a lost race decides
+    again. One log line per command (case, actor, command, result; never free text), refused or failed included."""
+    opening = isinstance(submission.command, OpenByHand)
+    facts = {
+        "command": submission.name,
+        "actor": submission.actor.name,
+        "customer_id": submission.command.customer_id if isinstance(submission.command, OpenByHand) else None,
+    }
     try:
-        answer = await _decided_and_appended(command, store, sla, render)
+        result, _ = await decided_again_on_conflict(lambda: _run_once(submission, store, rules, trends))
     except Exception as e:  # logged with the refusal's or failure's type only (its detail may quote input), re-raised
-        if command.logged:
-            log.info("command", **facts, case_id=command.case_id or None, result=type(e).__name__)
+        if submission.logged:
+            log.info("command", **facts, case_id=submission.case_id or None, result=type(e).__name__)
         raise
-    if command.logged:
-        case_id = answer.body.get("case_id", command.case_id)
-        log.info("command", **facts, case_id=case_id, result="applied", version=answer.body.get("version"))
-    return answer
+    if submission.logged:
+        outcome = "repeated" if result.repeated else "applied" if result.events or opening else "unchanged"
+        log.info("command", **facts, case_id=result.state.case_id, result=outcome, version=result.state.version)
+    return result
 
 
-async def _decided_and_appended(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
-    answer, _ = await decided_again_on_conflict(lambda: _run_once(command, store, sla, render))
-    return answer
-
-
-async def _run_once(command: Command, store: CommandStore, sla: SlaPolicy, render: Render) -> Answer:
+async def _run_once(
+    submission: Submission, store: CommandStore, rules: CommandRules, trends: TrendPolicy
+) -> CommandResult:
+    command, key = submission.command, submission.idempotency_key
     async with store.transaction() as tx:
-        if command.idempotency_key is not None:
-            prior = await tx.prior_answer(command.actor, command.target, command.idempotency_key)
+        if key is not None:
+            prior = await tx.prior_answer(submission.actor.name, submission.target, key)
             if prior is not None:
-                return _same_command(prior, command)
-        if command.opens_for is not None:
+                return await _repeated(tx, prior, submission)
+        now = await tx.now()
+        if isinstance(command, OpenByHand):
             before = None
-            events = command.opens(await tx.latest_case(command.opens_for), await tx.now())
+            latest = await tx.latest_case(command.customer_id)
+            facts = Facts(submission.actor, now, key, latest)
         else:
-            before = await tx.case(command.case_id)
+            before = await tx.case(submission.case_id)
             if before is None:
-                raise CaseNotFound(command.case_id)
-            _check_version(command.expected_version, before)
-            events = await _decided(tx, command, before)
-        state = await _append(tx, before, events, sla, command.trends, command.traceparent)
-        answer = Answer(201 if before is None else 200, render(state, await tx.signals(state.case_id)))
-        if command.idempotency_key is not None:
-            await tx.remember(command.actor, command.target, command.idempotency_key, command.name, answer)
-    return answer
+                raise CaseNotFound(submission.case_id)
+            _check_version(submission.expected_version, before)
+            facts = await _facts(tx, submission, before, now)
+        events = decide(command, before, facts, rules)
+        state = await _append(tx, before, events, rules.sla, trends, submission.traceparent)
+        opened = before is None
+        if key is not None:
+            remembered = Remembered(state.case_id, state.version, opened, now)
+            await tx.remember(submission.actor.name, submission.target, key, submission.name, remembered)
+        return CommandResult(state, tuple(events), opened, await tx.signals(state.case_id), at=now)
 
 
-async def _decided(tx: CommandTransaction, command: Command, case: CaseState) -> list[CaseEvent]:
-    now = await tx.now()
-    if command.with_history is not None:
-        history = await tx.compensation_history(case, command.actor, now - ONE_DAY)
-        return command.with_history(case, history, now)
-    if command.with_latest is None:
-        return command.decide(case, now)
-    return command.with_latest(case, await tx.latest_case(case.customer_id) or case, now)
+async def _facts(tx: CommandTransaction, submission: Submission, case: CaseState, now: datetime) -> Facts:
+    command, actor, key = submission.command, submission.actor, submission.idempotency_key
+    if isinstance(command, NEEDS_HISTORY):
+        history = await tx.compensation_history(case, actor.name, now - ONE_DAY)
+        return Facts(actor, now, key, history=history)
+    if isinstance(command, NEEDS_LATEST):
+        return Facts(actor, now, key, await tx.latest_case(case.customer_id) or case)
+    return Facts(actor, now, key)
+
+
+async def _repeated(
+    tx: CommandTransaction, prior: tuple[str, Remembered], submission: Submission
+) -> CommandResult:
+    name, remembered = prior
+    if name != submission.name:
+        raise InvalidValue(
+            f"Idempotency-Key was first used for {name!r}, not {submission.name!r}", "Idempotency-Key"
+        )
+    state = await tx.case_at(remembered.case_id, remembered.version)
+    if state is None:
+        raise CaseNotFound(remembered.case_id)
+    signals = await tx.signals(state.case_id)
+    return CommandResult(state, (), remembered.opened, signals, repeated=True, at=remembered.at)
 
 
 async def _append(
@@ -181,15 +236,6 @@ def _check_version(expected: int | None, case: CaseState) -> None:
         )
 
 
-def _same_command(prior: tuple[str, Answer], command: Command) -> Answer:
-    name, answer = prior
-    if name != command.name:
-        raise InvalidValue(
-            f"Idempotency-Key was first used for {name!r}, not {command.name!r}", "Idempotency-Key"
-        )
-    return answer
-
-
 class CompensationLookup(Protocol):
     async def case_for_request(self, request_id: str) -> str | None: ...
 
@@ -207,13 +253,7 @@ async def land_compensation_result(
     case_id = await lookup.case_for_request(request_id)
     if case_id is None:
         raise InvalidValue(f"no compensation request {request_id}", "request_id")
-
-    def decide(state: CaseState, now: datetime) -> list[CaseEvent]:
-        return decide_compensation_result(state, request_id, settled, detail, now)
-
+    result = LandCompensationResult(request_id, settled, detail)
     await run_command(
-        Command(case_id, "compensation_result", "billing", None, decide, traceparent=traceparent),
-        store,
-        sla,
-        lambda s, _: {},
+        Submission(result, BILLING, case_id, traceparent=traceparent), store, CommandRules(sla)
     )

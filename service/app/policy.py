@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Sequence
-from datetime import datetime
 
-from service.app.commands import Command, CommandStore, run_command
-from service.domain.case import CaseState
-from service.domain.events import CaseEvent, DeadlinesCorrected
-from service.domain.policy_change import PolicyChange, corrections
+from service.app.commands import CommandStore, Submission, run_command
+from service.domain.commands import CommandRules, CorrectDeadlines
+from service.domain.events import DeadlinesCorrected
+from service.domain.policy_change import PolicyChange
 from service.domain.sla import SlaPolicy
+from service.domain.workflow import Actor
 
-ACTOR = "sla-policy"  # names the command; the event itself records no actor: no person caused it
+SYSTEM = Actor("sla-policy", "system")  # names the command; the event itself records no actor: no person caused it
 
 
 async def correct_case(
     case_id: str, store: CommandStore, policy: SlaPolicy, from_version: str | None
 ) -> DeadlinesCorrected | None:
     """Append the case's correction, decided on its latest version (a lost race decides again); None: no change."""
-    decided: list[DeadlinesCorrected] = []
-
-    def decide(state: CaseState, now: datetime) -> list[CaseEvent]:
-        correction = corrections(state, policy, now, from_version)
-        decided[:] = [] if correction is None else [correction]
-        return [*decided]
-
-    correct = Command(case_id, "correct_deadlines", ACTOR, None, decide, logged=False)
-    await run_command(correct, store, policy, _no_body)
-    return decided[0] if decided else None
+    correct = Submission(CorrectDeadlines(policy, from_version), SYSTEM, case_id, logged=False)
+    result = await run_command(correct, store, CommandRules(policy))
+    return next((e for e in result.events if isinstance(e, DeadlinesCorrected)), None)
 
 
 async def apply_policy(
@@ -50,7 +43,3 @@ async def apply_policy(
                 continue
             change.add(correction)
     return change
-
-
-def _no_body(state: CaseState, signals: list[object]) -> dict[str, object]:
-    return {}

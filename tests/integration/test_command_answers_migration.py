@@ -1,4 +1,5 @@
-"""Migration 006 scopes Idempotency-Keys to their target and keeps every answer given before it."""
+"""Migration 006 scopes Idempotency-Keys to their target and keeps every answer given before it; answers
+remembered with their HTTP body (before migration 021) still name their case."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from importlib import resources
 
 import asyncpg
 
-from service.adapters.postgres.command_store import PostgresCommandTransaction
+from service.adapters.postgres.command_store import PostgresCommandTransaction, upgrade_answers
 from service.adapters.postgres.migrate import migrate
-from tests.support import suite_keyring
+from tests.integration.api_only import api_over
+from tests.support import AGENT, MANAGER, suite_keyring
 
 
 async def test_answers_given_before_the_scope_keep_answering_on_their_own_case(database_url: str) -> None:
@@ -44,7 +46,39 @@ async def test_answers_given_before_the_scope_keep_answering_on_their_own_case(d
         assert targets == {"ana": "case-a", "mia": "customer/cust-b"}
         tx = PostgresCommandTransaction(conn, suite_keyring())
         prior = await tx.prior_answer("ana", "case-a", "k-1")
-        assert prior is not None and prior[0] == "add_step" and prior[1].body["case_id"] == "case-a"
+        assert prior is not None and prior[0] == "add_step" and prior[1].case_id == "case-a"
+        assert prior[1].version is None and not prior[1].opened  # the body showed no version: the case as it is
+        opened = await tx.prior_answer("mia", "customer/cust-b", "k-1")
+        assert opened is not None and opened[1].case_id == "case-b" and opened[1].opened
         assert await tx.prior_answer("ana", "case-other", "k-1") is None
     finally:
         await conn.close()
+
+
+async def test_an_answer_remembered_with_its_sealed_body_is_given_again_and_rewritten_before_an_erasure(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    body = {"customer_id": "legacy-1", "severity": "major", "reason": "escalated"}
+    async with api_over(pool, database_url) as api:
+        opened = (await api.post("/v1/cases", json=body, headers=MANAGER)).json()
+        path, key = f"/v1/cases/{opened['case_id']}", {"Idempotency-Key": "note-1"}
+        first = await api.post(f"{path}/notes", json={"note": "called back"}, headers={**AGENT, **key})
+        assert first.status_code == 200
+        keyring = suite_keyring()
+        async with pool.acquire() as conn:  # the row as the release before migration 021 remembered it
+            sealed = (await keyring.of_customers(conn, ["legacy-1"]))["legacy-1"].seal(json.dumps(first.json()))
+            await conn.execute(
+                "UPDATE command_answers SET case_id = NULL, version = NULL, opened = NULL, status = 200,"
+                " body = $1::json WHERE key = 'note-1'",
+                json.dumps({"sealed_body": sealed}),
+            )
+        await api.post(f"{path}/notes", json={"note": "a later note"}, headers=AGENT)
+        again = await api.post(f"{path}/notes", json={"note": "called back"}, headers={**AGENT, **key})
+        assert again.status_code == 200 and again.json() == first.json()  # the case at that version
+
+        async with pool.acquire() as conn:
+            await upgrade_answers(conn, keyring, [opened["case_id"]])
+            row = await conn.fetchrow("SELECT case_id, version, body FROM command_answers WHERE key = 'note-1'")
+        assert (row["case_id"], row["version"], row["body"]) == (opened["case_id"], first.json()["version"], None)
+        after = await api.post(f"{path}/notes", json={"note": "called back"}, headers={**AGENT, **key})
+        assert after.json() == first.json()

@@ -139,10 +139,11 @@ class CaseView(BaseModel):
     )
 
     @classmethod
-    def of(cls, case: CaseRead) -> CaseView:
+    def of(cls, case: CaseRead, at: datetime | None = None) -> CaseView:
+        """The case as it stands `at` (its paused time counted up to then; None: now)."""
         data = CASE_STATE.dump_python(case.state, mode="json")
         pause = paused(case.state)
-        spent = paused_time(case.state, datetime.now(UTC)) if case.state.pauses else {}
+        spent = paused_time(case.state, at or datetime.now(UTC)) if case.state.pauses else {}
         return cls.model_validate(
             {
                 **data,

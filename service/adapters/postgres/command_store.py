@@ -16,16 +16,16 @@ from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.errors import CONFLICTS
 from service.adapters.postgres.sealing import Opener, Sealer
 from service.adapters.postgres.trend_store import TrendRecords
-from service.app.commands import Answer
-from service.domain.case import CaseState
+from service.app.commands import Remembered
+from service.domain.case import CaseState, evolve
 from service.domain.compensation import CompensationHistory
 from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
-from service.domain.registry import SNAPSHOT
+from service.domain.registry import SNAPSHOT, read_case_event
 from service.domain.timers import Timer
 
 _SEALED_BODY = "sealed_body"
-"""The one field of a remembered answer stored sealed: the answer's JSON, sealed with its customer's key."""
+"""The one field of an answer remembered by an earlier release, stored sealed: its HTTP body's JSON."""
 
 # Transaction-scoped advisory lock classes (the first key; the second is a hash of the name): "COMC", "COMA"
 CUSTOMER_LOCK = 0x434F_4D43
@@ -36,8 +36,8 @@ Committed = Callable[[CaseState | None, CaseState], None]
 
 
 class PostgresCommandTransaction(TrendRecords):
-    """Cases are read opened (the deciders and the answers see the texts) and written sealed; the answer
-    remembered for an Idempotency-Key is sealed whole with the case's customer's key."""
+    """Cases are read opened (the deciders and the answers see the texts) and written sealed; an
+    Idempotency-Key is remembered with the case and version its command left, which hold no text."""
 
     def __init__(self, conn: Connection, keyring: Keyring) -> None:
         self._conn = conn
@@ -45,20 +45,34 @@ class PostgresCommandTransaction(TrendRecords):
         self._read: dict[str, CaseState] = {}
         self.changed: list[tuple[CaseState | None, CaseState]] = []
 
-    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Answer] | None:
+    async def prior_answer(self, actor: str, target: str, key: str) -> tuple[str, Remembered] | None:
         row = await self._conn.fetchrow(
-            "SELECT command, status, body FROM command_answers WHERE actor = $1 AND target = $2 AND key = $3",
+            "SELECT command, target, case_id, version, opened, status, body, answered_at FROM command_answers"
+            " WHERE actor = $1 AND target = $2 AND key = $3",
             actor,
             target,
             key,
         )
         if row is None:
             return None
-        body = json.loads(row["body"])
-        if isinstance(body, dict) and isinstance(body.get(_SEALED_BODY), str):
-            opener = await Opener.for_texts(self._conn, self._keyring, [body[_SEALED_BODY]])
-            body = json.loads(opener.text(body[_SEALED_BODY]) or "{}")
-        return row["command"], Answer(row["status"], body)
+        if row["case_id"] is not None:
+            return row["command"], Remembered(row["case_id"], row["version"], row["opened"], row["answered_at"])
+        return row["command"], await _from_body(self._conn, self._keyring, row)
+
+    async def case_at(self, case_id: str, version: int | None) -> CaseState | None:
+        if version is None:
+            return await self.case(case_id)
+        rows = await self._conn.fetch(
+            "SELECT type, schema_version, data::text FROM events WHERE stream_id = $1 AND version <= $2"
+            " ORDER BY version",
+            case_id,
+            version,
+        )
+        opener = await Opener.for_texts(self._conn, self._keyring, [r["data"] for r in rows])
+        state = None
+        for type_, schema_version, data in rows:
+            state = evolve(state, opener.value(read_case_event(type_, schema_version, data)))
+        return state
 
     async def case(self, case_id: str) -> CaseState | None:
         row = await self._conn.fetchrow("SELECT state, state_version FROM cases WHERE case_id = $1", case_id)
@@ -129,25 +143,61 @@ class PostgresCommandTransaction(TrendRecords):
             raise ConcurrencyConflict(type(e).__name__) from e
         self.changed.append((self._read.get(case.case_id), case))
 
-    async def remember(self, actor: str, target: str, key: str, command: str, answer: Answer) -> None:
-        body: dict[str, Any] = answer.body
-        customer = body.get("customer_id")
-        if isinstance(customer, str):  # a case's answer: it shows the case's texts
-            keys = await self._keyring.of_customers(self._conn, [customer])
-            body = {_SEALED_BODY: keys[customer].seal(json.dumps(body, default=str))}
+    async def remember(self, actor: str, target: str, key: str, command: str, result: Remembered) -> None:
         try:
             await self._conn.execute(
-                "INSERT INTO command_answers (actor, target, key, command, status, body)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO command_answers (actor, target, key, command, case_id, version, opened, answered_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 actor,
                 target,
                 key,
                 command,
-                answer.status,
-                json.dumps(body, default=str),
+                result.case_id,
+                result.version,
+                result.opened,
+                result.at,
             )
         except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
             raise ConcurrencyConflict(type(e).__name__) from e
+
+
+async def _from_body(conn: Connection, keyring: Keyring, row: asyncpg.Record) -> Remembered:
+    """An answer remembered by an earlier release, with its HTTP body: the case id and version it showed (a body
+    without them, e.g. erased: the target's case, as it is now)."""
+    body = json.loads(row["body"])
+    if isinstance(body, dict) and isinstance(body.get(_SEALED_BODY), str):
+        opener = await Opener.for_texts(conn, keyring, [body[_SEALED_BODY]])
+        body = json.loads(opener.text(body[_SEALED_BODY]) or "{}")
+    case_id = body.get("case_id") if isinstance(body, dict) else None
+    version = body.get("version") if isinstance(body, dict) else None
+    return Remembered(
+        case_id if isinstance(case_id, str) else row["target"],
+        version if isinstance(version, int) else None,
+        row["status"] == 201,
+        row["answered_at"],
+    )
+
+
+async def upgrade_answers(conn: Connection, keyring: Keyring, targets: Sequence[str]) -> None:
+    """The answers to these targets still remembered with their HTTP body (before migration 021) rewritten as
+    their domain result, their body dropped: an erasure does it while the customer's key can still open them."""
+    rows = await conn.fetch(
+        "SELECT actor, target, key, status, body, answered_at FROM command_answers"
+        " WHERE target = ANY($1::text[]) AND case_id IS NULL",
+        list(targets),
+    )
+    for row in rows:
+        result = await _from_body(conn, keyring, row)
+        await conn.execute(
+            "UPDATE command_answers SET case_id = $4, version = $5, opened = $6, body = NULL"
+            " WHERE actor = $1 AND target = $2 AND key = $3",
+            row["actor"],
+            row["target"],
+            row["key"],
+            result.case_id,
+            result.version,
+            result.opened,
+        )
 
 
 class PostgresCommandStore:

@@ -8,8 +8,8 @@
 - cases: the snapshots, written by the erasure's evolve (the pseudonym, every text the literal [erased]).
 - signal_log: the pseudonym and [erased] for the text, for every signal of the customer's (those that opened
   no case too).
-- command_answers: the remembered answers about those cases (whose bodies showed the case) say only that the
-  data was erased; one scoped to the customer is scoped to the pseudonym.
+- command_answers: the answers remembered for those cases hold the case id and version, no text (an earlier
+  release's HTTP bodies are rewritten so first); one scoped to the customer is scoped to the pseudonym.
 - customer_keys: the customer's key is deleted, so any sealed copy left anywhere (a backup) stays unreadable.
 - erased_customers: the keyed hash of the id (under each configured master key), the pseudonym and the cases.
 """
@@ -24,7 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases
-from service.adapters.postgres.command_store import CUSTOMER_LOCK
+from service.adapters.postgres.command_store import CUSTOMER_LOCK, upgrade_answers
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.errors import CONFLICTS
 from service.app.erasure import Erasure
@@ -35,7 +35,6 @@ from service.domain.personal import ERASED_TEXT, map_personal_json
 from service.domain.registry import CUSTOMER_ID_PATHS, PERSONAL_PATHS, SNAPSHOT
 
 ERASURE_TYPE = "case.personal_data_erased"
-_ERASED_ANSWER = json.dumps({"personal_data_erased": True})
 
 
 class PostgresErasureTransaction:
@@ -87,14 +86,10 @@ class PostgresErasureTransaction:
             pseudonym,
             ERASED_TEXT,
         )
+        customer_target, pseudonym_target = f"customer/{customer_id}", f"customer/{pseudonym}"
+        await upgrade_answers(conn, self._keyring, [*case_ids, customer_target])
         await conn.execute(
-            "UPDATE command_answers SET body = $4::json,"
-            " target = CASE WHEN target = $2 THEN $3 ELSE target END"
-            " WHERE target = ANY($1::text[]) OR target = $2",
-            case_ids,
-            f"customer/{customer_id}",
-            f"customer/{pseudonym}",
-            _ERASED_ANSWER,
+            "UPDATE command_answers SET target = $2 WHERE target = $1", customer_target, pseudonym_target
         )
         keys = await conn.fetchval(
             "WITH gone AS (DELETE FROM customer_keys WHERE customer_id = $1 RETURNING 1) SELECT count(*) FROM gone",

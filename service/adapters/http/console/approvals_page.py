@@ -11,13 +11,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service.adapters.http.bounds import MAX_CURSOR_LENGTH
-from service.adapters.http.console import actions
+from service.adapters.http.case_commands import CASE_COMMANDS
 from service.adapters.http.console.case_page import Id, act
 from service.adapters.http.console.pages import Console, go, render, signed_in
 from service.adapters.postgres.case_reads import InvalidCursor
 from service.domain.case import CompensationStatus
 from service.domain.workflow import RESOLVERS
 
+APPROVE = next(entry for entry in CASE_COMMANDS if entry.name == "approve_compensation")
 PAGE_SIZE = 25  # cases per page; each shows every compensation of it that waits
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 
@@ -35,15 +36,9 @@ def approvals_routes(router: APIRouter, console: Console) -> None:
         async def refused(status: int, key: str, reason: str) -> Response:
             return await _page(request, console, None, status, refusal=(key, reason))
 
-        key = f"approve:{request_id}"
+        ids = {"request_id": request_id}
         return await act(
-            request,
-            console,
-            case_id,
-            key,
-            actions.approve(request_id),
-            refused,
-            "/console/approvals?done=approved",
+            request, console, case_id, APPROVE.form_key(ids), APPROVE, ids, refused, "/console/approvals?done=approved"
         )
 
 

@@ -6,15 +6,17 @@ never an HTTP call to the API, so the console can never do what the API refuses.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.adapters.http.console import actions, timeline, views
-from service.adapters.http.console.actions import ACTIONS, DONE, Form
+from service.adapters.http.case_commands import CASE_COMMANDS, CaseCommand
+from service.adapters.http.console import timeline, views
+from service.adapters.http.console.actions import DONE, Form
 from service.adapters.http.console.pages import (
     PRINTABLE,
     Console,
@@ -28,7 +30,7 @@ from service.adapters.http.console.pages import (
 from service.adapters.http.console.session import csrf_ok
 from service.adapters.http.errors import status_of
 from service.api_tokens import ApiToken
-from service.app.commands import CaseNotFound, Command, run_command
+from service.app.commands import CaseNotFound, run_command
 from service.domain.bounds import MAX_ID_LENGTH
 from service.domain.case import CaseStatus, CompensationStatus, case_currency
 from service.domain.errors import DomainError
@@ -50,6 +52,12 @@ CHOICES = {
 }
 
 
+COMMAND_PATHS = [
+    (re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", entry.path) + "$"), entry) for entry in CASE_COMMANDS
+]
+"""Each command's path under the case, its ids captured: the page's forms post where the API's commands go."""
+
+
 def case_routes(router: APIRouter, console: Console) -> None:
     @router.get("/cases/{case_id}")
     async def case_page(request: Request, case_id: Id, done: str = "") -> Response:
@@ -57,32 +65,30 @@ def case_routes(router: APIRouter, console: Console) -> None:
             return go("/console/sign-in")
         return await show_case(request, console, case_id, 200, done=DONE.get(done))
 
-    @router.post("/cases/{case_id}/steps/{step_id}/outcome")
-    async def record_step(request: Request, case_id: Id, step_id: Id) -> Response:
-        return await _on_case(
-            request, console, case_id, f"outcome:{step_id}", actions.record_step(step_id), "outcome"
-        )
-
-    @router.post("/cases/{case_id}/compensations/{request_id}/approve")
-    async def approve(request: Request, case_id: Id, request_id: Id) -> Response:
-        return await _on_case(
-            request, console, case_id, f"approve:{request_id}", actions.approve(request_id), "approved"
-        )
-
-    @router.post("/cases/{case_id}/{action}")
+    @router.post("/cases/{case_id}/{action:path}")
     async def act_on_case(request: Request, case_id: Id, action: str) -> Response:
-        if action not in ACTIONS:
+        found = _command_at(action)
+        if found is None:
             return HTMLResponse("not found", 404)
-        return await _on_case(request, console, case_id, action, ACTIONS[action][0], action)
+        entry, ids = found
+
+        async def refused(status: int, key: str, reason: str) -> Response:
+            return await show_case(request, console, case_id, status, refusal=(key, reason))
+
+        then = f"/console/cases/{case_id}?done={entry.done_key}"
+        return await act(request, console, case_id, entry.form_key(ids), entry, ids, refused, then)
 
 
-async def _on_case(
-    request: Request, console: Console, case_id: str, key: str, make: Callable[[Form], Command], done: str
-) -> Response:
-    async def refused(status: int, key: str, reason: str) -> Response:
-        return await show_case(request, console, case_id, status, refusal=(key, reason))
-
-    return await act(request, console, case_id, key, make, refused, f"/console/cases/{case_id}?done={done}")
+def _command_at(action: str) -> tuple[CaseCommand, dict[str, str]] | None:
+    """The command whose path this is, with its ids (each a bounded printable id); None: no such command."""
+    for pattern, entry in COMMAND_PATHS:
+        matched = pattern.match(action)
+        if matched is None:
+            continue
+        ids = matched.groupdict()
+        if all(len(v) <= MAX_ID_LENGTH and PRINTABLE.match(v) for v in ids.values()):
+            return entry, ids
+    return None
 
 
 async def act(
@@ -90,7 +96,8 @@ async def act(
     console: Console,
     case_id: str,
     key: str,
-    make: Callable[[Form], Command],
+    entry: CaseCommand,
+    ids: Mapping[str, str],
     refused: Refused,
     then: str,
 ) -> Response:
@@ -109,8 +116,8 @@ async def act(
     if not version.isdigit() or len(version) > 18:
         return await refused(422, key, "The form had no case version: reload the page.")
     try:
-        command = make(Form(case_id, fields, DomainActor(actor.actor, actor.role), int(version), console))
-        await run_command(command, console.store_of(), console.sla, lambda s, signals: {})
+        submitted = Form(case_id, fields, DomainActor(actor.actor, actor.role), int(version))
+        await run_command(submitted.submission(entry, ids), console.store_of(), console.rules, console.trends)
     except CaseNotFound:
         return await show_case(request, console, case_id, 404)
     except DomainError as e:
@@ -143,7 +150,7 @@ async def show_case(
         actor=actor,
         case=case.state,
         read=case,
-        clocks=views.clocks(case.state, console.sla, now),
+        clocks=views.clocks(case.state, console.rules.sla, now),
         reasons=views.severity_reasons(case),
         timeline=timeline.timeline(events),
         refusals=dict([refusal]) if refusal else {},
@@ -156,7 +163,7 @@ async def show_case(
         open_steps=open_steps,
         waiting=waiting,
         currency=case_currency(case.state) or "EUR",
-        root_causes=sorted(console.root_causes),
+        root_causes=sorted(console.rules.root_causes),
         max_summary=MAX_SUMMARY_LENGTH,
         **CHOICES,
         **context,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,8 +18,7 @@ from service.adapters.http.console.session import Session, Sessions
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
-from service.domain.compensation_limits import CompensationLimits
-from service.domain.sla import SlaPolicy
+from service.domain.commands import CommandRules
 from service.domain.trends import TrendPolicy
 
 HERE = Path(__file__).parent
@@ -45,11 +44,9 @@ class Console:
 
     reads_of: Callable[[], PostgresCaseReads]
     store_of: Callable[[], CommandStore]
-    sla: SlaPolicy
+    rules: CommandRules  # the deciders' (root causes: the taxonomy a resolution's tag is chosen from)
     trends: TrendPolicy
     sessions: Sessions
-    root_causes: Collection[str] = ()  # the taxonomy a resolution's root-cause tag is chosen from
-    limits: CompensationLimits = field(default_factory=CompensationLimits)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -24,9 +24,8 @@ from service.adapters.postgres.console_sessions import SessionTimeouts
 from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
 from service.domain.bounds import MAX_ID_LENGTH
-from service.domain.compensation_limits import CompensationLimits
+from service.domain.commands import CommandRules
 from service.domain.severity import Severity
-from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 
 PAGE_SIZE = 25
@@ -39,13 +38,11 @@ _SEVERITIES = [s.value for s in Severity]
 def console_router(
     reads_of: Callable[[], PostgresCaseReads],
     store_of: Callable[[], CommandStore],
-    sla: SlaPolicy,
+    rules: CommandRules,
     trends: TrendPolicy,
     sessions: Sessions,
-    root_causes: Collection[str] = (),
-    limits: CompensationLimits | None = None,
 ) -> APIRouter:
-    console = Console(reads_of, store_of, sla, trends, sessions, root_causes, limits or CompensationLimits())
+    console = Console(reads_of, store_of, rules, trends, sessions)
     router = APIRouter(prefix="/console", include_in_schema=False)
     _sign_in_routes(router, console)
     _queue_routes(router, console)
@@ -183,7 +180,7 @@ def _queue_routes(router: APIRouter, console: Console) -> None:
             template,
             csrf=session.csrf,
             actor=actor,
-            rows=[(c.state, views.next_clock(c.state, console.sla, now)) for c in cases],
+            rows=[(c.state, views.next_clock(c.state, console.rules.sla, now)) for c in cases],
             now=now,
             filters=filters,
             severities=_SEVERITIES,
