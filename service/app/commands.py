@@ -111,7 +111,9 @@ class Submission:
     # If-Match: the case version the command was decided on (None: the latest); checked in its transaction
     expected_version: int | None = None
     traceparent: str | None = None  # W3C trace context of the request: the events it causes carry it on
-    logged: bool = True  # one log line for it; a policy apply's thousands of corrections are summed up instead
+    logged: bool = (
+        True  # one log line for it; a policy apply's thousands of corrections are summed up instead
+    )
 
     @property
     def name(self) -> str:
@@ -138,13 +140,17 @@ async def run_command(
     }
     try:
         result, _ = await decided_again_on_conflict(lambda: _run_once(submission, store, rules, trends))
-    except Exception as e:  # logged with the refusal's or failure's type only (its detail may quote input), re-raised
+    except (
+        Exception
+    ) as e:  # logged with the refusal's or failure's type only (its detail may quote input), re-raised
         if submission.logged:
             log.info("command", **facts, case_id=submission.case_id or None, result=type(e).__name__)
         raise
     if submission.logged:
         outcome = "repeated" if result.repeated else "applied" if result.events or opening else "unchanged"
-        log.info("command", **facts, case_id=result.state.case_id, result=outcome, version=result.state.version)
+        log.info(
+            "command", **facts, case_id=result.state.case_id, result=outcome, version=result.state.version
+        )
     return result
 
 
@@ -254,6 +260,4 @@ async def land_compensation_result(
     if case_id is None:
         raise InvalidValue(f"no compensation request {request_id}", "request_id")
     result = LandCompensationResult(request_id, settled, detail)
-    await run_command(
-        Submission(result, BILLING, case_id, traceparent=traceparent), store, CommandRules(sla)
-    )
+    await run_command(Submission(result, BILLING, case_id, traceparent=traceparent), store, CommandRules(sla))

@@ -11,7 +11,9 @@ from service.domain.policy_change import PolicyChange
 from service.domain.sla import SlaPolicy
 from service.domain.workflow import Actor
 
-SYSTEM = Actor("sla-policy", "system")  # names the command; the event itself records no actor: no person caused it
+SYSTEM = Actor(
+    "sla-policy", "system"
+)  # names the command; the event itself records no actor: no person caused it
 
 
 async def correct_case(

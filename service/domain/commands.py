@@ -243,7 +243,14 @@ def decide(command: Command, case: CaseState | None, facts: Facts, rules: Comman
             return decide_record_step(case, step_id, outcome, notes, actor, now)
         case Resolve(resolution_type, root_cause, prevention_action):
             return decide_resolve(
-                case, resolution_type, root_cause, prevention_action, actor, rules.root_causes, now, sla=rules.sla
+                case,
+                resolution_type,
+                root_cause,
+                prevention_action,
+                actor,
+                rules.root_causes,
+                now,
+                sla=rules.sla,
             )
         case RequestCompensation(kind, amount, currency, reason):
             request_id = compensation_request_id(

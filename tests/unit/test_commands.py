@@ -90,7 +90,11 @@ def test_every_routing_entry_makes_its_command_from_a_valid_body() -> None:
         "assign": {"owner": "ana"},
         "add_step": {"kind": "call_customer"},
         "record_step": {"outcome": "completed"},
-        "resolve": {"resolution_type": "full_refund", "root_cause": "billing_error", "prevention_action": "fix"},
+        "resolve": {
+            "resolution_type": "full_refund",
+            "root_cause": "billing_error",
+            "prevention_action": "fix",
+        },
         "request_compensation": {"kind": "refund", "amount": "10", "currency": "EUR", "reason": "late"},
         "follow_up": {"satisfied": True},
         "reopen": {"reason": "again"},

@@ -73,9 +73,7 @@ class CaseCommand:
 
 
 CASE_COMMANDS: tuple[CaseCommand, ...] = (
-    CaseCommand(
-        "assign", "assign", lambda b, _: Assign(b.owner), "Set the owner.", "Owner set.", AssignBody
-    ),
+    CaseCommand("assign", "assign", lambda b, _: Assign(b.owner), "Set the owner.", "Owner set.", AssignBody),
     CaseCommand(
         "acknowledge",
         "acknowledge",

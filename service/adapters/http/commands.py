@@ -50,7 +50,9 @@ _PATH_IDS = {"step_id": StepId, "request_id": RequestId}  # the annotation of ea
 Run = Callable[[Submission], Any]
 
 
-def command_router(store_of: Callable[[], CommandStore], rules: CommandRules, trends: TrendPolicy) -> APIRouter:
+def command_router(
+    store_of: Callable[[], CommandStore], rules: CommandRules, trends: TrendPolicy
+) -> APIRouter:
     on_case = {**COMMAND_ERRORS, **NOT_FOUND, **STALE, **ETAG}
     router = APIRouter(prefix="/v1/cases/{case_id}", route_class=AuthenticatedRoute, responses=on_case)
     opening = APIRouter(prefix="/v1/cases", route_class=AuthenticatedRoute, responses=COMMAND_ERRORS)

@@ -56,7 +56,9 @@ class PostgresCommandTransaction(TrendRecords):
         if row is None:
             return None
         if row["case_id"] is not None:
-            return row["command"], Remembered(row["case_id"], row["version"], row["opened"], row["answered_at"])
+            return row["command"], Remembered(
+                row["case_id"], row["version"], row["opened"], row["answered_at"]
+            )
         return row["command"], await _from_body(self._conn, self._keyring, row)
 
     async def case_at(self, case_id: str, version: int | None) -> CaseState | None:

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from service.adapters.http.case_commands import CASE_COMMANDS, CaseCommand
 from service.adapters.http.console import timeline, views
 from service.adapters.http.console.actions import DONE, Form
+from service.adapters.http.console.offers import offers
 from service.adapters.http.console.pages import (
     PRINTABLE,
     Console,
@@ -29,15 +30,13 @@ from service.adapters.http.console.pages import (
 )
 from service.adapters.http.console.session import csrf_ok
 from service.adapters.http.errors import status_of
-from service.api_tokens import ApiToken
 from service.app.commands import CaseNotFound, run_command
 from service.domain.bounds import MAX_ID_LENGTH
-from service.domain.case import CaseStatus, CompensationStatus, case_currency
+from service.domain.case import CompensationStatus, case_currency
 from service.domain.errors import DomainError
 from service.domain.events import CompensationKind, ResolutionType, StepKind, StepOutcome
 from service.domain.sla import PauseReason
-from service.domain.summary import MAX_SUMMARY_LENGTH, may_edit_summary
-from service.domain.workflow import RESOLVERS
+from service.domain.summary import MAX_SUMMARY_LENGTH
 from service.domain.workflow import Actor as DomainActor
 
 Id = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=PRINTABLE.pattern)]
@@ -53,7 +52,8 @@ CHOICES = {
 
 
 COMMAND_PATHS = [
-    (re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", entry.path) + "$"), entry) for entry in CASE_COMMANDS
+    (re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", entry.path) + "$"), entry)
+    for entry in CASE_COMMANDS
 ]
 """Each command's path under the case, its ids captured: the page's forms post where the API's commands go."""
 
@@ -137,11 +137,13 @@ async def show_case(
     case, events = found
     now = datetime.now(UTC)
     refusal = context.pop("refusal", None)
-    offered = offers(case.state.status, actor)
-    open_steps = [s for s in case.state.steps if s.outcome is None]
-    waiting = [c for c in case.state.compensations if c.status is CompensationStatus.AWAITING_APPROVAL]
-    forms = offered | {f"outcome:{s.step_id}" for s in open_steps if "outcome" in offered}
-    forms |= {f"approve:{c.request_id}" for c in waiting if "approve" in offered}
+    offered = offers(case.state, DomainActor(actor.actor, actor.role), console.rules, now)
+    open_steps = [s for s in case.state.steps if f"outcome:{s.step_id}" in offered]
+    waiting = [
+        c
+        for c in case.state.compensations
+        if c.status is CompensationStatus.AWAITING_APPROVAL and f"approve:{c.request_id}" in offered
+    ]
     return render(
         request,
         "case.html",
@@ -155,7 +157,7 @@ async def show_case(
         timeline=timeline.timeline(events),
         refusals=dict([refusal]) if refusal else {},
         unplaced=refusal[1]
-        if refusal and refusal[0] not in forms
+        if refusal and refusal[0] not in offered
         else None,  # a form this page does not show
         now=now,
         time_left=views.time_left,
@@ -168,17 +170,3 @@ async def show_case(
         **CHOICES,
         **context,
     )
-
-
-def offers(status: CaseStatus, actor: ApiToken) -> set[str]:
-    """The forms the page shows: what the viewer's role may do on a case in this status."""
-    if status is CaseStatus.OPEN:
-        shown = {"assign", "acknowledge", "steps", "outcome", "compensations", "resolve", "approve", "notes"}
-        shown |= {"pause", "resume"}  # _pause.html shows the one that fits
-    elif status is CaseStatus.RESOLVED:
-        shown = {"follow-up", "reopen", "compensations", "approve", "notes"}
-    else:
-        shown = {"reopen", "notes"}
-    if may_edit_summary(status, actor.role):
-        shown.add("summary")
-    return shown if actor.role in RESOLVERS else shown - {"resolve", "approve"}
