@@ -54,3 +54,15 @@ def faststream_security(settings: Settings) -> Any:
     kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
     password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
     return kinds[mechanism](settings.kafka_sasl_username or "", password, ssl_context=context, use_ssl=tls)
+
+
+class OffsetsAreOurs:
+    """The consumer a FastStream message is given by our parsers (FastStream's `ConsumerProtocol`): it commits
+    nothing and seeks nowhere, because the consumers commit their own offsets explicitly (signals: with the
+    database transaction; billing results: after each answer lands)."""
+
+    async def commit(self) -> None:
+        return None
+
+    def seek(self, partition: Any, offset: int) -> None:
+        return None

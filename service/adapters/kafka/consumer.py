@@ -33,9 +33,9 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import FakeConsumer
 from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 
+from service.adapters.kafka.client import OffsetsAreOurs
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_signal
 from service.adapters.kafka.spans import apply_span, batch_span, describe_applied
 from service.adapters.retry import retrying
@@ -111,10 +111,14 @@ class SignalConsumer:
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="signal-writer")
 
-    async def drain(self) -> None:
-        """Finish every decoded batch (unless the writer has failed), then stop the writer."""
+    async def finish_decoded(self) -> None:
+        """Wait until every decoded batch is written (at once when the writer has failed: nothing more will be)."""
         if self.failed is None:
             await self._queue.join()
+
+    async def drain(self) -> None:
+        """Finish every decoded batch, then stop the writer."""
+        await self.finish_decoded()
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -308,8 +312,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.group = group
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if self.signals.failed is None:
-            await self.signals._queue.join()
+        await self.signals.finish_decoded()
         ASSIGNED_PARTITIONS.set(0)
         for tp in revoked:  # another instance reports these now: a stale value here would mislead
             with contextlib.suppress(KeyError):
@@ -351,7 +354,7 @@ async def _records_as_they_are(
         raw_message=records,
         body=[],
         message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
-        consumer=FakeConsumer(),  # never acked through FastStream: offsets are ours (see the module doc)
+        consumer=OffsetsAreOurs(),  # never acked through FastStream: offsets are ours (see the module doc)
     )
 
 

@@ -443,7 +443,11 @@ def _reason(error: ValidationError) -> str:
     )
 
 
+class UnpublishableEvent(ValueError):
+    """A stored event whose shape the contract cannot carry: the relay parks it, its text names why (no data)."""
+
+
 def _invalid(event: LoggedEvent, reason: str) -> NoReturn:
-    raise ValueError(
+    raise UnpublishableEvent(
         f"cannot publish the stored event at position {event.position} (type {event.type!r}): {reason}"
     )

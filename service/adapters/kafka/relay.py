@@ -49,7 +49,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from service.adapters.kafka.client import MAX_RECORD_BYTES
-from service.adapters.kafka.outgoing import OutgoingMessage, OutgoingTopics, to_messages
+from service.adapters.kafka.outgoing import OutgoingMessage, OutgoingTopics, UnpublishableEvent, to_messages
 from service.adapters.kafka.spans import publish_span
 from service.adapters.postgres.event_feed import PostgresEventFeed, RelayLease
 from service.adapters.postgres.parking import RELAY, OpenStream, Parked
@@ -292,10 +292,8 @@ class EventRelay:
 
 def fault_reason(error: BaseException) -> str:
     """The error's type and, for messages of our own or the Kafka client's, its text; never event data."""
-    text = str(error)
-    ours = isinstance(error, ValueError) and text.startswith("cannot publish the stored event")
-    if ours or isinstance(error, (*RECORD_REFUSED, *MAYBE_RECORD_REFUSED)):
-        return f"{type(error).__name__}: {text[:300]}"
+    if isinstance(error, (UnpublishableEvent, *RECORD_REFUSED, *MAYBE_RECORD_REFUSED)):
+        return f"{type(error).__name__}: {str(error)[:300]}"
     return type(error).__name__
 
 

@@ -12,10 +12,10 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import FakeConsumer
 from faststream.kafka.message import KafkaMessage as FastStreamKafkaMessage
 from pydantic import Field
 
+from service.adapters.kafka.client import OffsetsAreOurs
 from service.adapters.kafka.cloudevents import InvalidMessage, decode_event, validate_data
 from service.adapters.kafka.consumer import dead_letter
 from service.adapters.kafka.wire import MAX_SHORT_TEXT_LENGTH, Identifier, ShortText, WireModel
@@ -126,7 +126,7 @@ async def _record_as_it_is(record: Any, _faststream_parser: Any) -> FastStreamKa
         raw_message=record,
         body=b"",
         message_id=f"{record.topic}-{record.partition}-{record.offset}",
-        consumer=FakeConsumer(),
+        consumer=OffsetsAreOurs(),
     )
 
 

@@ -105,7 +105,7 @@ async def test_a_poison_event_holds_back_only_its_case_until_it_is_fixed_and_rel
         own = rows[poison]
         assert own["stream_id"] == "case-a" and own["state"] == "parked" and own["behind"] is None
         assert (
-            own["reason"].startswith("ValueError: cannot publish the stored event")
+            own["reason"].startswith("UnpublishableEvent: cannot publish the stored event")
             and "data.amount" in own["reason"]
         )
         assert "12,50" not in own["reason"] and "flood" not in own["reason"]  # no stored data in the reason

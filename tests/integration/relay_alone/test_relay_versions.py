@@ -62,7 +62,7 @@ async def test_an_event_of_a_newer_schema_version_is_parked_and_holds_back_only_
 
         rows = await eventually(parked, what="the newer event and the one behind it parked")
         assert rows[newer]["reason"] == (
-            f"ValueError: cannot publish the stored event at position {newer} (type 'case.acknowledged'):"
+            f"UnpublishableEvent: cannot publish the stored event at position {newer} (type 'case.acknowledged'):"
             " case.acknowledged is stored at schema version 7; this build reads 1 to 1"
         )
         assert rows[behind]["reason"] == f"behind parked event {newer}"
