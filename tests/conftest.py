@@ -42,3 +42,20 @@ async def database_url(postgres: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     yield with_database(postgres, name)
+
+
+_TIER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's setup, call and teardown time, summed per tier (tests/<tier>/…)."""
+    parts = report.nodeid.split("/")
+    tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+    _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How long each tier took, so the suite's growth is seen per tier (docs/developers.md: Tests)."""
+    if _TIER_SECONDS:
+        summary = ", ".join(f"{tier} {seconds:.0f} s" for tier, seconds in sorted(_TIER_SECONDS.items()))
+        terminalreporter.write_line(f"time per tier: {summary}")

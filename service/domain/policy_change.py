@@ -63,7 +63,7 @@ def _same(policy: SlaPolicy, old: SlaClock, new: SlaClock) -> bool:
     """Nothing a timer, a pause or a reader of the clock goes by moved (a new version alone moves nothing)."""
     return (
         old.deadline == new.deadline
-        and policy.warning_of(old) == new.warning_at
+        and policy.warning_of(old) == policy.warning_of(new)
         and (old.calendar or ALWAYS_OPEN_NAME) == new.calendar
         and old.pausable == new.pausable
     )
