@@ -13,13 +13,12 @@ import asyncpg
 from service.adapters.postgres.case_reads import signals_of
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
 from service.adapters.postgres.data_keys import Keyring
-from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.errors import store_transaction
 from service.adapters.postgres.sealing import Opener, Sealer
 from service.adapters.postgres.trend_store import TrendRecords
 from service.app.commands import Remembered
 from service.domain.case import CaseState, evolve
 from service.domain.compensation import CompensationHistory
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT, read_case_event
 from service.domain.timers import Timer
@@ -136,31 +135,26 @@ class PostgresCommandTransaction(TrendRecords):
     async def record(
         self, events: Sequence[NewEvent], case: CaseState, timers: Mapping[str, Sequence[Timer]]
     ) -> None:
-        try:
-            sealer = await Sealer.for_cases(self._conn, self._keyring, [case])
-            await save_timers(self._conn, timers)
-            await save_cases(self._conn, [sealer.state(case)])
-            await append_events(self._conn, sealer.events(events))
-        except CONFLICTS as e:
-            raise ConcurrencyConflict(type(e).__name__) from e
+        sealer = await Sealer.for_cases(self._conn, self._keyring, [case])
+        await save_timers(self._conn, timers)
+        await save_cases(self._conn, [sealer.state(case)])
+        await append_events(self._conn, sealer.events(events))
         self.changed.append((self._read.get(case.case_id), case))
 
     async def remember(self, actor: str, target: str, key: str, command: str, result: Remembered) -> None:
-        try:
-            await self._conn.execute(
-                "INSERT INTO command_answers (actor, target, key, command, case_id, version, opened, answered_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                actor,
-                target,
-                key,
-                command,
-                result.case_id,
-                result.version,
-                result.opened,
-                result.at,
-            )
-        except CONFLICTS as e:  # the same key, concurrently: decide again and find its answer
-            raise ConcurrencyConflict(type(e).__name__) from e
+        # the same key, concurrently: a unique violation, so the command is decided again and finds this answer
+        await self._conn.execute(
+            "INSERT INTO command_answers (actor, target, key, command, case_id, version, opened, answered_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            actor,
+            target,
+            key,
+            command,
+            result.case_id,
+            result.version,
+            result.opened,
+            result.at,
+        )
 
 
 async def _from_body(conn: Connection, keyring: Keyring, row: asyncpg.Record) -> Remembered:
@@ -218,12 +212,9 @@ class PostgresCommandStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresCommandTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with store_transaction(self._pool) as conn:
             tx = PostgresCommandTransaction(conn, self._keyring)
-            try:
-                yield tx
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+            yield tx
         if self._committed is not None:
             for before, after in tx.changed:
                 self._committed(before, after)

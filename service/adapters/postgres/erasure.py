@@ -26,10 +26,9 @@ import asyncpg
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases
 from service.adapters.postgres.command_store import CUSTOMER_LOCK, upgrade_answers
 from service.adapters.postgres.data_keys import Keyring
-from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.errors import store_transaction
 from service.app.erasure import Erasure
 from service.domain.case import CaseState
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.personal import ERASED_TEXT, map_personal_json
 from service.domain.registry import CUSTOMER_ID_PATHS, PERSONAL_PATHS, SNAPSHOT
@@ -66,10 +65,7 @@ class PostgresErasureTransaction:
     async def erase(
         self, customer_id: str, erasure: Erasure, events: Sequence[NewEvent], cases: Sequence[CaseState]
     ) -> bool:
-        try:
-            return await self._erase(customer_id, erasure, events, cases)
-        except CONFLICTS as e:
-            raise ConcurrencyConflict(type(e).__name__) from e
+        return await self._erase(customer_id, erasure, events, cases)
 
     async def _erase(
         self, customer_id: str, erasure: Erasure, events: Sequence[NewEvent], cases: Sequence[CaseState]
@@ -156,11 +152,8 @@ class PostgresErasureStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresErasureTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                yield PostgresErasureTransaction(conn, self._keyring)
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+        async with store_transaction(self._pool) as conn:
+            yield PostgresErasureTransaction(conn, self._keyring)
 
     async def erased(self, customer_ids: Sequence[str]) -> set[str]:
         """Which of these customers were erased (`recovery dlq replay` skips their dead letters)."""

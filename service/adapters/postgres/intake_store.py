@@ -12,12 +12,11 @@ import asyncpg
 
 from service.adapters.postgres.case_writes import CASE_COLUMNS, append_events, save_cases, save_timers
 from service.adapters.postgres.data_keys import Keyring
-from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.errors import store_transaction
 from service.adapters.postgres.sealing import Sealer
 from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
 from service.domain.case import CaseState
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import IntakePlan, Outcome
 from service.domain.registry import SNAPSHOT
 
@@ -125,18 +124,15 @@ class PostgresIntakeTransaction:
 
     async def record(self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         """Write the whole batch; the event insert comes last, under the append lock, so positions commit in order."""
-        try:
-            sealer = await Sealer.for_cases(self._conn, self._keyring, plan.cases.values())
-            await self._log_signals(plan, sealer)
-            await save_timers(self._conn, plan.timers)
-            states = sealer.states(plan.cases.values())
-            self._snapshots.written(states, await save_cases(self._conn, states))
-            await self._save_offsets(group, next_offsets)
-            await append_events(self._conn, sealer.events(plan.events))
-            if plan.root_causes:  # rare (a signal reopened a resolved case): the trend loop recounts the tag
-                await mark_trends_due(self._conn, plan.root_causes)
-        except CONFLICTS as e:
-            raise ConcurrencyConflict(type(e).__name__) from e
+        sealer = await Sealer.for_cases(self._conn, self._keyring, plan.cases.values())
+        await self._log_signals(plan, sealer)
+        await save_timers(self._conn, plan.timers)
+        states = sealer.states(plan.cases.values())
+        self._snapshots.written(states, await save_cases(self._conn, states))
+        await self._save_offsets(group, next_offsets)
+        await append_events(self._conn, sealer.events(plan.events))
+        if plan.root_causes:  # rare (a signal reopened a resolved case): the trend loop recounts the tag
+            await mark_trends_due(self._conn, plan.root_causes)
 
     async def _log_signals(self, plan: IntakePlan, sealer: Sealer) -> None:
         applied = sorted(plan.applied, key=lambda a: a.signal.key)
@@ -189,11 +185,8 @@ class PostgresIntakeStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresIntakeTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                yield PostgresIntakeTransaction(conn, self._keyring, self._snapshots)
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+        async with store_transaction(self._pool) as conn:
+            yield PostgresIntakeTransaction(conn, self._keyring, self._snapshots)
 
     async def next_offsets(self, group: str, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
         rows = await self._pool.fetch(

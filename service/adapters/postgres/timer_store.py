@@ -10,9 +10,8 @@ import asyncpg
 import structlog
 
 from service.adapters.postgres.case_writes import Connection, append_events, save_cases, save_timers
-from service.adapters.postgres.errors import CONFLICTS
+from service.adapters.postgres.errors import store_transaction
 from service.domain.case import CaseState
-from service.domain.errors import ConcurrencyConflict
 from service.domain.intake import NewEvent
 from service.domain.registry import SNAPSHOT
 from service.domain.sla import clock_name
@@ -111,21 +110,18 @@ class PostgresTimerTransaction:
         timers: Mapping[str, Sequence[Timer]],
         set_aside: Sequence[Timer] = (),
     ) -> None:
-        try:
-            await self._conn.execute(
-                "UPDATE sla_timers t SET fired_at = now(), set_aside_at = CASE WHEN f.aside THEN now() END"
-                " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS f(case_id, sla, kind, aside)"
-                " WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
-                [t.case_id for t in (*fired, *set_aside)],
-                [str(t.sla) for t in (*fired, *set_aside)],
-                [t.kind.value for t in (*fired, *set_aside)],
-                [False] * len(fired) + [True] * len(set_aside),
-            )
-            await save_timers(self._conn, timers)
-            await save_cases(self._conn, cases.values())
-            await append_events(self._conn, events)
-        except CONFLICTS as e:
-            raise ConcurrencyConflict(type(e).__name__) from e
+        await self._conn.execute(
+            "UPDATE sla_timers t SET fired_at = now(), set_aside_at = CASE WHEN f.aside THEN now() END"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS f(case_id, sla, kind, aside)"
+            " WHERE (t.case_id, t.sla, t.kind) = (f.case_id, f.sla, f.kind)",
+            [t.case_id for t in (*fired, *set_aside)],
+            [str(t.sla) for t in (*fired, *set_aside)],
+            [t.kind.value for t in (*fired, *set_aside)],
+            [False] * len(fired) + [True] * len(set_aside),
+        )
+        await save_timers(self._conn, timers)
+        await save_cases(self._conn, cases.values())
+        await append_events(self._conn, events)
 
 
 class PostgresTimerStore:
@@ -134,8 +130,5 @@ class PostgresTimerStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTimerTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                yield PostgresTimerTransaction(conn)
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+        async with store_transaction(self._pool) as conn:
+            yield PostgresTimerTransaction(conn)

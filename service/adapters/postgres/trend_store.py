@@ -14,8 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from service.adapters.postgres.case_writes import Connection, append_events, lock_appends
-from service.adapters.postgres.errors import CONFLICTS
-from service.domain.errors import ConcurrencyConflict
+from service.adapters.postgres.errors import store_transaction
 from service.domain.intake import NewEvent
 
 
@@ -51,10 +50,7 @@ async def record_trend(
         due_at,
     )
     if event is not None:
-        try:
-            await append_events(conn, [event])
-        except CONFLICTS as e:
-            raise ConcurrencyConflict(type(e).__name__) from e
+        await append_events(conn, [event])
 
 
 async def mark_trends_due(conn: Connection, tags: Collection[str]) -> None:
@@ -113,8 +109,5 @@ class PostgresTrendStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTrendTransaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                yield PostgresTrendTransaction(conn)
-            except CONFLICTS as e:
-                raise ConcurrencyConflict(type(e).__name__) from e
+        async with store_transaction(self._pool) as conn:
+            yield PostgresTrendTransaction(conn)
