@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.app.commands import Remembered
+from service.app.erasure import Erasure
+from service.app.reads import CaseSignal
 from service.domain.case import CaseState, CaseStatus, evolve
 from service.domain.compensation import CompensationHistory
 from service.domain.errors import ConcurrencyConflict
@@ -38,6 +40,14 @@ class Held:
     trends: dict[str, tuple[bool, int, datetime | None]] = field(
         default_factory=dict
     )  # active, crossings, due
+    positions: dict[str, list[int]] = field(default_factory=dict)  # each event's place in the whole log
+    last_position: int = 0
+    signals: dict[str, list[CaseSignal]] = field(default_factory=dict)  # the signal log, per case
+    erased: dict[str, Erasure] = field(default_factory=dict)  # erased_customers, by customer id
+
+    def next_position(self) -> int:
+        self.last_position += 1
+        return self.last_position
 
 
 class FakeClock:
@@ -79,7 +89,7 @@ class FakeCommandTransaction:
         return self._clock.now()
 
     async def signals(self, case_id: str) -> list[Any]:
-        return []
+        return list(self._held.signals.get(case_id, []))
 
     async def compensation_history(
         self, case: CaseState, actor: str, actor_since: datetime
@@ -119,6 +129,7 @@ class FakeCommandTransaction:
                 raise ConcurrencyConflict("UniqueViolationError")
             stream.append(e.event)
             self._held.recorded_at.setdefault(e.stream_id, []).append(self._clock.now())
+            self._held.positions.setdefault(e.stream_id, []).append(self._held.next_position())
 
     async def remember(self, actor: str, target: str, key: str, command: str, result: Remembered) -> None:
         if (actor, target, key) in self._held.answers:
@@ -160,7 +171,20 @@ class FakeCommandStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeCommandTransaction]:
+        async with self.working() as held:
+            yield FakeCommandTransaction(held, self.clock)
+
+    async def case_for_request(self, request_id: str) -> str | None:
+        """The case whose compensation billing's request id names (the CompensationLookup port)."""
+        return next(
+            (c.case_id for c in self.held.cases.values() for comp in c.compensations if comp.request_id == request_id),
+            None,
+        )
+
+    @asynccontextmanager
+    async def working(self) -> AsyncIterator[Held]:
+        """A copy of what is held, to change; kept when the block ends without an error."""
         async with self._one_at_a_time:
             working = copy.deepcopy(self.held)
-            yield FakeCommandTransaction(working, self.clock)
+            yield working
             self.held = working
