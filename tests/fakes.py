@@ -34,7 +34,7 @@ REARM_BATCH = 100  # as the PostgreSQL timer store's
 
 @dataclass
 class ArmedTimer:
-    """A row of sla_timers: fired (or set aside, when its case could not be read) at most once per deadline."""
+    """A row of sla_timers: fired (or set aside, its case unreadable) at most once per deadline."""
 
     timer: Timer
     fired_at: datetime | None = None
@@ -83,13 +83,14 @@ class Held:
                 del self.timers[key]
             for key, timer in kept.items():
                 old = self.timers.get(key)
-                same = old is not None and old.timer.deadline == timer.deadline
-                self.timers[key] = ArmedTimer(
-                    timer, old.fired_at if same and old else None, old.set_aside_at if old else None
-                )
+                if old is None:
+                    self.timers[key] = ArmedTimer(timer)
+                else:
+                    fired = old.fired_at if old.timer.deadline == timer.deadline else None
+                    self.timers[key] = ArmedTimer(timer, fired, old.set_aside_at)
 
     def save_cases(self, cases: Iterable[CaseState]) -> None:
-        """Upsert the cases (a written snapshot reads again); a customer has one case per ordinal, one open."""
+        """Upsert the cases (each snapshot reads again): a customer has one case per ordinal, one open."""
         cases = list(cases)
         for case in cases:
             self.cases[case.case_id] = case
@@ -145,7 +146,7 @@ class FakeDatabase:
 
 
 class FakeTrendRecords:
-    """A tag's trend state and its resolved cases: what a command's and the review loop's transactions share."""
+    """A tag's trend state and its resolved cases: what a command's and the review loop's share."""
 
     def __init__(self, held: Held, clock: FakeClock) -> None:
         self._held = held
@@ -346,7 +347,10 @@ class FakeTimerTransaction:
         self._held.append(events, now)
 
     async def rearm_readable(self, after: timedelta) -> list[str]:
-        """Set-aside timers (set aside at least `after` ago) come back when their case reads again."""
+        """Set-aside timers (set aside at least `after` ago) come back when their case reads again.
+
+        At least, as the port says: PostgreSQL compares strictly, but its now() has moved on by the next
+        transaction, while this clock moves only when a test moves it."""
         now = self._clock.now()
         aside = [a for a in self._held.timers.values() if a.set_aside_at is not None]
         looked_at = {a.timer.case_id for a in aside if a.set_aside_at and a.set_aside_at <= now - after}
