@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.app.commands import Remembered
+from service.app.erasure import Erasure
 from service.app.ports import PartitionKey, SignalKey
+from service.app.reads import CaseSignal
 from service.domain.case import CaseState, CaseStatus, evolve
 from service.domain.compensation import CompensationHistory
 from service.domain.errors import ConcurrencyConflict
@@ -58,17 +61,40 @@ class Held:
     unreadable: set[str] = field(default_factory=set)  # cases whose stored snapshot no longer parses
     events: dict[str, list[CaseEvent | TrendDetected]] = field(default_factory=dict)  # per stream, in order
     recorded_at: dict[str, list[datetime]] = field(default_factory=dict)
+    positions: dict[str, list[int]] = field(default_factory=dict)  # each event's place in the whole log
+    last_position: int = 0
     answers: dict[AnswerKey, tuple[str, Remembered]] = field(default_factory=dict)
     signals: dict[SignalKey, Applied] = field(default_factory=dict)  # the signal log
     offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (group, topic, partition)
     timers: dict[TimerKey, ArmedTimer] = field(default_factory=dict)
     trends: dict[str, HeldTrend] = field(default_factory=dict)
+    erased: dict[str, Erasure] = field(default_factory=dict)  # erased_customers, by customer id
 
     def snapshot(self, case_id: str) -> CaseState | None:
         """The case as its snapshot reads; a damaged one raises, as PostgreSQL's does when parsed."""
         if case_id in self.unreadable:
             raise ValueError(f"the snapshot of case {case_id} does not parse")
         return self.cases.get(case_id)
+
+    def case_signals(self, case_id: str) -> list[CaseSignal]:
+        """The failures the signal log holds for the case, in their order, as a case read shows them."""
+        logged = [a for a in self.signals.values() if a.case_id == case_id and a.classification.severity]
+        logged.sort(key=lambda a: (a.signal.occurred_at, a.signal.received_at, a.signal.source, a.signal.id))
+        return [
+            CaseSignal(
+                a.signal.source,
+                a.signal.id,
+                TYPE_BY_KIND[a.signal.kind],
+                str(a.classification.severity),
+                list(a.classification.reasons),
+                a.classification.policy_version,
+                str(a.classification.category),
+                a.signal.occurred_at,
+                a.signal.received_at,
+                a.signal.text,
+            )
+            for a in logged
+        ]
 
     def latest(self, customer_id: str) -> CaseState | None:
         mine = [c for c in self.cases.values() if c.customer_id == customer_id]
@@ -108,6 +134,11 @@ class Held:
                 raise ConcurrencyConflict("UniqueViolationError")
             stream.append(e.event)
             self.recorded_at.setdefault(e.stream_id, []).append(now)
+            self.positions.setdefault(e.stream_id, []).append(self.next_position())
+
+    def next_position(self) -> int:
+        self.last_position += 1
+        return self.last_position
 
 
 class FakeClock:
@@ -201,7 +232,7 @@ class FakeCommandTransaction(FakeTrendRecords):
         return self._held.latest(customer_id)
 
     async def signals(self, case_id: str) -> list[Any]:
-        return []
+        return self._held.case_signals(case_id)
 
     async def compensation_history(
         self, case: CaseState, actor: str, actor_since: datetime
@@ -249,10 +280,26 @@ class FakeCommandStore:
     def held(self) -> Held:
         return self.database.held
 
+    @property
+    def clock(self) -> FakeClock:
+        return self.database.clock
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeCommandTransaction]:
         async with self.database.transaction() as held:
             yield FakeCommandTransaction(held, self.database.clock)
+
+    async def case_for_request(self, request_id: str) -> str | None:
+        """The case whose compensation billing's request id names (the CompensationLookup port)."""
+        return next(
+            (
+                c.case_id
+                for c in self.held.cases.values()
+                for comp in c.compensations
+                if comp.request_id == request_id
+            ),
+            None,
+        )
 
 
 class FakeIntakeTransaction:

@@ -22,7 +22,7 @@ SLA = SlaPolicy(first_response={Channel.CHAT: timedelta(minutes=1)})
 WINDOW = timedelta(days=30)
 
 
-def nps(signal_id: str, customer: str, at: datetime, score: int = 2) -> Signal:
+def nps(signal_id: str, customer: str, at: datetime, score: int = 2, text: str | None = None) -> Signal:
     """A score of 2 is a failure, 9 is not."""
     return Signal(
         source="survey",
@@ -33,6 +33,7 @@ def nps(signal_id: str, customer: str, at: datetime, score: int = 2) -> Signal:
         customer_id=customer,
         channel=Channel.CHAT,
         score=score,
+        text=text,
     )
 
 
@@ -85,6 +86,32 @@ async def recent_failures_are_the_customers_failures_since_then(stores: Stores) 
         assert await tx.recent_failures(["cust-1", "cust-3"], now - timedelta(days=5)) == {"cust-1": [new]}
         longer = await tx.recent_failures(["cust-1"], old)
         assert sorted(longer["cust-1"]) == [old, new]
+
+
+async def a_cases_signals_are_its_failures_in_the_log_in_their_order_with_their_words(stores: Stores) -> None:
+    now = await now_of(stores)
+    plan = await recorded(
+        stores,
+        nps("first", "cust-1", now - timedelta(minutes=1), text="late again"),
+        nps("second", "cust-1", now),
+        nps("fine", "cust-1", now, score=9),  # on the case's customer, but no failure: not the case's
+    )
+    [case] = plan.cases.values()
+    async with stores.commands.transaction() as tx:
+        signals = await tx.signals(case.case_id)
+    assert [(s.id, s.type, s.text) for s in signals] == [
+        ("first", "recovery.signal.nps", "late again"),
+        ("second", "recovery.signal.nps", None),
+    ]
+    classified = {a.signal.id: a.classification for a in plan.applied}
+    assert [(s.severity, s.reasons, s.category, s.policy_version) for s in signals] == [
+        (c.severity, list(c.reasons), c.category, c.policy_version)
+        for c in (classified["first"], classified["second"])
+    ]
+    assert [(s.occurred_at, s.received_at) for s in signals] == [
+        (now - timedelta(minutes=1),) * 2,
+        (now, now),
+    ]
 
 
 async def offsets_move_with_their_batch_never_backwards_and_per_group(stores: Stores) -> None:
@@ -170,6 +197,7 @@ async def a_reopen_asks_for_a_review_of_its_tag_only_while_the_tag_is_a_trend(st
 BEHAVIOURS: list[Behaviour] = [
     a_recorded_batch_is_seen_and_its_case_is_the_customers_latest_in_every_store,
     recent_failures_are_the_customers_failures_since_then,
+    a_cases_signals_are_its_failures_in_the_log_in_their_order_with_their_words,
     offsets_move_with_their_batch_never_backwards_and_per_group,
     a_batch_that_opens_a_case_another_batch_opened_meanwhile_conflicts_and_keeps_nothing,
     a_batch_decided_on_an_older_version_of_a_case_conflicts,
