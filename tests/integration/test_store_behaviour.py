@@ -14,7 +14,7 @@ from tests.support import suite_keyring
 
 
 class DamagedSnapshots:
-    """A case's stored snapshot replaced by JSON that is no case (as a bug's write would leave it), and put back."""
+    """A case's stored snapshot replaced by JSON that is no case (as a bad write leaves it), and put back."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -1,6 +1,6 @@
 """What every store does, fake or PostgreSQL: tests/unit/test_store_behaviour.py runs these on the in-memory
 fakes (tests/fakes.py), tests/integration/test_store_behaviour.py on PostgreSQL, so the fast tier's use-case
-tests stand on the same behaviour as the service. Each behaviour is given every store of one fresh database."""
+tests stand on the same behaviour as the service. A behaviour is given every store of one fresh database."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What every TimerStore does, fake or PostgreSQL: due timers claimed in order and fired once, a moved deadline
-armed again, and the timers of a case whose snapshot does not read set aside until it reads."""
+"""What every TimerStore does, fake or PostgreSQL: due timers claimed in order and fired once, a moved
+deadline armed again, and the timers of a case whose snapshot does not read set aside until it reads."""
 
 from __future__ import annotations
 
