@@ -26,7 +26,7 @@ from service.domain.compensation import CompensationHistory, received_by_currenc
 from service.domain.compensation_limits import CompensationLimits
 from service.domain.intake import NewEvent
 from service.domain.registry import event_shape
-from tests.fakes import FakeClock, FakeCommandStore, Held
+from tests.fakes import FakeClock, FakeCommandStore, FakeDatabase, Held
 
 _NO_CLOCK = datetime.max.replace(tzinfo=UTC)
 
@@ -43,7 +43,7 @@ class FakeCaseReads:
         return self._store.held
 
     def _signals(self, case_id: str) -> list[CaseSignal]:
-        return list(self._held.signals.get(case_id, []))
+        return self._held.case_signals(case_id)
 
     async def list_cases(self, where: CaseFilter, limit: int, cursor: str | None) -> Page:
         cases = sorted(_matching(self._held, where), key=lambda c: (c.resolution_deadline, c.case_id))
@@ -203,7 +203,7 @@ class FakeErasureTransaction:
         """The cases take the pseudonym (their events are replaced by the erased states' history, as the
         PostgreSQL store rewrites them); nothing held: False."""
         held = self._held
-        logged = [s for signals in held.signals.values() for s in signals if s.text is not None]
+        logged = [a for a in held.signals.values() if a.signal.text is not None]
         if not cases and not logged:
             return False
         for case in cases:
@@ -212,10 +212,9 @@ class FakeErasureTransaction:
             held.events.setdefault(e.stream_id, []).append(e.event)
             held.recorded_at.setdefault(e.stream_id, []).append(self._clock.now())
             held.positions.setdefault(e.stream_id, []).append(held.next_position())
-        for case_id in erasure.case_ids:
-            held.signals[case_id] = [
-                replace(s, text=None if s.text is None else "[erased]") for s in held.signals.get(case_id, [])
-            ]
+        for key, a in list(held.signals.items()):
+            if a.case_id in erasure.case_ids and a.signal.text is not None:
+                held.signals[key] = replace(a, signal=replace(a.signal, text="[erased]"))
         held.erased[customer_id] = erasure
         return True
 
@@ -226,7 +225,7 @@ class FakeErasureStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeErasureTransaction]:
-        async with self._store.working() as held:
+        async with self._store.database.transaction() as held:
             yield FakeErasureTransaction(held, self._store.clock)
 
 
@@ -236,7 +235,7 @@ class FakeBackend:
     def __init__(self, settings: Settings, clock: FakeClock | None = None) -> None:
         self.rules: IntakeRules = intake_rules(settings)
         self.limits: CompensationLimits = compensation_limits(settings)
-        self.store = FakeCommandStore(clock)
+        self.store = FakeCommandStore(FakeDatabase(clock))
         self.sessions = FakeConsoleSessions(session_timeouts(settings))
         self.up = {"database": True}
         self.broken: list[str] = []
