@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, Validati
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.compensation_policy_file import load_compensation_limits
+from service.adapters.incident_policy_file import load_incident_policy
 from service.adapters.kafka.wire import MAX_TEXT_LENGTH
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.data_keys import (
@@ -113,12 +114,22 @@ class Settings(BaseSettings):
         "recovery.compensation.results.v1", description="Billing's answers."
     )
     topic_trends: str = Field("recovery.trends.v1", description="Outgoing root-cause trends.")
+    topic_incidents: str = Field(
+        "recovery.incidents.v1", description="Outgoing incident events (proposed, declared), keyed by incident id."
+    )
     trend_threshold: int = Field(
         6, ge=1, description="Cases resolved with one root cause within the window that make a trend."
     )
     trend_window: WholeDays = Field(
         timedelta(days=90),
         description="The trend window: whole days, at least one (it is published in days).",
+    )
+    incident_policy_file: Path | None = Field(
+        None,
+        description="The incident policy (JSON, as `examples/incident-policy.json`): the surge rules that declare"
+        " or propose an incident (group by service, region, category or signal kind; a window; a floor of distinct"
+        " customers; a multiple of the scope's baseline). Unset: one rule, 20 distinct customers of one service"
+        " and region within 15 minutes at 5 times their baseline, declared (docs/cx-leads.md).",
     )
     compensation_policy_file: Path | None = Field(
         None,
@@ -299,6 +310,12 @@ class Settings(BaseSettings):
         load_policy(value)  # refused at start-up, naming the field at fault, rather than at the first signal
         return value
 
+    @field_validator("incident_policy_file", mode="after")
+    @classmethod
+    def _incident_policy_file_holds_a_policy(cls, value: Path | None) -> Path | None:
+        load_incident_policy(value)  # a bad file stops start-up with the loader's message, naming the field
+        return value
+
     @field_validator("compensation_policy_file", mode="after")
     @classmethod
     def _compensation_policy_file_holds_limits(cls, value: Path | None) -> Path | None:
@@ -361,6 +378,7 @@ class Settings(BaseSettings):
             self.topic_compensation_requests,
             self.topic_compensation_results,
             self.topic_trends,
+            self.topic_incidents,
         ]
 
     def signal_topics(self) -> dict[str, SignalKind]:

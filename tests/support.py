@@ -68,6 +68,7 @@ def make_settings(kafka: Kafka, database_url: str, **overrides: Any) -> Settings
         "topic_compensation_requests": f"t{tag}.compensation.requests",
         "topic_compensation_results": f"t{tag}.compensation.results",
         "topic_trends": f"t{tag}.trends",
+        "topic_incidents": f"t{tag}.incidents",
         "data_keys": DATA_KEYS,
         "api_tokens": {
             TOKEN: ApiToken(actor="tester", role="owner"),

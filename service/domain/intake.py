@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from service.domain.case import CaseIds, CaseState, Placement, clocked, decide_signal, evolve, placement
 from service.domain.events import CaseEscalated, CaseEvent, CaseOpened, CaseReopened
+from service.domain.incidents import IncidentEvent
 from service.domain.severity import Classification, CustomerHistory, Policy, Severity, classify
 from service.domain.signals import Signal
 from service.domain.sla import SlaPolicy
@@ -31,7 +32,7 @@ class Outcome(StrEnum):
 class NewEvent:
     stream_id: str
     version: int
-    event: CaseEvent | TrendDetected
+    event: CaseEvent | TrendDetected | IncidentEvent
     traceparent: str | None = None  # the W3C trace context of what caused it (a signal, a request), if known
 
 

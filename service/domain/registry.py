@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.events import CaseEvent
+from service.domain.incidents import INCIDENT_EVENTS, IncidentDeclared, IncidentEvent, IncidentProposed
 from service.domain.personal import CUSTOMER_ID, Path, personal_paths
 from service.domain.trends import TrendDetected
 
@@ -109,11 +110,11 @@ def stored_type(event_class: type[Any]) -> str:
 
 def _classes() -> dict[str, type[Any]]:
     union, _ = get_args(CaseEvent)  # Annotated[A | B | …, discriminator]
-    return {stored_type(cls): cls for cls in (*get_args(union), TrendDetected)}
+    return {stored_type(cls): cls for cls in (*get_args(union), TrendDetected, *INCIDENT_EVENTS)}
 
 
 EVENT_CLASSES: Final[Mapping[str, type[Any]]] = _classes()
-"""Every event type the log holds, stored type -> class: the cases' events, then the trend event."""
+"""Every event type the log holds, stored type -> class: the cases' events, the trend event, the incidents'."""
 
 EVENT_UPCASTERS: Final[Mapping[tuple[str, int], Upcast]] = {}
 """(stored type, version read) -> the upcaster to the next version. None yet: every type is at version 1.
@@ -153,16 +154,16 @@ def event_shape(type_: str) -> StoredShape[Any]:
     return shape
 
 
-def read_event(type_: str, version: int, data: str | bytes) -> CaseEvent | TrendDetected:
+def read_event(type_: str, version: int, data: str | bytes) -> CaseEvent | TrendDetected | IncidentEvent:
     """A stored event as today's value, whatever version of its type stored it."""
-    event: CaseEvent | TrendDetected = event_shape(type_).read(version, data)
+    event: CaseEvent | TrendDetected | IncidentEvent = event_shape(type_).read(version, data)
     return event
 
 
 def read_case_event(type_: str, version: int, data: str | bytes) -> CaseEvent:
     """A stored case event as today's value (a trend event is not one)."""
     event = read_event(type_, version, data)
-    if isinstance(event, TrendDetected):
+    if isinstance(event, (TrendDetected, IncidentProposed, IncidentDeclared)):
         raise UnreadableEvent(f"stored event type {type_!r} is not a case event")
     return event
 

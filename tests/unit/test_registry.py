@@ -30,6 +30,7 @@ from service.domain.registry import (
     read_case_event,
     read_event,
 )
+from service.domain.incidents import INCIDENT_EVENTS
 from service.domain.severity import Severity
 from service.domain.signals import Tier
 from service.domain.trends import TrendDetected
@@ -39,9 +40,9 @@ st.register_type_strategy(Decimal, st.decimals(allow_nan=False, allow_infinity=F
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
-def test_the_registry_is_the_union_of_case_events_and_the_trend_event() -> None:
+def test_the_registry_is_the_union_of_case_events_the_trend_event_and_the_incident_events() -> None:
     (union, _) = get_args(CaseEvent)
-    assert set(EVENT_CLASSES.values()) == {*get_args(union), TrendDetected}
+    assert set(EVENT_CLASSES.values()) == {*get_args(union), TrendDetected, *INCIDENT_EVENTS}
     assert all(EVENTS[name].version == event_version(name) >= 1 for name in EVENT_CLASSES)
 
 

@@ -22,6 +22,7 @@ from service.adapters.kafka.outgoing import (
     UTC_TIME_PATTERN,
     CompensationRequestData,
     CustomerErasedData,
+    IncidentData,
     OutgoingTopics,
     SlaEventData,
     TrendData,
@@ -55,6 +56,7 @@ OUTGOING_REQUIRED_HEADERS = (*REQUIRED_HEADERS, "ce_subject", "content-type")
 SLA_DATA_PATH = "outgoing/sla.data.schema.json"
 COMPENSATION_DATA_PATH = "outgoing/compensation.requested.data.schema.json"
 TREND_DATA_PATH = "outgoing/rootcause.trend_detected.data.schema.json"
+INCIDENT_DATA_PATH = "outgoing/incident.data.schema.json"
 CUSTOMER_ERASED_DATA_PATH = "outgoing/customer.erased.data.schema.json"
 RESULT_DATA_PATH = "inbound/compensation.result.data.schema.json"
 RESULT_EVENT_PATH = "inbound/compensation.result.event.schema.json"
@@ -174,6 +176,9 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     )
     documents[TREND_DATA_PATH] = _schema_document(
         TrendData.model_json_schema(mode="serialization"), TREND_DATA_PATH
+    )
+    documents[INCIDENT_DATA_PATH] = _schema_document(
+        IncidentData.model_json_schema(mode="serialization"), INCIDENT_DATA_PATH
     )
     documents[RESULT_DATA_PATH] = _schema_document(
         CompensationResultData.model_json_schema(mode="validation"), RESULT_DATA_PATH
@@ -549,6 +554,43 @@ def trends_channel(topic: str) -> ChannelSpec:
     )
 
 
+_INCIDENT_SUMMARIES = {
+    "incident.proposed": "A surge rule that proposes crossed: many distinct customers of one scope within its window."
+    " A manager confirms (then incident.declared follows) or dismisses it.",
+    "incident.declared": "An incident is declared: by a surge rule that declares (data.detection says why), by a"
+    " manager, or a proposal confirmed (data.declared_by names the manager). One open incident per scope.",
+}
+
+
+def incidents_channel(topic: str) -> ChannelSpec:
+    """Every incident event, keyed by the incident id."""
+    messages = [
+        MessageSpec(
+            id=f"incident{stored.split('.')[1].capitalize()}",
+            title=f"recovery.{stored} (binary mode)",
+            summary=summary,
+            content_type=JSON_CONTENT_TYPE,
+            headers=outgoing_headers(
+                f"recovery.{stored}",
+                "The stored incident event's id.",
+                "When it happened.",
+                "The incident id (equals the record key and data.incident_id).",
+            ),
+            payload=schema_ref(INCIDENT_DATA_PATH),
+            key={"type": "string", "minLength": 1, "description": "The incident id (equals ce_subject)."},
+        )
+        for stored, summary in _INCIDENT_SUMMARIES.items()
+    ]
+    return ChannelSpec(
+        id="incidents",
+        address=topic,
+        action="send",
+        operation_id="sendIncident",
+        description="Incidents: a surge of customers failing in one scope, seen and worked as one (binary mode).",
+        messages=messages,
+    )
+
+
 def channel_specs(settings: Settings | None = None) -> list[ChannelSpec]:
     """Every channel in the AsyncAPI document: signals in, dead letters, case and SLA events out, at the topics
     the settings name (the service serves its own); without settings, at the declared defaults (schemas/)."""
@@ -561,6 +603,7 @@ def channel_specs(settings: Settings | None = None) -> list[ChannelSpec]:
         sla_channel(outgoing.sla),
         compensation_channel(outgoing.compensation),
         trends_channel(outgoing.trends),
+        incidents_channel(outgoing.incidents),
         compensation_results_channel(topics.topic_compensation_results),
     ]
 

@@ -130,6 +130,7 @@ class OutgoingTopics:
     sla: str
     compensation: str = "recovery.compensation.requests.v1"
     trends: str = "recovery.trends.v1"
+    incidents: str = "recovery.incidents.v1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutgoingTopics:
@@ -138,6 +139,7 @@ class OutgoingTopics:
             settings.topic_sla,
             settings.topic_compensation_requests,
             settings.topic_trends,
+            settings.topic_incidents,
         )
 
 
@@ -204,6 +206,8 @@ def _without_free_text(event: LoggedEvent) -> str:
 def _mapped(event: LoggedEvent, topics: OutgoingTopics, source: str) -> list[OutgoingMessage]:
     if event.type == TREND_STORED:
         return [_trend_message(event, topics.trends, source)]
+    if event.type in INCIDENT_STORED:
+        return [_incident_message(event, topics.incidents, source)]
     if not event.type.startswith(STORED_CASE_PREFIX) or event.type == STORED_CASE_PREFIX:
         _invalid(event, "not a case event type")
     if event.type in INTERNAL_TYPES:
@@ -308,6 +312,58 @@ def _trend_message(event: LoggedEvent, topic: str, source: str) -> OutgoingMessa
         data=trend.model_dump(mode="json"),
     )
     return OutgoingMessage(topic, trend.tag.encode(), headers, value, event.event_id)
+
+
+class DetectionData(WireModel):
+    """Why a surge rule fired: what it asks for and what it counted."""
+
+    rule: NonEmptyStr = Field(description="The surge rule's name in the incident policy.")
+    customers: int = Field(ge=1, description="Distinct customers of the scope in the window when it crossed.")
+    baseline: float | None = Field(
+        description="The scope's mean distinct customers per window over the rule's baseline period before the"
+        " window; null when it had no signal then (the floor alone decided)."
+    )
+    min_customers: int = Field(ge=1, description="The rule's floor of distinct customers.")
+    baseline_multiple: float = Field(ge=0, description="The multiple of the baseline the count had to reach.")
+    window_minutes: int = Field(ge=1, description="The window's length.")
+    window_start: UtcTime = Field(description="The window counted is (window_start, window_end].")
+    window_end: UtcTime = Field(description="The latest signal counted.")
+
+
+class IncidentData(WireModel):
+    """Data of a recovery.incident.* CloudEvent: an incident's life, keyed by its id."""
+
+    incident_id: NonEmptyStr = Field(description="The incident; the Kafka record key and subject.")
+    at: UtcTime = Field(description="When this happened, RFC 3339 in UTC.")
+    scope: dict[str, str] = Field(
+        description="What failed where: the values of the keys the rule groups by (service, region, category,"
+        " kind), e.g. {\"service\": \"broadband\", \"region\": \"north-east\"}."
+    )
+    detection: DetectionData | None = Field(
+        default=None, description="Why a rule fired; null for an incident a manager declared by hand."
+    )
+    declared_by: str | None = Field(
+        default=None, description="The manager who declared it (or confirmed a proposal); null: the rule did."
+    )
+
+
+INCIDENT_STORED: Final = frozenset({"incident.proposed", "incident.declared"})
+
+
+def _incident_message(event: LoggedEvent, topic: str, source: str) -> OutgoingMessage:
+    try:
+        incident = IncidentData.model_validate_json(event.data)
+    except ValidationError as error:
+        _invalid(event, _reason(error))
+    headers, value = encode_binary(
+        id=event.event_id,
+        source=source,
+        type=f"recovery.{event.type}",
+        subject=incident.incident_id,
+        time=incident.at,
+        data=incident.model_dump(mode="json"),
+    )
+    return OutgoingMessage(topic, incident.incident_id.encode(), headers, value, event.event_id)
 
 
 _TO_BILLING: Final = frozenset({"case.compensation_requested", "case.compensation_approved"})

@@ -1,0 +1,364 @@
+"""Incidents: many customers failing in one place within minutes is one outage, to be seen and worked as one.
+
+Detection is data. A surge rule groups failure signals by some of `service`, `region`, `category` and the
+signal kind (a group's values are its scope), counts the distinct customers of each scope within a sliding
+window ending at its latest signal, and crosses when that count reaches the rule's floor and a multiple of
+the scope's own baseline: the mean, over the baseline period before the window, of distinct customers per
+window (fixed windows of the rule's length; a scope with no signal in the period has no baseline, and the
+floor alone decides). A crossing proposes or declares an incident; a scope has one open incident at most.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class GroupKey(StrEnum):
+    SERVICE = "service"
+    REGION = "region"
+    CATEGORY = "category"
+    KIND = "kind"  # the signal kind: complaint, nps, review, callback, ticket
+
+
+class Crossing(StrEnum):
+    PROPOSE = "propose"  # a manager confirms or dismisses it
+    DECLARE = "declare"  # declared at once
+
+
+RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+class SurgeRule(BaseModel):
+    """One way of recognising an outage; every field is named in the incident policy file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: RuleName
+    group_by: tuple[GroupKey, ...] = Field(min_length=1, max_length=4)
+    window: timedelta = Field(ge=timedelta(minutes=1), le=timedelta(hours=24))
+    min_customers: int = Field(ge=2, le=1_000_000, description="distinct customers in the window, at least")
+    baseline_multiple: float = Field(ge=0, le=1_000, description="times the scope's baseline; 0: the floor alone")
+    baseline_period: timedelta = Field(default=timedelta(days=7), le=timedelta(days=90))
+    on_crossing: Crossing = Crossing.DECLARE
+
+    @field_validator("group_by")
+    @classmethod
+    def _grouped_where(cls, keys: tuple[GroupKey, ...]) -> tuple[GroupKey, ...]:
+        if len(set(keys)) != len(keys):
+            raise ValueError("a key is named twice")
+        if GroupKey.SERVICE not in keys and GroupKey.REGION not in keys:
+            raise ValueError("must include service or region (a scope is a place where something failed)")
+        return keys
+
+    @model_validator(mode="after")
+    def _period_holds_windows(self) -> SurgeRule:
+        if self.baseline_period < self.window:
+            raise ValueError("baseline_period: must be at least the window")
+        return self
+
+    @property
+    def baseline_windows(self) -> int:
+        """How many windows the baseline period holds (the baseline's divisor)."""
+        return self.baseline_period // self.window
+
+
+DEFAULT_SURGE = SurgeRule(
+    name="service-region",
+    group_by=(GroupKey.SERVICE, GroupKey.REGION),
+    window=timedelta(minutes=15),
+    min_customers=20,
+    baseline_multiple=5,
+    baseline_period=timedelta(days=7),
+)
+MAX_RULES = 20
+
+
+class IncidentPolicy(BaseModel):
+    """The incident policy (RECOVERY_INCIDENT_POLICY_FILE); without one, DEFAULT_SURGE alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str | None = Field(default=None, max_length=64)
+    surges: tuple[SurgeRule, ...] = Field(default=(DEFAULT_SURGE,), max_length=MAX_RULES)
+
+    @field_validator("surges")
+    @classmethod
+    def _names_unique(cls, rules: tuple[SurgeRule, ...]) -> tuple[SurgeRule, ...]:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("two rules have the same name")
+        return rules
+
+    def rule(self, name: str) -> SurgeRule | None:
+        return next((r for r in self.surges if r.name == name), None)
+
+
+Scope = tuple[tuple[str, str], ...]
+"""((key, value), …) in the rule's group_by order, e.g. (("service", "broadband"), ("region", "north"))."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A failure signal as detection sees it: when, whose, and the values it can be grouped by."""
+
+    at: datetime
+    customer_id: str
+    kind: str
+    category: str
+    service: str | None
+    region: str | None
+
+    def value(self, key: GroupKey) -> str | None:
+        if key is GroupKey.SERVICE:
+            return self.service
+        if key is GroupKey.REGION:
+            return self.region
+        return self.category if key is GroupKey.CATEGORY else self.kind
+
+
+def scope_of(rule: SurgeRule, sighting: Sighting) -> Scope | None:
+    """The sighting's scope under the rule; None when it lacks one of the rule's keys."""
+    pairs = []
+    for key in rule.group_by:
+        value = sighting.value(key)
+        if value is None:
+            return None
+        pairs.append((key.value, value))
+    return tuple(pairs)
+
+
+def scope_text(rule: str, scope: Scope) -> str:
+    """One text per (rule, scope), unambiguous whatever the values hold: what the store keeps one open incident
+    for."""
+    return json.dumps([rule, [list(p) for p in scope]], ensure_ascii=False, separators=(",", ":"))
+
+
+_INCIDENTS = uuid.UUID("5d6c1a52-8a52-4f8e-9d6e-3c1f0c2b7a41")
+
+
+def incident_id(rule: str, scope: Scope, since: datetime) -> str:
+    """A stable id: the same crossing decided again (a retried batch, a replay) names the same incident."""
+    return str(uuid.uuid5(_INCIDENTS, f"{scope_text(rule, scope)}|{since.isoformat()}"))
+
+
+def incident_stream(incident: str) -> str:
+    return f"incident/{incident}"
+
+
+def crossed(rule: SurgeRule, customers: int, baseline: float | None) -> bool:
+    """The count reaches the floor and, when the scope has a baseline, the rule's multiple of it."""
+    if customers < rule.min_customers:
+        return False
+    if baseline is None or rule.baseline_multiple == 0:
+        return True
+    return customers >= rule.baseline_multiple * baseline
+
+
+def baseline_of(
+    rule: SurgeRule, earlier: Iterable[tuple[datetime, str]], window_start: datetime
+) -> float | None:
+    """The mean distinct customers per window over the baseline period before `window_start`; None when no
+    sighting lies in it. The period is cut in fixed windows of the rule's length, counted back from the start."""
+    period_start = window_start - rule.baseline_windows * rule.window
+    seen: set[tuple[int, str]] = set()
+    for at, customer in earlier:
+        if period_start <= at < window_start:
+            seen.add(((at - period_start) // rule.window, customer))
+    if not seen:
+        return None
+    return len(seen) / rule.baseline_windows
+
+
+def customers_in_window(
+    sightings: Iterable[tuple[datetime, str]], end: datetime, window: timedelta
+) -> set[str]:
+    """The distinct customers with a sighting in (end - window, end]."""
+    return {customer for at, customer in sightings if end - window < at <= end}
+
+
+# --- the incident stream -------------------------------------------------------------------------------------
+
+
+class IncidentStatus(StrEnum):
+    PROPOSED = "proposed"
+    DECLARED = "declared"
+    DISMISSED = "dismissed"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+OPEN_STATUSES = frozenset({IncidentStatus.PROPOSED, IncidentStatus.DECLARED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detection:
+    """Why a rule fired: its floor and multiple, the count and the baseline, the window counted."""
+
+    rule: str
+    customers: int  # distinct customers in the window when it crossed
+    baseline: float | None  # mean distinct customers per window before it; None: no history, the floor decided
+    min_customers: int
+    baseline_multiple: float
+    window_minutes: int
+    window_start: datetime  # the window is (window_start, window_end]
+    window_end: datetime  # the latest signal counted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentProposed:
+    """A surge rule that proposes crossed: a manager confirms (declares) or dismisses it."""
+
+    type: Literal["incident.proposed"] = "incident.proposed"
+    incident_id: str
+    at: datetime
+    scope: dict[str, str]
+    detection: Detection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentDeclared:
+    """The incident is declared: by a rule that declares (detection), or by a manager (declared_by)."""
+
+    type: Literal["incident.declared"] = "incident.declared"
+    incident_id: str
+    at: datetime
+    scope: dict[str, str]
+    detection: Detection | None = None
+    declared_by: str | None = None
+
+
+IncidentEvent = IncidentProposed | IncidentDeclared
+INCIDENT_EVENTS: tuple[type[IncidentProposed], type[IncidentDeclared]] = (IncidentProposed, IncidentDeclared)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentState:
+    incident_id: str
+    status: IncidentStatus
+    scope: dict[str, str]
+    opened_at: datetime
+    detection: Detection | None
+    declared_at: datetime | None
+    declared_by: str | None
+    version: int
+
+
+def evolve_incident(state: IncidentState | None, event: IncidentEvent) -> IncidentState:
+    if state is None:
+        declared = isinstance(event, IncidentDeclared)
+        return IncidentState(
+            incident_id=event.incident_id,
+            status=IncidentStatus.DECLARED if declared else IncidentStatus.PROPOSED,
+            scope=dict(event.scope),
+            opened_at=event.at,
+            detection=event.detection,
+            declared_at=event.at if declared else None,
+            declared_by=event.declared_by if isinstance(event, IncidentDeclared) else None,
+            version=1,
+        )
+    if isinstance(event, IncidentDeclared):  # a proposal confirmed
+        return replace(
+            state,
+            status=IncidentStatus.DECLARED,
+            declared_at=event.at,
+            declared_by=event.declared_by,
+            version=state.version + 1,
+        )
+    return replace(state, version=state.version + 1)
+
+
+# --- detection ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SurgeCount:
+    """A scope's count at the end of its window, as the store (or a replay) counted it."""
+
+    rule: SurgeRule
+    scope: Scope
+    customers: int
+    baseline: float | None
+    window_end: datetime
+
+
+def detect(count: SurgeCount, now: datetime) -> IncidentEvent | None:
+    """The incident a count makes, when it crosses its rule (the caller knows the scope has none open)."""
+    rule = count.rule
+    if not crossed(rule, count.customers, count.baseline):
+        return None
+    start = count.window_end - rule.window
+    why = Detection(
+        rule=rule.name,
+        customers=count.customers,
+        baseline=count.baseline,
+        min_customers=rule.min_customers,
+        baseline_multiple=rule.baseline_multiple,
+        window_minutes=rule.window // timedelta(minutes=1),
+        window_start=start,
+        window_end=count.window_end,
+    )
+    opened = incident_id(rule.name, count.scope, start)
+    if rule.on_crossing == Crossing.DECLARE:  # (a copied rule may hold the plain string)
+        return IncidentDeclared(incident_id=opened, at=now, scope=dict(count.scope), detection=why)
+    return IncidentProposed(incident_id=opened, at=now, scope=dict(count.scope), detection=why)
+
+
+def scopes_touched(policy: IncidentPolicy, sightings: Iterable[Sighting]) -> dict[tuple[str, Scope], datetime]:
+    """Each (rule, scope) the sightings fall in, with the latest sighting's time: where a window ends."""
+    touched: dict[tuple[str, Scope], datetime] = {}
+    for s in sightings:
+        for rule in policy.surges:
+            scope = scope_of(rule, s)
+            if scope is not None:
+                key = (rule.name, scope)
+                touched[key] = max(touched.get(key, s.at), s.at)
+    return touched
+
+
+def replay(
+    policy: IncidentPolicy, sightings: Sequence[Sighting], open_scopes: Iterable[str] = ()
+) -> list[IncidentEvent]:
+    """What the rules fire over these sightings in time order (the backtest): each sighting ends a window of
+    its scope, which is counted with the sightings before it; a scope fires once (its incident stays open).
+    The baseline of a window is taken from the sightings before it, so a replay must start a baseline period
+    before the span it reports on to see what live detection saw."""
+    fired: list[IncidentEvent] = []
+    done = set(open_scopes)
+    history: dict[tuple[str, Scope], list[tuple[datetime, str]]] = defaultdict(list)
+    windows: dict[tuple[str, Scope], deque[tuple[datetime, str]]] = defaultdict(deque)
+    for s in sorted(sightings, key=lambda x: x.at):
+        for rule in policy.surges:
+            scope = scope_of(rule, s)
+            if scope is None:
+                continue
+            key = (rule.name, scope)
+            history[key].append((s.at, s.customer_id))
+            window = windows[key]
+            window.append((s.at, s.customer_id))
+            while window and window[0][0] <= s.at - rule.window:
+                window.popleft()
+            if scope_text(rule.name, scope) in done:
+                continue
+            start = s.at - rule.window
+            customers = len({c for _, c in window})
+            if customers < rule.min_customers:
+                continue
+            base = baseline_of(rule, history[key], start + _TICK)
+            event = detect(SurgeCount(rule, scope, customers, base, s.at), s.at)
+            if event is not None:
+                fired.append(event)
+                done.add(scope_text(rule.name, scope))
+    return fired
+
+
+# The window is (end - window, end]: the baseline period ends where the window begins, just after end - window.
+_TICK = timedelta(microseconds=1)
