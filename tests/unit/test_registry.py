@@ -20,6 +20,7 @@ from service.adapters.kafka.outgoing import CASE_EVENT_CLASSES, SLA_TYPES, Outgo
 from service.app.ports import LoggedEvent
 from service.domain.case import CASE_STATE, CaseState, CaseStatus
 from service.domain.events import CaseEvent
+from service.domain.incidents import INCIDENT_EVENTS
 from service.domain.registry import (
     EVENT_CLASSES,
     EVENTS,
@@ -30,13 +31,13 @@ from service.domain.registry import (
     read_case_event,
     read_event,
 )
-from service.domain.incidents import INCIDENT_EVENTS
 from service.domain.severity import Severity
 from service.domain.signals import Tier
 from service.domain.trends import TrendDetected
 
 # Stored amounts are finite (the API and billing refuse the rest); hypothesis would also make NaN and infinity.
 st.register_type_strategy(Decimal, st.decimals(allow_nan=False, allow_infinity=False, places=2))
+st.register_type_strategy(float, st.floats(allow_nan=False, allow_infinity=False))  # an incident's baseline
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
