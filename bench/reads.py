@@ -145,7 +145,7 @@ async def fill(dsn: str, count: int) -> None:
                     )
                     for r in batch
                 ],
-                columns=SIGNAL_LOG_COLUMNS,
+                columns=SIGNAL_LOG_COLUMNS[: SIGNAL_LOG_COLUMNS.index("text")],
             )
             say(f"  filled {at + len(batch):>9,} / {count:,}")
         await conn.execute("ANALYZE cases; ANALYZE signal_log")

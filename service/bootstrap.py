@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -35,7 +35,7 @@ from service.adapters.kafka.topics import ensure_topics
 from service.adapters.policy_file import load_policy
 from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.command_store import PostgresCommandStore
-from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
+from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
@@ -47,9 +47,11 @@ from service.adapters.postgres.trend_store import PostgresTrendStore
 from service.adapters.retry import retrying
 from service.adapters.sentiment import VaderSentiment
 from service.adapters.sla_policy_file import load_sla_policy
-from service.app.commands import land_compensation_result
+from service.app.commands import CommandStore, land_compensation_result
+from service.app.erasure import ErasureStore
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
-from service.app.ports import Clock, PartitionKey
+from service.app.ports import Clock, ConsoleSessionStore, PartitionKey, SessionTimeouts
+from service.app.reads import CaseReads
 from service.config import Settings, keyring_of
 from service.domain.case import CaseState
 from service.domain.clock_reports import stopped_clocks
@@ -421,13 +423,35 @@ def build_app(settings: Settings, on_consumers_joined: Callable[[], None] | None
     return http_app(service, settings, lifespan)
 
 
+class Backend(Protocol):
+    """What the HTTP app serves from: the stores (asked for on each request, once the process has started),
+    the probes and the rules. Service is the process's; the fast tier serves from in-memory fakes."""
+
+    rules: IntakeRules
+    limits: CompensationLimits
+
+    def reads(self) -> CaseReads: ...
+
+    def commands(self) -> CommandStore: ...
+
+    def console_sessions(self) -> ConsoleSessionStore: ...
+
+    def erasures(self) -> ErasureStore: ...
+
+    async def ready(self) -> dict[str, bool]: ...
+
+    def failures(self) -> list[str]: ...
+
+    def degradations(self) -> list[str]: ...
+
+
 def http_app(
-    service: Service,
+    service: Backend,
     settings: Settings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
-    """The HTTP API over a service's stores; `clock` is the console sessions' (a test moves it)."""
+    """The HTTP API and the console over a backend's stores; `clock` is the console sessions' (a test moves it)."""
     trends = TrendPolicy(settings.trend_threshold, settings.trend_window)
     rules = CommandRules(service.rules.sla, settings.root_causes, service.limits, service.rules.case_ids)
     commands = command_router(service.commands, rules, trends)
@@ -459,7 +483,7 @@ def http_app(
 
 
 def _console(
-    service: Service, settings: Settings, rules: CommandRules, trends: TrendPolicy, clock: Clock
+    service: Backend, settings: Settings, rules: CommandRules, trends: TrendPolicy, clock: Clock
 ) -> APIRouter:
     key = settings.console_session_key
     sessions = Sessions(

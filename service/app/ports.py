@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.domain.case import CaseState
@@ -60,3 +60,27 @@ class Sentiment(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimeouts:
+    idle: timedelta  # unused this long: ended
+    lifetime: timedelta  # this long after sign-in: ended, however used
+
+
+class ConsoleSessionStore(Protocol):
+    """Console sessions by the digest of their id; `now` is the caller's clock."""
+
+    async def start(self, id_digest: bytes, token_digest: bytes, actor: str, now: datetime) -> None:
+        """A new session of the actor; ended ones go, and the actor's oldest beyond the bound."""
+        ...
+
+    async def find(self, id_digest: bytes, now: datetime) -> bytes | None:
+        """The token digest of a live session (None when there is none), extending its idle timeout."""
+        ...
+
+    async def end(self, id_digest: bytes) -> None: ...
+
+    async def end_all_of(self, actor: str) -> int:
+        """Ends every session of the actor at once; answers how many there were."""
+        ...

@@ -88,6 +88,8 @@ class Signal:
     ticket_id: str | None = None
     priority: TicketPriority | None = None
     escalated: bool = False
+    service: str | None = None  # what failed (product, service line, site): incidents group by it
+    region: str | None = None  # where it failed
     # W3C Trace Context of the signal's creation (the CloudEvents distributed-tracing extension), already
     # validated: the events the signal causes carry the traceparent on, so its trace continues past us.
     traceparent: str | None = None

@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from service.adapters.http.models import CaseDetail
 from service.adapters.postgres import parking
-from service.adapters.postgres.case_reads import CaseFilter, PostgresCaseReads
+from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.projection_swap import RebuildRunning
 from service.adapters.postgres.projections import RebuildReport, rebuild_cases, total_events
 from service.app.erasure import NothingHeld, erase_customer
+from service.app.reads import CaseFilter
 from service.bootstrap import session_timeouts, sla_policy
 from service.config import Settings, keyring_of
 from service.domain.errors import DomainError

@@ -11,7 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads, queue_query
+from service.adapters.postgres.case_reads import PostgresCaseReads, queue_query
+from service.app.reads import CaseFilter, InvalidCursor
 from service.domain.case import next_deadline
 from service.domain.registry import SNAPSHOT
 from tests.integration.test_console import app, browser, sign_in

@@ -4,8 +4,6 @@ and failed authentications are throttled per client."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,13 @@ from service.config import Settings
 from service.entrypoints.cli import refusal_to_serve, write_private
 from service.observability import AUTH_FAILURES
 from tests.support import DATA_KEYS
+from tests.unit.conftest import Serve
 
 TOKEN = "a-real-token-0123456789-abcdefghij"
 OWNER = ApiToken(actor="ops", role="owner")
 
 
-def serve(env: dict[str, str], data_keys: str | None = DATA_KEYS) -> subprocess.CompletedProcess[str]:
-    """`recovery serve` as an operator starts it; every refusal here comes before anything is reached."""
-    return subprocess.run(
-        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-        env={"PATH": "/usr/bin:/bin", **({} if data_keys is None else {"RECOVERY_DATA_KEYS": data_keys}), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+WITH_KEYS = {"RECOVERY_DATA_KEYS": DATA_KEYS}  # every refusal here comes before anything is reached
 
 
 @pytest.mark.parametrize(
@@ -38,16 +29,16 @@ def serve(env: dict[str, str], data_keys: str | None = DATA_KEYS) -> subprocess.
     ["CHANGE_ME", "changeme", "", "a", "short-but-random-Zx81", "x" * 64, "please-CHANGE-this-" + "q" * 20],
 )
 def test_a_placeholder_or_short_token_stops_start_up_naming_the_variable_and_not_the_token(
-    token: str,
+    token: str, serve: Serve
 ) -> None:
-    run = serve({"RECOVERY_API_TOKENS": json.dumps({token: {"actor": "ops", "role": "owner"}})})
+    run = serve({**WITH_KEYS, "RECOVERY_API_TOKENS": json.dumps({token: {"actor": "ops", "role": "owner"}})})
     assert run.returncode == 2 and "RECOVERY_API_TOKENS" in run.stderr and "actor 'ops'" in run.stderr
     assert len(token) < 4 or token not in run.stderr  # the message never quotes the token
 
 
 @pytest.mark.parametrize("key", ["CHANGE_ME", "CHANGE_ME-" * 4, "k" * 40, "short-but-random-Zx81"])
-def test_a_placeholder_or_short_console_key_stops_start_up_naming_the_variable(key: str) -> None:
-    run = serve({"RECOVERY_CONSOLE_SESSION_KEY": key})
+def test_a_placeholder_or_short_console_key_stops_start_up_naming_the_variable(key: str, serve: Serve) -> None:
+    run = serve({**WITH_KEYS, "RECOVERY_CONSOLE_SESSION_KEY": key})
     assert run.returncode == 2 and "RECOVERY_CONSOLE_SESSION_KEY" in run.stderr
     assert key not in run.stderr
 
@@ -120,19 +111,20 @@ def test_serving_off_loopback_needs_the_session_key_and_a_secure_cookie() -> Non
     assert refusal_to_serve(Settings(http_host="::1", console_cookie_secure=False)) is None
 
 
-def test_recovery_serve_without_a_master_key_refuses_to_start_naming_the_variable() -> None:
-    run = serve({}, data_keys=None)
+def test_recovery_serve_without_a_master_key_refuses_to_start_naming_the_variable(serve: Serve) -> None:
+    run = serve({})
     assert run.returncode == 2 and "RECOVERY_DATA_KEYS is not set" in run.stderr
 
 
-def test_recovery_serve_off_loopback_without_the_key_refuses_to_start_naming_it() -> None:
-    run = serve({"RECOVERY_HTTP_HOST": "0.0.0.0"})
+def test_recovery_serve_off_loopback_without_the_key_refuses_to_start_naming_it(serve: Serve) -> None:
+    run = serve({**WITH_KEYS, "RECOVERY_HTTP_HOST": "0.0.0.0"})
     assert run.returncode == 2 and "RECOVERY_CONSOLE_SESSION_KEY is unset" in run.stderr
 
 
-def test_recovery_serve_off_loopback_refuses_a_cookie_without_secure_naming_the_variable() -> None:
+def test_recovery_serve_off_loopback_refuses_a_cookie_without_secure_naming_the_variable(serve: Serve) -> None:
     run = serve(
         {
+            **WITH_KEYS,
             "RECOVERY_HTTP_HOST": "0.0.0.0",
             "RECOVERY_CONSOLE_SESSION_KEY": "console-key-for-these-tests-only-0123456789",
             "RECOVERY_CONSOLE_COOKIE_SECURE": "false",

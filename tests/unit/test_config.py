@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from service.bootstrap import intake_rules
 from service.config import Settings, describe_error
 from service.domain.severity import Severity, load_default_policy
+from tests.support import DATA_KEYS
+from tests.unit.conftest import Serve
 
 
 def test_a_partial_sla_override_keeps_the_other_windows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,14 +61,8 @@ def test_api_tokens_map_to_actor_and_role(monkeypatch: pytest.MonkeyPatch) -> No
         ("RECOVERY_COMPENSATION_STAKE_FACTOR", "1.5"),
     ],
 )
-def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-        env={"PATH": "/usr/bin:/bin", variable: value},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str, serve: Serve) -> None:
+    run = serve({variable: value})
     assert run.returncode == 2
     assert variable in run.stderr
 
@@ -160,3 +156,9 @@ def test_serve_with_a_bad_policy_file_stops_before_starting(tmp_path: Path) -> N
     )
     assert run.returncode == 2
     assert "RECOVERY_POLICY_FILE" in run.stderr and "escalated_severity" in run.stderr
+
+
+def test_a_good_configuration_gets_past_the_checks_in_process(serve: Serve) -> None:
+    """The in-process `recovery serve` the refusals above use reaches the app with nothing wrong."""
+    with pytest.raises(AssertionError, match="got past its configuration checks"):
+        serve({"RECOVERY_DATA_KEYS": DATA_KEYS})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.adapters.http.console.timeline import timeline
-from service.adapters.postgres.case_reads import StoredEvent
+from service.app.reads import StoredEvent
 from service.domain.case import replay
 from service.domain.events import CASE_EVENT, CaseEvent, SlaKind
 from service.domain.timers import TimerKind

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from service.domain.clock_calendars import ClockCase
 from service.domain.severity import Severity
 from service.domain.signals import Category, Channel, SignalKind, Tier
 from service.domain.sla import PauseReason, SlaPolicy
+from tests.unit.conftest import Serve
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sla-policy.json"
 
@@ -209,15 +208,9 @@ def test_the_policy_file_setting_reaches_the_sla_policy(monkeypatch: pytest.Monk
     assert intake_rules(Settings()).sla.calendars is None  # unset: every clock counts 24x7, no version
 
 
-def test_a_bad_policy_file_stops_start_up_with_the_loaders_message(tmp_path: Path) -> None:
+def test_a_bad_policy_file_stops_start_up_with_the_loaders_message(tmp_path: Path, serve: Serve) -> None:
     path = write(tmp_path, {"version": "v1", "clocks": [{"clock": "resolution", "calendar": "nowhere"}]})
-    run = subprocess.run(
-        [sys.executable, "-m", "service.entrypoints.cli", "serve"],
-        env={"PATH": "/usr/bin:/bin", "RECOVERY_SLA_POLICY_FILE": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = serve({"RECOVERY_SLA_POLICY_FILE": str(path)})
     assert run.returncode == 2
     assert "RECOVERY_SLA_POLICY_FILE" in run.stderr
     assert "clocks.0.calendar: no calendar named 'nowhere'" in run.stderr

@@ -52,8 +52,8 @@ from service.adapters.http.openapi import (
 )
 from service.adapters.http.request_metrics import RequestMetrics
 from service.adapters.http.token_gate import TokenGate
-from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
 from service.adapters.retry import is_transient
+from service.app.reads import CaseFilter, CaseReads, InvalidCursor
 from service.domain.bounds import NO_CONTROL_CHARACTERS
 from service.domain.case import CaseStatus
 from service.domain.severity import Severity
@@ -70,7 +70,7 @@ _DEFAULT_SLA = SlaPolicy()
 
 
 def create_app(
-    reads_of: Callable[[], PostgresCaseReads],
+    reads_of: Callable[[], CaseReads],
     gate: TokenGate,
     ready: Callable[[], Awaitable[dict[str, bool]]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
@@ -84,6 +84,7 @@ def create_app(
         title="Recovery Loop",
         version=VERSION,
         lifespan=lifespan,
+        openapi_url=None,  # served by install_docs_pages as a route of the API's kind (metrics name it)
         docs_url=None,  # served by install_docs_pages, with assets from this process, not a CDN
         redoc_url=None,
         description="Every /v1 request carries `Authorization: Bearer <token>`, checked before anything else"
@@ -140,7 +141,7 @@ def create_app(
     return app
 
 
-def _read_router(reads_of: Callable[[], PostgresCaseReads], trends: TrendPolicy, sla: SlaPolicy) -> APIRouter:
+def _read_router(reads_of: Callable[[], CaseReads], trends: TrendPolicy, sla: SlaPolicy) -> APIRouter:
     router = APIRouter(prefix="/v1", route_class=AuthenticatedRoute, responses=COMMON)
 
     @router.get("/cases", response_model=CasePage, responses=BAD_CURSOR)

@@ -35,9 +35,9 @@ from service.adapters.http.errors import (
 )
 from service.adapters.http.models import CaseView
 from service.adapters.http.tracing import request_traceparent
-from service.adapters.postgres.case_reads import CaseRead
 from service.api_tokens import ApiToken
 from service.app.commands import CaseNotFound, CommandResult, CommandStore, Submission, run_command
+from service.app.reads import CaseRead
 from service.domain.commands import CommandRules, OpenByHand
 from service.domain.errors import DomainError
 from service.domain.signals import Money

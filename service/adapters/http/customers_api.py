@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from service.adapters.http.auth import Actor, AuthenticatedRoute, Roles
 from service.adapters.http.errors import COMMON, FORBIDDEN, ApiError, refusal, status_of
-from service.adapters.postgres.erasure import PostgresErasureStore
-from service.app.erasure import NothingHeld, erase_customer
+from service.app.erasure import ErasureStore, NothingHeld, erase_customer
 from service.domain.bounds import MAX_ID_LENGTH, NO_CONTROL_CHARACTERS
 from service.domain.errors import DomainError
 from service.domain.workflow import Actor as DomainActor
@@ -34,7 +33,7 @@ class CustomerErased(BaseModel):
     )
 
 
-def customers_router(store_of: Callable[[], PostgresErasureStore]) -> APIRouter:
+def customers_router(store_of: Callable[[], ErasureStore]) -> APIRouter:
     router = APIRouter(
         prefix="/v1/customers",
         route_class=AuthenticatedRoute,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.adapters.postgres.case_reads import CaseRead, StoredEvent
+from service.app.reads import CaseRead, StoredEvent
 from service.domain.case import CASE_STATE, paused
 from service.domain.clock_reports import ClockReport, clock_reports
 from service.domain.money import plain

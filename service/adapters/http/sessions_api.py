@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.adapters.http.auth import Actor, AuthenticatedRoute, Roles
 from service.adapters.http.bounds import MAX_OWNER_LENGTH
 from service.adapters.http.errors import COMMON, FORBIDDEN, TOO_LARGE
-from service.adapters.postgres.console_sessions import PostgresConsoleSessions
+from service.app.ports import ConsoleSessionStore
 from service.domain.bounds import NO_CONTROL_CHARACTERS
 
 
@@ -33,7 +33,7 @@ class SessionsRevoked(BaseModel):
     )
 
 
-def sessions_router(sessions_of: Callable[[], PostgresConsoleSessions]) -> APIRouter:
+def sessions_router(sessions_of: Callable[[], ConsoleSessionStore]) -> APIRouter:
     router = APIRouter(
         prefix="/v1/sessions",
         route_class=AuthenticatedRoute,

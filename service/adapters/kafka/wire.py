@@ -172,6 +172,17 @@ class CommonSignalData(WireModel):
     amount_at_stake: MoneyData | None = Field(
         default=None, description="Money at risk with this customer because of the failure."
     )
+    service: Identifier | None = Field(
+        default=None,
+        description="What failed: the product, service line or site (e.g. broadband, boiler-servicing). Incidents"
+        " group signals by it: many customers of one service and region within minutes is an outage.",
+        examples=["broadband"],
+    )
+    region: Identifier | None = Field(
+        default=None,
+        description="Where it failed: the region, area or site the customer is served from (e.g. north-east).",
+        examples=["north-east"],
+    )
 
     def signal_fields(self) -> dict[str, Any]:
         """The domain Signal fields carried by this data (free text mapped to `text`)."""

@@ -1,12 +1,11 @@
-"""Queries the HTTP API and the metrics answer from the case read model and the event log."""
+"""The read port (app/reads.py) on PostgreSQL: the case read model and the event log."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -14,64 +13,16 @@ import asyncpg
 from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.sealing import Opener
+from service.app.reads import CaseFilter, CaseRead, CaseSignal, InvalidCursor, StoredEvent
 from service.domain.case import CaseState
 from service.domain.compensation import CompensationHistory, received_by_currency
 from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    customer_id: str | None = None
-    status: str | None = None
-    severity: str | None = None
-    owner: str | None = None
-    due_before: datetime | None = None
-    unassigned: bool = False  # only cases with no owner
-    next_deadline_before: datetime | None = None  # the next deadline of a running clock at or before this
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    position: int
-    version: int
-    event_id: str
-    type: str
-    recorded_at: datetime
-    data: str
-
-
-@dataclass(frozen=True)
-class CaseSignal:
-    source: str
-    id: str
-    type: str  # the CloudEvents type, recovery.signal.<kind>
-    severity: str
-    reasons: list[str]
-    policy_version: str | None  # the classification policy that gave the reasons; null for older signals
-    category: str
-    occurred_at: datetime
-    received_at: datetime
-    text: str | None = None  # the customer's words, opened; None: it had none, or was logged before they were kept
-
-
-@dataclass(frozen=True)
-class CaseRead:
-    state: CaseState
-    signals: list[CaseSignal]
-    # what the customer received on all their cases in the limits' window, per currency (a single case's read)
-    customer_received: Mapping[str, Decimal] = field(default_factory=dict)
-    customer_window: timedelta | None = None
-
 
 _SIGNALS = (
     "SELECT case_id, source, signal_id AS id, kind AS type, severity, reasons, policy_version, category,"
     " occurred_at, received_at, text FROM signal_log WHERE case_id = ANY($1::text[]) AND severity IS NOT NULL"
     " ORDER BY occurred_at, received_at, source, signal_id"
 )
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 def encode_cursor(deadline: datetime | None, case_id: str) -> str:

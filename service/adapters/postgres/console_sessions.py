@@ -10,10 +10,11 @@ rows that are no longer live, and keeps an actor's MAX_SESSIONS_PER_ACTOR newest
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+
+from service.app.ports import SessionTimeouts
 
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSIONS_PER_ACTOR = 20
@@ -29,12 +30,6 @@ DELETE FROM console_sessions WHERE actor = $1 AND id_digest NOT IN
 """
 _FIND = "SELECT token_digest, seen_at FROM console_sessions WHERE id_digest = $1 AND seen_at > $2 AND expires_at > $3"
 _TOUCH = "UPDATE console_sessions SET seen_at = $2 WHERE id_digest = $1 AND seen_at < $2"
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTimeouts:
-    idle: timedelta  # unused this long: ended
-    lifetime: timedelta  # this long after sign-in: ended, however used
 
 
 class PostgresConsoleSessions:

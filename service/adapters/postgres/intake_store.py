@@ -34,6 +34,8 @@ SIGNAL_LOG_COLUMNS = [
     "case_id",
     "policy_version",
     "text",
+    "service",
+    "region",
 ]
 
 
@@ -156,6 +158,8 @@ class PostgresIntakeTransaction:
                     a.case_id,
                     a.classification.policy_version,
                     sealer.text(a.case_id, a.signal.text) if a.case_id and a.outcome in _LANDED else None,
+                    a.signal.service,
+                    a.signal.region,
                 )
                 for a in applied
             ],

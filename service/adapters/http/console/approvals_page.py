@@ -14,7 +14,7 @@ from service.adapters.http.bounds import MAX_CURSOR_LENGTH
 from service.adapters.http.case_commands import CASE_COMMANDS
 from service.adapters.http.console.case_page import Id, act
 from service.adapters.http.console.pages import Console, go, render, signed_in
-from service.adapters.postgres.case_reads import InvalidCursor
+from service.app.reads import InvalidCursor
 from service.domain.case import CompensationStatus
 from service.domain.workflow import RESOLVERS
 

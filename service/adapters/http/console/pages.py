@@ -15,9 +15,9 @@ from fastapi.templating import Jinja2Templates
 
 from service.adapters.http.bounds import MAX_BODY_BYTES
 from service.adapters.http.console.session import Session, Sessions
-from service.adapters.postgres.case_reads import PostgresCaseReads
 from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
+from service.app.reads import CaseReads
 from service.domain.commands import CommandRules
 from service.domain.trends import TrendPolicy
 
@@ -42,7 +42,7 @@ class TooLarge(ValueError):
 class Console:
     """What every console route works with: the API's stores and rules, and the session keys."""
 
-    reads_of: Callable[[], PostgresCaseReads]
+    reads_of: Callable[[], CaseReads]
     store_of: Callable[[], CommandStore]
     rules: CommandRules  # the deciders' (root causes: the taxonomy a resolution's tag is chosen from)
     trends: TrendPolicy

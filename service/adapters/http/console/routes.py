@@ -19,10 +19,10 @@ from service.adapters.http.console.pages import HERE, PRINTABLE, Console, expire
 from service.adapters.http.console.session import Session, Sessions, csrf_ok
 from service.adapters.http.console.trends_page import trends_routes
 from service.adapters.http.token_gate import TokenGate, TooManyFailures, client_of
-from service.adapters.postgres.case_reads import CaseFilter, InvalidCursor, PostgresCaseReads
-from service.adapters.postgres.console_sessions import SessionTimeouts
 from service.api_tokens import ApiToken
 from service.app.commands import CommandStore
+from service.app.ports import SessionTimeouts
+from service.app.reads import CaseFilter, CaseReads, InvalidCursor
 from service.domain.bounds import MAX_ID_LENGTH
 from service.domain.commands import CommandRules
 from service.domain.severity import Severity
@@ -36,7 +36,7 @@ _SEVERITIES = [s.value for s in Severity]
 
 
 def console_router(
-    reads_of: Callable[[], PostgresCaseReads],
+    reads_of: Callable[[], CaseReads],
     store_of: Callable[[], CommandStore],
     rules: CommandRules,
     trends: TrendPolicy,

@@ -21,9 +21,8 @@ from datetime import timedelta
 
 from fastapi import Request, Response
 
-from service.adapters.postgres.console_sessions import PostgresConsoleSessions, SessionTimeouts
 from service.api_tokens import ApiToken, ApiTokens, digest_of
-from service.app.ports import Clock
+from service.app.ports import Clock, ConsoleSessionStore, SessionTimeouts
 
 COOKIE = "recovery_console"
 FORM_COOKIE = "recovery_console_sign_in"
@@ -44,7 +43,7 @@ class Sessions:
 
     def __init__(
         self,
-        store_of: Callable[[], PostgresConsoleSessions],
+        store_of: Callable[[], ConsoleSessionStore],
         tokens: ApiTokens,
         key: bytes | None,
         timeouts: SessionTimeouts,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from service.adapters.postgres.case_reads import StoredEvent
+from service.app.reads import StoredEvent
 
 
 @dataclass(frozen=True)

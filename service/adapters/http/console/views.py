@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from service.adapters.postgres.case_reads import CaseRead
+from service.app.reads import CaseRead
 from service.domain.case import CaseState
 from service.domain.clock_reports import ClockReport, ClockState, clock_reports
 from service.domain.sla import SlaPolicy

@@ -1,56 +1,25 @@
-"""What every CommandStore does, fake or PostgreSQL: tests/unit/test_store_behaviour.py runs these on the
-in-memory fake, tests/integration/test_store_behaviour.py on PostgreSQL, so the fast tier's use-case tests
-stand on the same behaviour as the service."""
+"""What every CommandStore does, fake or PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
 
-from service.app.commands import CommandStore, Remembered
-from service.domain.case import CaseState, Compensation, evolve
-from service.domain.commands import AddNote, CommandRules, Facts, OpenByHand, RequestCompensation, decide
+from service.app.commands import Remembered
+from service.domain.case import Compensation, evolve
+from service.domain.commands import AddNote, Facts, OpenByHand, RequestCompensation, decide
 from service.domain.compensation import ONE_DAY
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import CompensationKind
 from service.domain.intake import NewEvent
 from service.domain.severity import Severity
 from service.domain.signals import Tier
-from service.domain.sla import SlaPolicy
-from service.domain.workflow import Actor
-from tests.cases import CASE_IDS
-
-RULES = CommandRules(SlaPolicy(), case_ids=CASE_IDS)
-MIA, ANA = Actor("mia", "manager"), Actor("ana", "agent")
-Behaviour = Callable[[CommandStore], Awaitable[None]]
+from tests.store_behaviour.stores import ANA, MIA, RULES, Behaviour, Stores, after, opened
 
 
-async def opened(store: CommandStore, customer_id: str) -> CaseState:
-    """A case opened by hand for the customer, recorded."""
-    async with store.transaction() as tx:
-        command = OpenByHand(customer_id, Severity.MAJOR, None, Tier.STANDARD, "escalated")
-        [event] = decide(command, None, Facts(MIA, await tx.now()), RULES)
-        state = evolve(None, event)
-        await tx.record([NewEvent(state.case_id, 1, event)], state, {})
-    return state
-
-
-async def after(store: CommandStore, case: CaseState, actor: Actor, command: object) -> CaseState:
-    """The case after the command, recorded at its next version."""
-    async with store.transaction() as tx:
-        events = decide(command, case, Facts(actor, await tx.now()), RULES)  # type: ignore[arg-type]
-        state = case
-        for event in events:
-            state = evolve(state, event)
-        await tx.record(
-            [NewEvent(state.case_id, case.version + 1 + i, e) for i, e in enumerate(events)], state, {}
-        )
-    return state
-
-
-async def a_recorded_case_reads_back_and_is_its_customers_latest(store: CommandStore) -> None:
+async def a_recorded_case_reads_back_and_is_its_customers_latest(stores: Stores) -> None:
+    store = stores.commands
     case = await opened(store, "cust-1")
     async with store.transaction() as tx:
         assert await tx.case(case.case_id) == case
@@ -58,9 +27,8 @@ async def a_recorded_case_reads_back_and_is_its_customers_latest(store: CommandS
         assert await tx.case("no-such-case") is None and await tx.latest_case("nobody") is None
 
 
-async def an_append_on_a_taken_version_conflicts_and_nothing_of_its_transaction_stays(
-    store: CommandStore,
-) -> None:
+async def an_append_on_a_taken_version_conflicts_and_nothing_of_its_transaction_stays(stores: Stores) -> None:
+    store = stores.commands
     case = await opened(store, "cust-1")
     noted = await after(store, case, ANA, AddNote("first"))
     with pytest.raises(ConcurrencyConflict):
@@ -74,7 +42,8 @@ async def an_append_on_a_taken_version_conflicts_and_nothing_of_its_transaction_
         assert await tx.prior_answer("ana", case.case_id, "k-1") is None
 
 
-async def an_idempotency_key_is_remembered_once_per_actor_and_target(store: CommandStore) -> None:
+async def an_idempotency_key_is_remembered_once_per_actor_and_target(stores: Stores) -> None:
+    store = stores.commands
     case = await opened(store, "cust-1")
     async with store.transaction() as tx:
         remembered = Remembered(case.case_id, 1, True, await tx.now())
@@ -88,7 +57,8 @@ async def an_idempotency_key_is_remembered_once_per_actor_and_target(store: Comm
             await tx.remember("mia", "customer/cust-1", "k-1", "open", remembered)
 
 
-async def the_case_at_a_version_is_the_case_as_it_was(store: CommandStore) -> None:
+async def the_case_at_a_version_is_the_case_as_it_was(stores: Stores) -> None:
+    store = stores.commands
     case = await opened(store, "cust-1")
     noted = await after(store, case, ANA, AddNote("a note"))
     async with store.transaction() as tx:
@@ -96,7 +66,8 @@ async def the_case_at_a_version_is_the_case_as_it_was(store: CommandStore) -> No
         assert await tx.case_at(case.case_id, 2) == noted == await tx.case_at(case.case_id, None)
 
 
-async def the_history_counts_the_customers_other_cases_and_the_actors_requests(store: CommandStore) -> None:
+async def the_history_counts_the_customers_other_cases_and_the_actors_requests(stores: Stores) -> None:
+    store = stores.commands
     first = await opened(store, "cust-1")
     other = await opened(store, "cust-2")
     refund = RequestCompensation(CompensationKind.CREDIT, Decimal(5), "EUR", "late")
@@ -115,7 +86,8 @@ def counted(compensations: tuple[Compensation, ...]) -> list[tuple[str, Decimal,
     return [(c.request_id, c.amount, c.currency, c.status, c.requested_by) for c in compensations]
 
 
-async def a_transaction_that_fails_keeps_nothing(store: CommandStore) -> None:
+async def a_transaction_that_fails_keeps_nothing(stores: Stores) -> None:
+    store = stores.commands
     with pytest.raises(RuntimeError):
         async with store.transaction() as tx:
             command = OpenByHand("cust-9", Severity.MINOR, None, Tier.STANDARD, "escalated")
