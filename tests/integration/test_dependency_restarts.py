@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -24,9 +22,8 @@ from service.app.intake import apply_signals
 from service.bootstrap import Service, SystemClock, intake_rules
 from service.config import Settings
 from service.domain.signals import Channel, Signal, SignalKind
-from service.entrypoints.embedded import start_tansu
 from tests.infra import Kafka
-from tests.integration.conftest import OwnPostgres
+from tests.integration.conftest import OwnBroker, OwnPostgres
 from tests.integration.test_sla_and_relay import Topic, ce
 from tests.support import PostgresProxy, eventually, make_settings, suite_keyring
 
@@ -212,28 +209,16 @@ async def test_the_relay_and_the_timers_come_through_a_postgresql_restart_by_the
         await service.stop()
 
 
-@pytest.fixture
-def own_broker() -> Iterator[tuple[Kafka, subprocess.Popen[bytes]]]:
-    """A broker of the test's own, so freezing it disturbs no other test."""
-    process, bootstrap = start_tansu()
-    try:
-        yield Kafka(bootstrap, False, "embedded"), process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        process.wait(10)
-
-
 async def test_the_relay_waits_out_a_frozen_broker_while_the_timers_go_on(
-    own_broker: tuple[Kafka, subprocess.Popen[bytes]], database_url: str
+    own_broker: OwnBroker, database_url: str
 ) -> None:
-    kafka, broker = own_broker
+    kafka = own_broker.kafka
 
     async def interrupt() -> None:
-        broker.send_signal(signal.SIGSTOP)
+        own_broker.freeze()
 
     async def resume() -> None:
-        broker.send_signal(signal.SIGCONT)
+        own_broker.thaw()
 
     async def timers_fired_while_frozen() -> bool:
         conn = await asyncpg.connect(database_url)
@@ -260,7 +245,7 @@ async def test_the_relay_waits_out_a_frozen_broker_while_the_timers_go_on(
             timers_fired_while_frozen,
         )
     finally:
-        broker.send_signal(signal.SIGCONT)
+        own_broker.thaw()
         await service.stop()
 
 

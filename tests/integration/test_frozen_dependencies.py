@@ -1,33 +1,41 @@
-"""Dependencies that stop answering (SIGSTOP): /readyz says so at once, and everything resumes after SIGCONT.
+"""Dependencies that stop answering (SIGSTOP) or are gone (stopped): /readyz names the one that is down within
+two seconds, the API serves on, and everything resumes by itself once it is back.
 
-Each test freezes a broker or a database of its own, so the rest of the suite never sees the freeze.
+Each test freezes or stops a broker or a database of its own, so the rest of the suite never sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 
 import asyncpg
 import httpx
-import psutil
 from aiokafka import AIOKafkaProducer
 
+from service.adapters.kafka.topics import ensure_topics
 from service.adapters.postgres.migrate import migrate
 from service.bootstrap import Service, http_app
 from service.config import Settings
 from service.domain.signals import SignalKind
-from service.entrypoints.embedded import start_postgres, start_tansu
-from tests.infra import Kafka, unique, with_database
-from tests.support import AUTH, eventually, make_settings, publish, signal_event, wait_until_ready
+from tests.infra import Kafka
+from tests.integration.conftest import OwnBroker, OwnPostgres
+from tests.integration.test_compensation import open_by_hand
+from tests.support import (
+    AUTH,
+    eventually,
+    make_settings,
+    publish,
+    relay_caught_up,
+    signal_event,
+    wait_until_ready,
+)
 
-READYZ_GUARD = 10.0  # a hang guard, not a speed target: the probes themselves give up after 1.5 s
+READYZ_PROMISE = 2.0  # what /readyz promises whatever a dependency does (its probes give up after 1.5 s)
+KAFKA_DOWN = {"ready": False, "database": "up", "kafka": "down"}
 
 
 @contextmanager
@@ -49,7 +57,19 @@ async def http(service: Service, settings: Settings) -> AsyncIterator[httpx.Asyn
 
 
 async def readyz(client: httpx.AsyncClient) -> httpx.Response:
-    return await asyncio.wait_for(client.get("/readyz"), READYZ_GUARD)
+    """/readyz's answer; the test fails when it takes longer than the promise."""
+    try:
+        return await asyncio.wait_for(client.get("/readyz"), READYZ_PROMISE)
+    except TimeoutError:
+        raise AssertionError(f"/readyz did not answer within {READYZ_PROMISE} s") from None
+
+
+async def ready_again(client: httpx.AsyncClient) -> httpx.Response:
+    async def ready() -> httpx.Response | None:
+        answer = await readyz(client)
+        return answer if answer.status_code == 200 else None
+
+    return await eventually(ready, what="/readyz 200 again")
 
 
 async def applied(database_url: str, signal_id: str) -> bool:
@@ -60,93 +80,153 @@ async def applied(database_url: str, signal_id: str) -> bool:
         await conn.close()
 
 
-async def test_a_frozen_broker_turns_readyz_503_without_hanging_and_intake_resumes_after_it_thaws(
-    database_url: str,
+@asynccontextmanager
+async def producing(kafka: Kafka) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap, enable_idempotence=kafka.idempotent_producer
+    )
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def intake_works(settings: Settings, kafka: Kafka, signal_id: str) -> None:
+    """A signal published now is applied (the consumer has joined its group on this broker)."""
+    async with producing(kafka) as producer:
+        event = signal_event(SignalKind.NPS, f"cust-{signal_id}", {"score": 1}, signal_id=signal_id)
+        await publish(producer, settings.topic_nps, f"cust-{signal_id}", event)
+    await eventually(lambda: applied(settings.database_url.get_secret_value(), signal_id), what=signal_id)
+
+
+async def test_a_frozen_broker_turns_readyz_503_within_two_seconds_and_intake_resumes_after_it_thaws(
+    own_broker: OwnBroker, database_url: str
 ) -> None:
-    process, bootstrap = start_tansu()
-    kafka = Kafka(bootstrap, False, "embedded")
-    settings = make_settings(kafka, database_url)
+    settings = make_settings(own_broker.kafka, database_url)
     service = Service(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     try:
         await service.start()
         await wait_until_ready(service)
-        await producer.start()
         async with http(service, settings) as client:
             assert (await readyz(client)).status_code == 200
-            before = signal_event(SignalKind.NPS, "cust-f", {"score": 1}, signal_id="before-freeze")
-            await publish(producer, settings.topic_nps, "cust-f", before)
-            await eventually(lambda: applied(database_url, "before-freeze"), what="the first signal")
-            with frozen([process.pid]):
+            await intake_works(settings, own_broker.kafka, "before-freeze")
+            own_broker.freeze()
+            try:
                 answer = await readyz(client)
-                assert answer.status_code == 503
-                body = answer.json()
-                assert body == {"ready": False, "database": "up", "kafka": "down"}
-                cases = await asyncio.wait_for(client.get("/v1/cases", headers=AUTH), READYZ_GUARD)
+                assert answer.status_code == 503 and answer.json() == KAFKA_DOWN
+                cases = await asyncio.wait_for(client.get("/v1/cases", headers=AUTH), READYZ_PROMISE)
                 assert cases.status_code == 200  # staff keep working cases while Kafka is out
-            after = signal_event(SignalKind.NPS, "cust-f", {"score": 1}, signal_id="after-thaw")
-            await publish(producer, settings.topic_nps, "cust-f", after)
-            await eventually(lambda: applied(database_url, "after-thaw"), what="intake after the thaw")
-
-            async def ready_again() -> bool:
-                return (await readyz(client)).status_code == 200
-
-            await eventually(ready_again, what="/readyz 200 after the thaw")
+            finally:
+                own_broker.thaw()
+            await intake_works(settings, own_broker.kafka, "after-thaw")
+            await ready_again(client)
             assert service.alive(), service.failures()
     finally:
-        await producer.stop()
         await service.stop()
-        process.terminate()
-        process.wait(10)
 
 
-async def test_an_api_only_process_is_ready_with_postgresql_alone_and_says_503_while_it_is_frozen() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="recovery-frozen-pg-"))
-    server = start_postgres(folder / "data")
+async def test_a_stopped_broker_turns_readyz_503_within_two_seconds_and_intake_resumes_once_it_is_back(
+    own_broker: OwnBroker, database_url: str
+) -> None:
+    settings = make_settings(own_broker.kafka, database_url)
+    service = Service(settings)
     try:
-        admin = await asyncpg.connect(server.dsn)
-        name = unique("t")
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        database_url = with_database(server.dsn, name)
-        conn = await asyncpg.connect(database_url)
-        await migrate(conn)
-        await conn.close()
-        # no broker anywhere: an API-only process never needs one
-        settings = Settings(
-            database_url=database_url,
-            kafka_bootstrap_servers="127.0.0.1:1",
-            consume=False,
-            relay=False,
-            api_tokens=make_settings(Kafka("127.0.0.1:1", False, "none"), database_url).api_tokens,
-        )
-        service = Service(settings)
         await service.start()
-        try:
-            async with http(service, settings) as client:
-                answer = await readyz(client)
-                assert answer.status_code == 200
-                assert answer.json() == {"ready": True, "database": "up"}
-                postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
-                processes = [
-                    postmaster,
-                    *(p.pid for p in psutil.Process(postmaster).children(recursive=True)),
-                ]
-                with frozen(processes):
-                    frozen_answer = await readyz(client)
-                    assert frozen_answer.status_code == 503
-                    assert frozen_answer.json() == {"ready": False, "database": "down"}
-
-                async def ready_again() -> bool:
-                    return (await readyz(client)).status_code == 200
-
-                await eventually(ready_again, what="/readyz 200 once PostgreSQL answers again")
-                assert (await client.get("/v1/cases", headers=AUTH)).status_code == 200
-        finally:
-            await service.stop()
+        await wait_until_ready(service)
+        async with http(service, settings) as client:
+            own_broker.stop()
+            answer = await readyz(client)
+            assert answer.status_code == 503 and answer.json() == KAFKA_DOWN
+            assert (await client.get("/v1/cases", headers=AUTH)).status_code == 200
+            own_broker.start()
+            # A durable broker keeps its topics through a restart; Tansu keeps none: put them back as they were.
+            await ensure_topics(settings, settings.all_topics())
+            await ready_again(client)
+            await intake_works(settings, own_broker.kafka, "after-restart")
+            assert service.alive(), service.failures()
     finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        await service.stop()
+
+
+async def test_an_api_only_process_is_ready_with_postgresql_alone_and_says_503_within_two_seconds_while_it_is_frozen(
+    own_postgres: OwnPostgres,
+) -> None:
+    # no broker anywhere: an API-only process never needs one
+    settings = Settings(
+        database_url=own_postgres.dsn,
+        kafka_bootstrap_servers="127.0.0.1:1",
+        consume=False,
+        relay=False,
+        api_tokens=make_settings(Kafka("127.0.0.1:1", False, "none"), own_postgres.dsn).api_tokens,
+    )
+    service = Service(settings)
+    await service.start()
+    try:
+        async with http(service, settings) as client:
+            answer = await readyz(client)
+            assert answer.status_code == 200 and answer.json() == {"ready": True, "database": "up"}
+            with frozen(own_postgres.processes()):
+                frozen_answer = await readyz(client)
+                assert frozen_answer.status_code == 503
+                assert frozen_answer.json() == {"ready": False, "database": "down"}
+            await ready_again(client)
+            assert (await client.get("/v1/cases", headers=AUTH)).status_code == 200
+    finally:
+        await service.stop()
+
+
+async def test_a_stopped_postgresql_turns_readyz_503_within_two_seconds_and_200_once_it_is_started_again(
+    kafka: Kafka, own_postgres: OwnPostgres
+) -> None:
+    settings = make_settings(kafka, own_postgres.dsn)
+    service = Service(settings)
+    try:
+        await service.start()
+        await wait_until_ready(service)
+        async with http(service, settings) as client:
+            await asyncio.to_thread(own_postgres.stop)
+            answer = await readyz(client)
+            assert answer.status_code == 503
+            assert answer.json() == {"ready": False, "database": "down", "kafka": "up"}
+            await asyncio.to_thread(own_postgres.start)
+            assert (await ready_again(client)).json() == {"ready": True, "database": "up", "kafka": "up"}
+            assert (await client.get("/v1/cases", headers=AUTH)).status_code == 200
+            await intake_works(settings, kafka, "after-postgresql-restart")
+            assert service.alive(), service.failures()
+    finally:
+        await service.stop()
+
+
+async def test_a_service_started_while_kafka_is_down_serves_the_api_and_joins_its_group_once_the_broker_is_up(
+    own_broker: OwnBroker, database_url: str
+) -> None:
+    own_broker.stop()
+    settings = make_settings(own_broker.kafka, database_url)
+    service = Service(settings)
+    try:
+        await asyncio.wait_for(service.start(), 30)  # PostgreSQL answers: start-up does not wait for Kafka
+        async with http(service, settings) as client:
+            answer = await readyz(client)
+            assert answer.status_code == 503 and answer.json() == KAFKA_DOWN
+            case_id = await open_by_hand(client, "cust-by-hand")
+            assert (await client.get(f"/v1/cases/{case_id}", headers=AUTH)).status_code == 200
+            listed = (await client.get("/v1/cases", headers=AUTH)).json()["items"]
+            assert [c["case_id"] for c in listed] == [case_id]
+            assert (await readyz(client)).json() == KAFKA_DOWN  # still: the API served without Kafka
+            own_broker.start()
+            await ready_again(client)
+            await intake_works(settings, own_broker.kafka, "after-the-broker-came")
+            by_signal = {"customer_id": "cust-after-the-broker-came"}
+            assert len((await client.get("/v1/cases", params=by_signal, headers=AUTH)).json()["items"]) == 1
+            conn = await asyncpg.connect(database_url)
+            try:  # the case opened by hand while Kafka was away is published too
+                await eventually(lambda: relay_caught_up(conn), what="the relay at the head of the log")
+            finally:
+                await conn.close()
+            assert service.alive(), service.failures()
+    finally:
+        await service.stop()
 
 
 async def test_a_loop_that_stops_on_an_error_of_its_own_turns_healthz_503_naming_it(database_url: str) -> None:
