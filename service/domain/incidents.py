@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -154,6 +154,16 @@ def incident_stream(incident: str) -> str:
     return f"incident/{incident}"
 
 
+BY_HAND = "by-hand"
+"""The rule name an incident a manager declared carries in its scope key."""
+
+
+def scope_key(event: IncidentProposed | IncidentDeclared) -> str:
+    """What one open incident is kept for: its rule (or BY_HAND) and its scope."""
+    rule = event.detection.rule if event.detection is not None else BY_HAND
+    return scope_text(rule, tuple(event.scope.items()))
+
+
 def crossed(rule: SurgeRule, customers: int, baseline: float | None) -> bool:
     """The count reaches the floor and, when the scope has a baseline, the rule's multiple of it."""
     if customers < rule.min_customers:
@@ -290,6 +300,18 @@ class SurgeCount:
     window_end: datetime
 
 
+def count_surge(
+    rule: SurgeRule, scope: Scope, end: datetime, sightings: Iterable[tuple[datetime, str]]
+) -> SurgeCount:
+    """The scope's count for the window ending at `end`, from its sightings (time, customer): the baseline is
+    only worked out when the floor is reached (it can only matter then)."""
+    pairs = list(sightings)
+    customers = len(customers_in_window(pairs, end, rule.window))
+    start = end - rule.window
+    base = baseline_of(rule, pairs, start + _TICK) if customers >= rule.min_customers else None
+    return SurgeCount(rule, scope, customers, base, end)
+
+
 def detect(count: SurgeCount, now: datetime) -> IncidentEvent | None:
     """The incident a count makes, when it crosses its rule (the caller knows the scope has none open)."""
     rule = count.rule
@@ -312,16 +334,24 @@ def detect(count: SurgeCount, now: datetime) -> IncidentEvent | None:
     return IncidentProposed(incident_id=opened, at=now, scope=dict(count.scope), detection=why)
 
 
-def scopes_touched(policy: IncidentPolicy, sightings: Iterable[Sighting]) -> dict[tuple[str, Scope], datetime]:
-    """Each (rule, scope) the sightings fall in, with the latest sighting's time: where a window ends."""
-    touched: dict[tuple[str, Scope], datetime] = {}
+def scopes_touched(
+    policy: IncidentPolicy, sightings: Iterable[Sighting], open_scopes: Collection[str]
+) -> list[tuple[SurgeRule, Scope, datetime]]:
+    """Each (rule, scope) the sightings fall in that has no open incident, with the latest sighting's time:
+    where the window to count ends."""
+    touched: dict[tuple[str, Scope], tuple[SurgeRule, datetime]] = {}
     for s in sightings:
         for rule in policy.surges:
             scope = scope_of(rule, s)
             if scope is not None:
                 key = (rule.name, scope)
-                touched[key] = max(touched.get(key, s.at), s.at)
-    return touched
+                _, latest = touched.get(key, (rule, s.at))
+                touched[key] = (rule, max(latest, s.at))
+    return [
+        (rule, scope, end)
+        for (name, scope), (rule, end) in touched.items()
+        if scope_text(name, scope) not in open_scopes
+    ]
 
 
 def replay(
@@ -348,12 +378,10 @@ def replay(
                 window.popleft()
             if scope_text(rule.name, scope) in done:
                 continue
-            start = s.at - rule.window
             customers = len({c for _, c in window})
             if customers < rule.min_customers:
                 continue
-            base = baseline_of(rule, history[key], start + _TICK)
-            event = detect(SurgeCount(rule, scope, customers, base, s.at), s.at)
+            event = detect(count_surge(rule, scope, s.at, history[key]), s.at)
             if event is not None:
                 fired.append(event)
                 done.add(scope_text(rule.name, scope))
