@@ -25,6 +25,7 @@ from service.adapters.http.sessions_api import sessions_router
 from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.http.tracing import TraceRequests
 from service.adapters.http.transport_security import StrictTransportSecurity
+from service.adapters.incident_policy_file import load_incident_policy
 from service.adapters.kafka.client import faststream_security, make_producer
 from service.adapters.kafka.consumer import SignalConsumer
 from service.adapters.kafka.contract import asyncapi, channel_specs, render
@@ -84,6 +85,7 @@ def intake_rules(settings: Settings) -> IntakeRules:
         sla=sla_policy(settings),
         history_window=timedelta(days=policy.history_window_days),
         case_ids=keyring_of(settings).master.case_ids(),
+        incidents=load_incident_policy(settings.incident_policy_file),
     )
 
 

@@ -34,6 +34,11 @@ BATCH_SECONDS = Histogram(
 BATCH_CONFLICTS = Counter(
     "recovery_batch_conflicts_total", "Batches decided again after losing an optimistic-concurrency race."
 )
+INCIDENTS_OPENED = Counter(
+    "recovery_incidents_opened_total",
+    "Incidents a surge rule opened, by rule and event type (recovery.incidents.v1 carries them).",
+    ["rule", "type"],
+)
 DB_RETRIES = Counter(
     "recovery_database_retries_total", "Batches retried because the database was unreachable."
 )

@@ -26,6 +26,20 @@ from service.domain.case import CaseState, CaseStatus, evolve
 from service.domain.compensation import CompensationHistory
 from service.domain.errors import ConcurrencyConflict
 from service.domain.events import CaseEvent, CompensationRequested
+from service.domain.incidents import (
+    OPEN_STATUSES,
+    IncidentEvent,
+    IncidentState,
+    Scope,
+    Sighting,
+    SurgeCount,
+    SurgeRule,
+    count_surge,
+    evolve_incident,
+    incident_stream,
+    scope_key,
+    scope_of,
+)
 from service.domain.intake import Applied, IntakePlan, NewEvent
 from service.domain.timers import Timer, TimerKind
 from service.domain.trends import TrendDetected
@@ -69,6 +83,7 @@ class Held:
     timers: dict[TimerKey, ArmedTimer] = field(default_factory=dict)
     trends: dict[str, HeldTrend] = field(default_factory=dict)
     erased: dict[str, Erasure] = field(default_factory=dict)  # erased_customers, by customer id
+    incidents: dict[str, tuple[str, IncidentState]] = field(default_factory=dict)  # id -> (scope key, state)
 
     def snapshot(self, case_id: str) -> CaseState | None:
         """The case as its snapshot reads; a damaged one raises, as PostgreSQL's does when parsed."""
@@ -343,6 +358,34 @@ class FakeIntakeTransaction:
             trend = self._held.trends.get(tag)
             if trend is not None and trend.active:
                 trend.due_at = self._clock.now()
+
+
+    async def open_incident_scopes(self) -> set[str]:
+        return {key for key, state in self._held.incidents.values() if state.status in OPEN_STATUSES}
+
+    async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
+        counts = []
+        for rule, scope, end in wanted:
+            sightings = [
+                (a.signal.occurred_at, a.signal.customer_id)
+                for a in self._held.signals.values()
+                if a.classification.severity is not None and scope_of(rule, sighting_of(a)) == scope
+            ]
+            counts.append(count_surge(rule, scope, end, sightings))
+        return counts
+
+    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+        for e in events:
+            key = scope_key(e)
+            if e.incident_id in self._held.incidents or key in await self.open_incident_scopes():
+                raise ConcurrencyConflict("UniqueViolationError")  # incidents_one_open_per_scope
+            self._held.incidents[e.incident_id] = (key, evolve_incident(None, e))
+        self._held.append([NewEvent(incident_stream(e.incident_id), 1, e) for e in events], self._clock.now())
+
+
+def sighting_of(a: Applied) -> Sighting:
+    s = a.signal
+    return Sighting(s.occurred_at, s.customer_id, s.kind.value, str(a.classification.category), s.service, s.region)
 
 
 class FakeIntakeStore:

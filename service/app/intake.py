@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from service.app.conflicts import decided_again_on_conflict
-from service.app.ports import Clock, IntakeStore, PartitionKey, Sentiment
+from service.app.ports import Clock, IntakeStore, IntakeTransaction, PartitionKey, Sentiment
 from service.domain.case import CaseIds
+from service.domain.incidents import IncidentEvent, IncidentPolicy, Sighting, detect, scopes_touched
 from service.domain.intake import Applied, IntakePlan, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
@@ -21,6 +22,7 @@ class IntakeRules:
     sla: SlaPolicy
     history_window: timedelta
     case_ids: CaseIds
+    incidents: IncidentPolicy = IncidentPolicy()
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class IntakeResult:
     duplicates: list[Signal]
     events: int
     conflicts: int
+    incidents: tuple[IncidentEvent, ...] = ()  # incidents this batch's signals made cross their rule
 
     @classmethod
     def combined(cls, parts: Sequence[IntakeResult]) -> IntakeResult:
@@ -38,6 +41,7 @@ class IntakeResult:
             [d for p in parts for d in p.duplicates],
             sum(p.events for p in parts),
             sum(p.conflicts for p in parts),
+            tuple(i for p in parts for i in p.incidents),
         )
 
 
@@ -55,10 +59,10 @@ async def apply_signals(
     # and a customer's case should read in failure order wherever one batch can make it so.
     unique = sorted({s.key: s for s in reversed(signals)}.values(), key=lambda s: s.occurred_at)
     scores = [sentiment.compound(s.text) if s.kind is SignalKind.COMPLAINT else None for s in unique]
-    (plan, fresh), lost = await decided_again_on_conflict(
+    (plan, fresh, incidents), lost = await decided_again_on_conflict(
         lambda: _apply_once(unique, scores, next_offsets, group, store, rules, clock)
     )
-    return IntakeResult(plan.applied, _duplicates(signals, fresh), len(plan.events), lost)
+    return IntakeResult(plan.applied, _duplicates(signals, fresh), len(plan.events), lost, tuple(incidents))
 
 
 async def _apply_once(
@@ -69,7 +73,7 @@ async def _apply_once(
     store: IntakeStore,
     rules: IntakeRules,
     clock: Clock,
-) -> tuple[IntakePlan, list[Signal]]:
+) -> tuple[IntakePlan, list[Signal], list[IncidentEvent]]:
     async with store.transaction() as tx:
         seen = await tx.seen([s.key for s in signals]) if signals else set()
         fresh = [(s, score) for s, score in zip(signals, scores, strict=True) if s.key not in seen]
@@ -89,7 +93,35 @@ async def _apply_once(
             rules.case_ids,
         )
         await tx.record(plan, group, next_offsets)
-    return plan, [s for s, _ in fresh]
+        incidents = await _detect_incidents(tx, plan, rules.incidents, clock)
+    return plan, [s for s, _ in fresh], incidents
+
+
+async def _detect_incidents(
+    tx: IntakeTransaction, plan: IntakePlan, policy: IncidentPolicy, clock: Clock
+) -> list[IncidentEvent]:
+    """The scopes this batch's failures fall in, counted with the signals before them; a crossing opens an
+    incident in the same transaction (a scope another instance opened first makes the batch decide again)."""
+    sightings = [
+        Sighting(
+            a.signal.occurred_at,
+            a.signal.customer_id,
+            a.signal.kind.value,
+            str(a.classification.category),
+            a.signal.service,
+            a.signal.region,
+        )
+        for a in plan.applied
+        if a.classification.severity is not None and (a.signal.service or a.signal.region)
+    ]
+    if not sightings:
+        return []
+    wanted = scopes_touched(policy, sightings, await tx.open_incident_scopes())
+    counts = await tx.surge_counts(wanted) if wanted else []
+    now = clock.now()
+    incidents = [e for c in counts if (e := detect(c, now)) is not None]
+    await tx.record_incidents(incidents)
+    return incidents
 
 
 def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Signal]:

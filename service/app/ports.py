@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.domain.case import CaseState
+from service.domain.incidents import IncidentEvent, Scope, SurgeCount, SurgeRule
 from service.domain.intake import IntakePlan
 
 SignalKey = tuple[str, str]  # (source, id)
@@ -44,6 +45,19 @@ class IntakeTransaction(Protocol):
     async def record(
         self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]
     ) -> None: ...
+
+    async def open_incident_scopes(self) -> set[str]:
+        """The scope keys (incidents.scope_key) of the incidents proposed or declared."""
+        ...
+
+    async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
+        """Each (rule, scope, window end)'s count of distinct customers, the signals recorded so far included;
+        the baseline only where the floor is reached (domain/incidents.py count_surge says what each means)."""
+        ...
+
+    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+        """New incidents; one whose scope is open already is a ConcurrencyConflict (another batch won)."""
+        ...
 
 
 class IntakeStore(Protocol):

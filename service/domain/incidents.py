@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 
 class GroupKey(StrEnum):
@@ -260,6 +260,9 @@ class IncidentState:
     declared_at: datetime | None
     declared_by: str | None
     version: int
+
+
+INCIDENT_STATE: TypeAdapter[IncidentState] = TypeAdapter(IncidentState)  # the incidents table's state column
 
 
 def evolve_incident(state: IncidentState | None, event: IncidentEvent) -> IncidentState:

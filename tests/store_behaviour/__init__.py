@@ -4,12 +4,13 @@ tests stand on the same behaviour as the service. A behaviour is given every sto
 
 from __future__ import annotations
 
-from tests.store_behaviour import commands, intake, timers, trends
+from tests.store_behaviour import commands, incidents, intake, timers, trends
 from tests.store_behaviour.stores import Behaviour, Stores
 
 BEHAVIOURS: list[Behaviour] = [
     *commands.BEHAVIOURS,
     *intake.BEHAVIOURS,
+    *incidents.BEHAVIOURS,
     *timers.BEHAVIOURS,
     *trends.BEHAVIOURS,
 ]

@@ -41,6 +41,7 @@ from service.adapters.kafka.spans import apply_span, batch_span, describe_applie
 from service.adapters.retry import retrying
 from service.app.intake import IntakeResult
 from service.app.ports import IntakeStore, PartitionKey
+from service.domain.incidents import BY_HAND
 from service.domain.intake import Applied, Outcome
 from service.domain.signals import Signal, SignalKind
 from service.observability import (
@@ -51,6 +52,7 @@ from service.observability import (
     CONSUMER_LAG,
     DB_RETRIES,
     DEAD_LETTER_REFERENCES,
+    INCIDENTS_OPENED,
     ISOLATED_RECORDS,
     SIGNALS,
 )
@@ -256,6 +258,17 @@ class SignalConsumer:
         BATCH_SIZE.observe(len(batch.records))
         BATCH_SECONDS.observe(seconds)
         BATCH_CONFLICTS.inc(result.conflicts)
+        for incident in result.incidents:
+            rule = incident.detection.rule if incident.detection else BY_HAND
+            INCIDENTS_OPENED.labels(rule, incident.type).inc()
+            log.warning(  # an outage: the scope's values name a service and a region, never a customer
+                "incident_opened",
+                incident_id=incident.incident_id,
+                type=incident.type,
+                rule=rule,
+                scope=incident.scope,
+                customers=incident.detection.customers if incident.detection else None,
+            )
         self._observe_lag(batch.records)
         log_case_changes(result.applied)
         log.info(

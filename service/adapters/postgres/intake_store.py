@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,7 +17,17 @@ from service.adapters.postgres.sealing import Sealer
 from service.adapters.postgres.trend_store import mark_trends_due
 from service.app.ports import PartitionKey, SignalKey
 from service.domain.case import CaseState
-from service.domain.intake import IntakePlan, Outcome
+from service.domain.incidents import (
+    INCIDENT_STATE,
+    IncidentEvent,
+    Scope,
+    SurgeCount,
+    SurgeRule,
+    evolve_incident,
+    incident_stream,
+    scope_key,
+)
+from service.domain.intake import IntakePlan, NewEvent, Outcome
 from service.domain.registry import SNAPSHOT
 
 SIGNAL_LOG_COLUMNS = [
@@ -165,6 +175,58 @@ class PostgresIntakeTransaction:
             ],
         )
 
+    async def open_incident_scopes(self) -> set[str]:
+        rows = await self._conn.fetch(
+            "SELECT scope_key FROM incidents WHERE status IN ('proposed', 'declared')"
+        )
+        return {r["scope_key"] for r in rows}
+
+    async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
+        """Each scope's distinct customers in the window ending at its time (this batch's signals included:
+        call after record), one query per rule; the baseline only where the floor is reached."""
+        counts = []
+        by_rule: dict[str, list[tuple[SurgeRule, Scope, datetime]]] = {}
+        for w in wanted:
+            by_rule.setdefault(w[0].name, []).append(w)
+        for rows in by_rule.values():
+            rule = rows[0][0]
+            found = await self._conn.fetch(_count_sql(rule), *_columns(rows), [end for _, _, end in rows], rule.window)
+            for (_, scope, end), row in zip(rows, sorted(found, key=lambda r: r["i"]), strict=True):
+                customers = row["customers"]
+                base = await self._baseline(rule, scope, end) if customers >= rule.min_customers else None
+                counts.append(SurgeCount(rule, scope, customers, base, end))
+        return counts
+
+    async def _baseline(self, rule: SurgeRule, scope: Scope, end: datetime) -> float | None:
+        window_start = end - rule.window
+        start = window_start - rule.baseline_windows * rule.window
+        clauses = " AND ".join(f"{key} = ${i + 4}" for i, (key, _) in enumerate(scope))
+        pairs = await self._conn.fetchval(
+            "SELECT count(DISTINCT (customer_id,"
+            " ((extract(epoch FROM occurred_at - $1) * 1000000)::bigint - 1) / $3)) FROM signal_log"
+            f" WHERE severity IS NOT NULL AND {clauses} AND occurred_at > $1 AND occurred_at <= $2",
+            start,
+            window_start,
+            rule.window // timedelta(microseconds=1),
+            *(value for _, value in scope),
+        )
+        return None if not pairs else pairs / rule.baseline_windows
+
+    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+        """New incidents: their first event and their row (a scope already open elsewhere is a lost race)."""
+        if not events:
+            return
+        states = [evolve_incident(None, e) for e in events]
+        await self._conn.executemany(
+            "INSERT INTO incidents (incident_id, scope_key, status, opened_at, version, state)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            [
+                (st.incident_id, scope_key(e), st.status, st.opened_at, st.version, INCIDENT_STATE.dump_json(st).decode())
+                for e, st in zip(events, states, strict=True)
+            ],
+        )
+        await append_events(self._conn, [NewEvent(incident_stream(e.incident_id), 1, e) for e in events])
+
     async def _save_offsets(self, group: str, next_offsets: Mapping[PartitionKey, int]) -> None:
         if not next_offsets:
             return
@@ -179,6 +241,27 @@ class PostgresIntakeTransaction:
             [k[1] for k in keys],
             [next_offsets[k] for k in keys],
         )
+
+
+def _count_sql(rule: SurgeRule) -> str:
+    """Distinct customers per scope in (end - window, end]; the scopes come as one array per key, then the ends
+    and the window. The columns are the rule's keys (signal_log names its columns after them)."""
+    keys = [key.value for key in rule.group_by]
+    n = len(keys)
+    match = " AND ".join(f"l.{key} IS NOT NULL AND l.{key} = k.v{i}" for i, key in enumerate(keys))
+    arrays = ", ".join(f"${i + 1}::text[]" for i in range(n))
+    names = ", ".join(f"v{i}" for i in range(n))
+    return (
+        "SELECT k.i, (SELECT count(DISTINCT l.customer_id) FROM signal_log l"
+        f" WHERE l.severity IS NOT NULL AND {match}"
+        f" AND l.occurred_at > k.end_at - ${n + 2}::interval AND l.occurred_at <= k.end_at) AS customers"
+        f" FROM unnest({arrays}, ${n + 1}::timestamptz[]) WITH ORDINALITY AS k({names}, end_at, i)"
+    )
+
+
+def _columns(rows: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[list[str]]:
+    """The scopes' values, one list per key of the rule."""
+    return [list(values) for values in zip(*([v for _, v in scope] for _, scope, _ in rows), strict=True)]
 
 
 class PostgresIntakeStore:
