@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict, deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,6 +19,8 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from service.domain.surge_trail import SurgeTrail
 
 
 class GroupKey(StrEnum):
@@ -358,36 +359,41 @@ def scopes_touched(
 
 
 def replay(
-    policy: IncidentPolicy, sightings: Sequence[Sighting], open_scopes: Iterable[str] = ()
+    policy: IncidentPolicy,
+    sightings: Sequence[Sighting],
+    open_scopes: Iterable[str] = (),
+    since: datetime | None = None,
 ) -> list[IncidentEvent]:
     """What the rules fire over these sightings in time order (the backtest): each sighting ends a window of
     its scope, which is counted with the sightings before it; a scope fires once (its incident stays open).
     The baseline of a window is taken from the sightings before it, so a replay must start a baseline period
-    before the span it reports on to see what live detection saw."""
+    before the span it reports on to see what live detection saw; the sightings before `since` only fill
+    windows and baselines (their own windows lack that history, so they fire nothing)."""
     fired: list[IncidentEvent] = []
     done = set(open_scopes)
-    history: dict[tuple[str, Scope], list[tuple[datetime, str]]] = defaultdict(list)
-    windows: dict[tuple[str, Scope], deque[tuple[datetime, str]]] = defaultdict(deque)
+    trails: dict[tuple[str, Scope], tuple[SurgeTrail, str]] = {}
     for s in sorted(sightings, key=lambda x: x.at):
         for rule in policy.surges:
             scope = scope_of(rule, s)
             if scope is None:
                 continue
-            key = (rule.name, scope)
-            history[key].append((s.at, s.customer_id))
-            window = windows[key]
-            window.append((s.at, s.customer_id))
-            while window and window[0][0] <= s.at - rule.window:
-                window.popleft()
-            if scope_text(rule.name, scope) in done:
+            if (rule.name, scope) not in trails:
+                trail = SurgeTrail(rule.window, rule.baseline_windows)
+                trails[(rule.name, scope)] = trail, scope_text(rule.name, scope)
+            trail, text = trails[(rule.name, scope)]
+            trail.add(s.at, s.customer_id)
+            if (since is not None and s.at < since) or text in done:
                 continue
-            customers = len({c for _, c in window})
-            if customers < rule.min_customers:
+            customers = trail.window_customers()
+            # The baseline is at least the trail's bound of its pairs per window: short of that multiple, the
+            # window cannot cross, and needs no exact count.
+            at_least = rule.baseline_multiple * (trail.pairs_at_least() / rule.baseline_windows)
+            if customers < rule.min_customers or customers < at_least:
                 continue
-            event = detect(count_surge(rule, scope, s.at, history[key]), s.at)
+            event = detect(count_surge(rule, scope, s.at, trail.seen), s.at)
             if event is not None:
                 fired.append(event)
-                done.add(scope_text(rule.name, scope))
+                done.add(text)
     return fired
 
 

@@ -102,14 +102,16 @@ def test_a_rule_is_refused_naming_what_is_wrong() -> None:
         IncidentPolicy(surges=(RULE, RULE))
 
 
-def brute_force(rule: SurgeRule, sightings: list[Sighting]) -> list[tuple[datetime, int, float | None]]:
+def brute_force(
+    rule: SurgeRule, sightings: list[Sighting], since: datetime | None = None
+) -> list[tuple[datetime, int, float | None]]:
     """What should fire, counted the slow way: every sighting ends a window; buckets counted one by one."""
     fired: list[tuple[datetime, int, float | None]] = []
     done: set[tuple[tuple[str, str], ...]] = set()
     ordered = sorted(sightings, key=lambda s: s.at)
     for i, s in enumerate(ordered):
         scope = scope_of(rule, s)
-        if scope is None or scope in done:
+        if scope is None or scope in done or (since is not None and s.at < since):
             continue
         same = [x for x in ordered[: i + 1] if scope_of(rule, x) == scope]
         customers = {x.customer_id for x in same if x.at > s.at - rule.window}
@@ -167,3 +169,54 @@ def test_the_baseline_is_the_mean_of_distinct_customers_per_window_before_it(sig
         for k in range(n)
     ]
     assert got == (sum(len(b) for b in buckets) / n if any(buckets) else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SIGHTINGS, st.integers(min_value=-30, max_value=30), st.sampled_from([0, 1.5, 3]))
+def test_sightings_before_since_fill_windows_and_baselines_but_fire_nothing(
+    sightings: list[Sighting], since_minute: int, multiple: float
+) -> None:
+    rule = RULE.model_copy(update={"min_customers": 3, "baseline_multiple": multiple})
+    since = T0 + timedelta(minutes=since_minute)
+    fired = replay(IncidentPolicy(surges=(rule,)), sightings, since=since)
+    why = [(e.detection.window_end, e.detection.customers, e.detection.baseline) for e in fired]
+    assert why == brute_force(rule, sightings, since)
+    assert all(e.detection.window_end >= since for e in fired)
+
+
+def test_a_surge_that_began_before_since_fires_at_since_counted_with_what_came_before() -> None:
+    surge = [seen(k, f"s{k}") for k in range(6)]  # 09:00 to 09:05, three customers by 09:02
+    [early] = replay(IncidentPolicy(surges=(RULE,)), surge)
+    [late] = replay(IncidentPolicy(surges=(RULE,)), surge, since=T0 + timedelta(minutes=4))
+    assert early.detection.window_end == T0 + timedelta(minutes=2) and early.detection.customers == 3
+    assert late.detection.window_end == T0 + timedelta(minutes=4) and late.detection.customers == 5
+
+
+# A window that is no whole number of the trail's grid steps, a period that is no whole number of windows.
+ODD = SurgeRule(
+    name="odd",
+    group_by=(GroupKey.REGION,),
+    window=timedelta(minutes=7, seconds=30, microseconds=3),
+    min_customers=2,
+    baseline_multiple=1.5,
+    baseline_period=timedelta(minutes=31),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda us, c: Sighting(T0 + timedelta(microseconds=us), c, "complaint", "other", None, "north"),
+            st.integers(min_value=0, max_value=50 * 60 * 10**6),
+            st.sampled_from([f"c{i}" for i in range(5)]),
+        ),
+        max_size=60,
+    )
+)
+def test_replay_fires_where_the_slow_count_crosses_for_windows_to_the_microsecond(
+    sightings: list[Sighting],
+) -> None:
+    fired = replay(IncidentPolicy(surges=(ODD,)), sightings)
+    why = [(e.detection.window_end, e.detection.customers, e.detection.baseline) for e in fired]
+    assert why == brute_force(ODD, sightings)
