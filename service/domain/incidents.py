@@ -369,32 +369,53 @@ def replay(
     The baseline of a window is taken from the sightings before it, so a replay must start a baseline period
     before the span it reports on to see what live detection saw; the sightings before `since` only fill
     windows and baselines (their own windows lack that history, so they fire nothing)."""
-    fired: list[IncidentEvent] = []
-    done = set(open_scopes)
-    trails: dict[tuple[str, Scope], tuple[SurgeTrail, str]] = {}
-    for s in sorted(sightings, key=lambda x: x.at):
-        for rule in policy.surges:
+    walk = Replay(policy, open_scopes, since)
+    return [event for s in sorted(sightings, key=lambda x: x.at) for event in walk.see(s)]
+
+
+class Replay:
+    """`replay` one sighting at a time, for sightings read in time order (the backtest streams them); it
+    keeps, per scope, only what the baseline can see."""
+
+    def __init__(
+        self, policy: IncidentPolicy, open_scopes: Iterable[str] = (), since: datetime | None = None
+    ) -> None:
+        self._policy = policy
+        self._done = set(open_scopes)
+        self._since = since
+        self._trails: dict[tuple[str, Scope], tuple[SurgeTrail, str]] = {}
+        self._last: datetime | None = None
+
+    def see(self, s: Sighting) -> list[IncidentEvent]:
+        """What the sighting makes fire: it ends a window of its scope under each rule."""
+        if self._last is not None and s.at < self._last:
+            raise ValueError(f"a sighting at {s.at.isoformat()} after one at {self._last.isoformat()}")
+        self._last = s.at
+        fired = []
+        for rule in self._policy.surges:
             scope = scope_of(rule, s)
-            if scope is None:
-                continue
-            if (rule.name, scope) not in trails:
-                trail = SurgeTrail(rule.window, rule.baseline_windows)
-                trails[(rule.name, scope)] = trail, scope_text(rule.name, scope)
-            trail, text = trails[(rule.name, scope)]
-            trail.add(s.at, s.customer_id)
-            if (since is not None and s.at < since) or text in done:
-                continue
-            customers = trail.window_customers()
-            # The baseline is at least the trail's bound of its pairs per window: short of that multiple, the
-            # window cannot cross, and needs no exact count.
-            at_least = rule.baseline_multiple * (trail.pairs_at_least() / rule.baseline_windows)
-            if customers < rule.min_customers or customers < at_least:
-                continue
-            event = detect(count_surge(rule, scope, s.at, trail.seen), s.at)
-            if event is not None:
+            if scope is not None and (event := self._count(rule, scope, s)) is not None:
                 fired.append(event)
-                done.add(text)
-    return fired
+        return fired
+
+    def _count(self, rule: SurgeRule, scope: Scope, s: Sighting) -> IncidentEvent | None:
+        if (rule.name, scope) not in self._trails:
+            trail = SurgeTrail(rule.window, rule.baseline_windows)
+            self._trails[(rule.name, scope)] = trail, scope_text(rule.name, scope)
+        trail, text = self._trails[(rule.name, scope)]
+        trail.add(s.at, s.customer_id)
+        if (self._since is not None and s.at < self._since) or text in self._done:
+            return None
+        customers = trail.window_customers()
+        # The baseline is at least the trail's bound of its pairs per window: short of that multiple, the
+        # window cannot cross, and needs no exact count.
+        at_least = rule.baseline_multiple * (trail.pairs_at_least() / rule.baseline_windows)
+        if customers < rule.min_customers or customers < at_least:
+            return None
+        event = detect(count_surge(rule, scope, s.at, trail.seen), s.at)
+        if event is not None:
+            self._done.add(text)
+        return event
 
 
 # The window is (end - window, end]: the baseline period ends where the window begins, just after end - window.

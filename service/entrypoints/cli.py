@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(keys.run(args, settings))
     if args.command == "policy":
         return asyncio.run(policy.run(args, settings))
-    if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions", "customers"):
+    if args.command in ("cases", "trends", "projections", "parked", "dlq", "sessions", "customers", "incidents"):
         return asyncio.run(ops.run(args, settings))
     return _serve(settings, announce=args.command == "dev")
 

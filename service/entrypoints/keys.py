@@ -23,7 +23,7 @@ def add_commands(commands: Any) -> None:
     )
 
 
-WITHOUT_STORED_TEXTS = frozenset({"migrate", "publish", "dlq"})  # schema only, or Kafka only
+WITHOUT_STORED_TEXTS = frozenset({"migrate", "publish", "dlq", "incidents"})  # schema, Kafka, or no text read
 
 
 def needs_data_keys(args: argparse.Namespace) -> bool:

@@ -1,5 +1,5 @@
 """Operator commands of `recovery`: look at cases and trends, rebuild the read model from the log, deal
-with the outgoing events the relay parked, and erase a customer's personal data."""
+with the outgoing events the relay parked, erase a customer's personal data, and backtest incident rules."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from service.domain.errors import DomainError
 from service.domain.sla import SlaPolicy
 from service.domain.trends import TrendPolicy
 from service.domain.workflow import Actor
-from service.entrypoints import dead_letters
+from service.entrypoints import dead_letters, incidents
 
 
 def add_commands(commands: Any) -> None:
@@ -71,6 +71,7 @@ def add_commands(commands: Any) -> None:
     erase.add_argument("customer_id", help="the customer id")
     erase.add_argument("--actor", required=True, help="who erases it, recorded on the cases (an owner)")
     dead_letters.add_commands(commands)
+    incidents.add_commands(commands)
 
 
 def _add_parked_commands(commands: Any) -> None:
@@ -94,6 +95,8 @@ def _add_parked_commands(commands: Any) -> None:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "dlq":  # Kafka (and, for a replay, the erased customers in the database)
         return await dead_letters.run(args, settings)
+    if args.command == "incidents":  # one connection, after the flags are checked
+        return await incidents.run(args, settings)
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
         if args.command == "projections":

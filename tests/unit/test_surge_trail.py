@@ -39,7 +39,11 @@ def test_the_bound_never_exceeds_the_pairs_and_the_window_and_history_are_exact(
     window = timedelta(microseconds=window_us)
     trail = SurgeTrail(window, windows)
     rule = SurgeRule(
-        name="r", group_by=(GroupKey.REGION,), window=window, min_customers=2, baseline_multiple=1,
+        name="r",
+        group_by=(GroupKey.REGION,),
+        window=window,
+        min_customers=2,
+        baseline_multiple=1,
         baseline_period=window * windows,
     )
     done: list[tuple[datetime, str]] = []
