@@ -30,6 +30,7 @@ from service.domain.incidents import (
     OPEN_STATUSES,
     IncidentEvent,
     IncidentState,
+    OpenIncident,
     Scope,
     Sighting,
     SurgeCount,
@@ -360,8 +361,27 @@ class FakeIntakeTransaction:
                 trend.due_at = self._clock.now()
 
 
-    async def open_incident_scopes(self) -> set[str]:
-        return {key for key, state in self._held.incidents.values() if state.status in OPEN_STATUSES}
+    async def open_incidents(self) -> dict[str, OpenIncident]:
+        return {
+            key: OpenIncident(state.incident_id, state.status)
+            for key, state in self._held.incidents.values()
+            if state.status in OPEN_STATUSES
+        }
+
+    async def customers_in_window(self, rule: SurgeRule, scope: Scope, end: datetime) -> list[str]:
+        return sorted(
+            {
+                a.signal.customer_id
+                for a in self._held.signals.values()
+                if a.classification.severity is not None
+                and scope_of(rule, sighting_of(a)) == scope
+                and end - rule.window < a.signal.occurred_at <= end
+            }
+        )
+
+    async def record_links(self, events: Sequence[NewEvent], cases: Sequence[CaseState]) -> None:
+        self._held.save_cases(cases)
+        self._held.append(events, self._clock.now())
 
     async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
         counts = []
@@ -377,7 +397,7 @@ class FakeIntakeTransaction:
     async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
         for e in events:
             key = scope_key(e)
-            if e.incident_id in self._held.incidents or key in await self.open_incident_scopes():
+            if e.incident_id in self._held.incidents or key in await self.open_incidents():
                 raise ConcurrencyConflict("UniqueViolationError")  # incidents_one_open_per_scope
             self._held.incidents[e.incident_id] = (key, evolve_incident(None, e))
         self._held.append([NewEvent(incident_stream(e.incident_id), 1, e) for e in events], self._clock.now())

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from service.app.conflicts import decided_again_on_conflict
 from service.app.ports import Clock, IntakeStore, IntakeTransaction, PartitionKey, Sentiment
-from service.domain.case import CaseIds
-from service.domain.incidents import IncidentEvent, IncidentPolicy, Sighting, detect, scopes_touched
-from service.domain.intake import Applied, IntakePlan, plan_intake
+from service.domain.case import CaseIds, evolve
+from service.domain.incidents import (
+    IncidentDeclared,
+    IncidentEvent,
+    IncidentPolicy,
+    Sighting,
+    detect,
+    link,
+    scope_key,
+    scope_of,
+    scope_text,
+    scopes_touched,
+)
+from service.domain.intake import Applied, IntakePlan, NewEvent, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
@@ -101,27 +112,63 @@ async def _detect_incidents(
     tx: IntakeTransaction, plan: IntakePlan, policy: IncidentPolicy, clock: Clock
 ) -> list[IncidentEvent]:
     """The scopes this batch's failures fall in, counted with the signals before them; a crossing opens an
-    incident in the same transaction (a scope another instance opened first makes the batch decide again)."""
-    sightings = [
-        Sighting(
+    incident in the same transaction (a scope another instance opened first makes the batch decide again).
+    The cases of signals in a declared incident's scope join it, and so do the cases of the customers whose
+    signals made a new incident cross."""
+    placed = [
+        (a, Sighting(
             a.signal.occurred_at,
             a.signal.customer_id,
             a.signal.kind.value,
             str(a.classification.category),
             a.signal.service,
             a.signal.region,
-        )
+        ))
         for a in plan.applied
         if a.classification.severity is not None and (a.signal.service or a.signal.region)
     ]
-    if not sightings:
+    if not placed:
         return []
-    wanted = scopes_touched(policy, sightings, await tx.open_incident_scopes())
+    open_incidents = await tx.open_incidents()
+    wanted = scopes_touched(policy, [s for _, s in placed], open_incidents)
     counts = await tx.surge_counts(wanted) if wanted else []
     now = clock.now()
     incidents = [e for c in counts if (e := detect(c, now)) is not None]
     await tx.record_incidents(incidents)
+    declared = {k: o.incident_id for k, o in open_incidents.items() if o.declared}
+    joining: dict[str, str] = {}  # customer -> incident
+    for e in incidents:
+        if isinstance(e, IncidentDeclared) and e.detection is not None:
+            declared[scope_key(e)] = e.incident_id
+            rule = policy.rule(e.detection.rule)
+            if rule is not None:
+                crossed = tuple(e.scope.items())
+                for customer in await tx.customers_in_window(rule, crossed, e.detection.window_end):
+                    joining.setdefault(customer, e.incident_id)
+    for a, sighting in placed:
+        for rule in policy.surges:
+            scope = scope_of(rule, sighting)
+            found = declared.get(scope_text(rule.name, scope)) if scope is not None else None
+            if found is not None:
+                joining.setdefault(a.signal.customer_id, found)
+                break
+    if joining:
+        await _link(tx, joining, now)
     return incidents
+
+
+async def _link(tx: IntakeTransaction, joining: dict[str, str], now: datetime) -> None:
+    """Each customer's latest case joins its incident (one at most: a case linked already stays as it is)."""
+    cases = await tx.latest_cases(sorted(joining))
+    events, changed = [], []
+    for customer, case in cases.items():
+        decided = link(case, joining[customer], now)
+        for event in decided:
+            case = evolve(case, event)
+            events.append(NewEvent(case.case_id, case.version, event))
+        if decided:
+            changed.append(case)
+    await tx.record_links(events, changed)
 
 
 def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Signal]:

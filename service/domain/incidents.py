@@ -21,6 +21,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from service.domain.case import CaseState, CaseStatus
+from service.domain.events import IncidentLinked
+
 
 class GroupKey(StrEnum):
     SERVICE = "service"
@@ -260,6 +263,25 @@ class IncidentState:
     declared_at: datetime | None
     declared_by: str | None
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An incident proposed or declared, as the intake needs it: which, and whether cases link to it yet."""
+
+    incident_id: str
+    status: IncidentStatus
+
+    @property
+    def declared(self) -> bool:
+        return self.status is IncidentStatus.DECLARED
+
+
+def link(case: CaseState, incident: str, now: datetime, actor: str | None = None) -> list[IncidentLinked]:
+    """The case joins the incident, unless it is part of one already or is no longer open."""
+    if case.incident_id is not None or case.status is not CaseStatus.OPEN:
+        return []
+    return [IncidentLinked(case_id=case.case_id, at=now, incident_id=incident, actor=actor)]
 
 
 INCIDENT_STATE: TypeAdapter[IncidentState] = TypeAdapter(IncidentState)  # the incidents table's state column

@@ -25,7 +25,7 @@ async def complain(producer: AIOKafkaProducer, settings: Settings, customer: str
     await publish(producer, settings.topic_complaint, customer, signal_event(SignalKind.COMPLAINT, customer, data))
 
 
-async def test_an_outage_of_twenty_customers_declares_one_incident_published_once(
+async def test_an_outage_of_twenty_customers_declares_one_incident_links_their_cases_and_is_published_once(
     service: Service, settings: Settings, producer: AIOKafkaProducer, kafka: Kafka, database_url: str
 ) -> None:
     for k in range(19):
@@ -58,6 +58,10 @@ async def test_an_outage_of_twenty_customers_declares_one_incident_published_onc
             "SELECT type, version FROM events WHERE stream_id = $1", f"incident/{row['incident_id']}"
         )
         assert [(r["type"], r["version"]) for r in stream] == [("incident.declared", 1)]
+        linked = await conn.fetch("SELECT customer_id, state->>'incident_id' AS incident FROM cases")
+        by_customer = {r["customer_id"]: r["incident"] for r in linked}
+        assert {by_customer[f"outage-{k}"] for k in range(25)} == {row["incident_id"]}  # the first 19 too
+        assert {by_customer[f"elsewhere-{k}"] for k in range(5)} == {None}
     finally:
         await conn.close()
 

@@ -9,10 +9,20 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from service.domain.case import evolve
 from service.domain.errors import ConcurrencyConflict
-from service.domain.incidents import GroupKey, SurgeCount, SurgeRule, detect
+from service.domain.incidents import (
+    GroupKey,
+    IncidentStatus,
+    OpenIncident,
+    SurgeCount,
+    SurgeRule,
+    detect,
+    link,
+)
+from service.domain.intake import NewEvent
 from service.domain.signals import Signal
-from tests.store_behaviour.intake import nps, recorded
+from tests.store_behaviour.intake import nps, planned, recorded
 from tests.store_behaviour.stores import Behaviour, Stores, now_of
 
 RULE = SurgeRule(
@@ -74,19 +84,36 @@ async def a_scope_has_one_open_incident_and_a_second_is_a_lost_race(stores: Stor
     event = detect(await counted(stores, end), end)
     assert event is not None and event.type == "incident.declared"
     async with stores.intake.transaction() as tx:
-        assert await tx.open_incident_scopes() == set()
+        assert await tx.open_incidents() == {}
+        assert await tx.customers_in_window(RULE, NORTH, end) == ["c0", "c1", "c2"]
         await tx.record_incidents([event])
     async with stores.intake.transaction() as tx:
-        [opened] = await tx.open_incident_scopes()
-        assert opened.startswith('["tight",')
+        [(key, opened)] = (await tx.open_incidents()).items()
+        assert key.startswith('["tight",') and opened == OpenIncident(event.incident_id, IncidentStatus.DECLARED)
     again = replace(event, incident_id="another-id")
     with pytest.raises(ConcurrencyConflict):
         async with stores.intake.transaction() as tx:
             await tx.record_incidents([again])
 
 
+async def cases_saved_by_a_batch_join_an_incident_in_the_same_transaction(stores: Stores) -> None:
+    end = await now_of(stores)
+    async with stores.intake.transaction() as tx:
+        plan = await planned(tx, [failed("a", "c1", end), failed("b", "c2", end)], end)
+        await tx.record(plan, "g", {})
+        cases = await tx.latest_cases(["c1", "c2"])
+        [event] = link(cases["c1"], "incident-1", end)
+        joined = evolve(cases["c1"], event)
+        await tx.record_links([NewEvent(joined.case_id, joined.version, event)], [joined])
+    async with stores.intake.transaction() as tx:
+        after = await tx.latest_cases(["c1", "c2"])
+    assert (after["c1"].incident_id, after["c1"].version) == ("incident-1", joined.version)
+    assert after["c2"].incident_id is None and link(after["c1"], "incident-2", end) == []
+
+
 BEHAVIOURS: list[Behaviour] = [
     a_scope_counts_its_distinct_failing_customers_inside_its_window,
     the_baseline_is_the_mean_of_distinct_customers_per_window_over_the_period_before,
     a_scope_has_one_open_incident_and_a_second_is_a_lost_race,
+    cases_saved_by_a_batch_join_an_incident_in_the_same_transaction,
 ]

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
+from service.domain.events import IncidentLinked
 from service.domain.incidents import IncidentPolicy, incident_stream
 from service.domain.severity import load_default_policy
 from service.domain.sla import SlaPolicy
@@ -42,6 +43,23 @@ async def test_the_twentieth_customer_of_one_service_and_region_declares_one_inc
     held = store.database.held
     assert list(held.incidents) == [incident.incident_id]
     assert held.events[incident_stream(incident.incident_id)] == [incident]
+    # the twenty whose signals crossed are linked, the thirty after them too, each once
+    linked = {c.customer_id: c.incident_id for c in held.cases.values()}
+    assert linked == {f"cust-{k}": incident.incident_id for k in range(50)}
+    joined = [e for events in held.events.values() for e in events if isinstance(e, IncidentLinked)]
+    assert len(joined) == 50 and {e.actor for e in joined} == {None}
+
+
+async def test_a_case_of_another_scope_or_already_linked_stays_as_it_is() -> None:
+    store = FakeIntakeStore(FakeDatabase())
+    await apply(store, outage(5, first=100, region="south"))
+    [incident] = (await apply(store, outage(20))).incidents
+    await apply(store, [replace(s, id=f"again-{s.id}") for s in outage(3)])  # more signals of linked customers
+    held = store.database.held
+    by_customer = {c.customer_id: c for c in held.cases.values()}
+    assert {by_customer[f"cust-{k}"].incident_id for k in range(100, 105)} == {None}
+    links = [e for e in held.events[by_customer["cust-0"].case_id] if isinstance(e, IncidentLinked)]
+    assert [e.incident_id for e in links] == [incident.incident_id]
 
 
 async def test_other_regions_and_signals_without_a_service_make_no_incident() -> None:

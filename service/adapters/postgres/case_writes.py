@@ -70,9 +70,10 @@ _EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "tracepare
 
 
 async def _stage(conn: Connection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
-    """Rows into this session's staging table, which empties itself when the transaction commits."""
+    """Rows into this session's staging table, which empties itself when the transaction commits, and of
+    the rows staged earlier in the same transaction (a second save there), in the same round trip."""
     assert conn.is_in_transaction(), "staged rows live until commit: stage inside a transaction"
-    await conn.execute(_STAGING)
+    await conn.execute(f"{_STAGING}; DELETE FROM {table}")
     await conn.copy_records_to_table(table, records=records, columns=columns)
 
 

@@ -20,6 +20,8 @@ from service.domain.case import CaseState
 from service.domain.incidents import (
     INCIDENT_STATE,
     IncidentEvent,
+    IncidentStatus,
+    OpenIncident,
     Scope,
     SurgeCount,
     SurgeRule,
@@ -175,11 +177,30 @@ class PostgresIntakeTransaction:
             ],
         )
 
-    async def open_incident_scopes(self) -> set[str]:
+    async def open_incidents(self) -> dict[str, OpenIncident]:
         rows = await self._conn.fetch(
-            "SELECT scope_key FROM incidents WHERE status IN ('proposed', 'declared')"
+            "SELECT scope_key, incident_id, status FROM incidents WHERE status IN ('proposed', 'declared')"
         )
-        return {r["scope_key"] for r in rows}
+        return {r["scope_key"]: OpenIncident(r["incident_id"], IncidentStatus(r["status"])) for r in rows}
+
+    async def customers_in_window(self, rule: SurgeRule, scope: Scope, end: datetime) -> list[str]:
+        clauses = " AND ".join(f"{key} = ${i + 3}" for i, (key, _) in enumerate(scope))
+        rows = await self._conn.fetch(
+            f"SELECT DISTINCT customer_id FROM signal_log WHERE severity IS NOT NULL AND {clauses}"
+            " AND occurred_at > $1 AND occurred_at <= $2 ORDER BY customer_id",
+            end - rule.window,
+            end,
+            *(value for _, value in scope),
+        )
+        return [r["customer_id"] for r in rows]
+
+    async def record_links(self, events: Sequence[NewEvent], cases: Sequence[CaseState]) -> None:
+        if not events:
+            return
+        sealer = await Sealer.for_cases(self._conn, self._keyring, cases)
+        states = sealer.states(cases)
+        self._snapshots.written(states, await save_cases(self._conn, states))
+        await append_events(self._conn, sealer.events(events))
 
     async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
         """Each scope's distinct customers in the window ending at its time (this batch's signals included:
