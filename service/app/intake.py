@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from service.app.conflicts import decided_again_on_conflict
+from service.app.incidents import link_customers
 from service.app.ports import Clock, IntakeStore, IntakeTransaction, PartitionKey, Sentiment
-from service.domain.case import CaseIds, evolve
+from service.domain.case import CaseIds
 from service.domain.incidents import (
     IncidentDeclared,
-    IncidentEvent,
+    IncidentOpened,
     IncidentPolicy,
     Sighting,
     detect,
-    link,
     scope_key,
     scope_of,
     scope_text,
     scopes_touched,
 )
-from service.domain.intake import Applied, IntakePlan, NewEvent, plan_intake
+from service.domain.intake import Applied, IntakePlan, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
@@ -42,7 +42,7 @@ class IntakeResult:
     duplicates: list[Signal]
     events: int
     conflicts: int
-    incidents: tuple[IncidentEvent, ...] = ()  # incidents this batch's signals made cross their rule
+    incidents: tuple[IncidentOpened, ...] = ()  # incidents this batch's signals made cross their rule
 
     @classmethod
     def combined(cls, parts: Sequence[IntakeResult]) -> IntakeResult:
@@ -84,7 +84,7 @@ async def _apply_once(
     store: IntakeStore,
     rules: IntakeRules,
     clock: Clock,
-) -> tuple[IntakePlan, list[Signal], list[IncidentEvent]]:
+) -> tuple[IntakePlan, list[Signal], list[IncidentOpened]]:
     async with store.transaction() as tx:
         seen = await tx.seen([s.key for s in signals]) if signals else set()
         fresh = [(s, score) for s, score in zip(signals, scores, strict=True) if s.key not in seen]
@@ -110,7 +110,7 @@ async def _apply_once(
 
 async def _detect_incidents(
     tx: IntakeTransaction, plan: IntakePlan, policy: IncidentPolicy, clock: Clock
-) -> list[IncidentEvent]:
+) -> list[IncidentOpened]:
     """The scopes this batch's failures fall in, counted with the signals before them; a crossing opens an
     incident in the same transaction (a scope another instance opened first makes the batch decide again).
     The cases of signals in a declared incident's scope join it, and so do the cases of the customers whose
@@ -145,30 +145,20 @@ async def _detect_incidents(
                 crossed = tuple(e.scope.items())
                 for customer in await tx.customers_in_window(rule, crossed, e.detection.window_end):
                     joining.setdefault(customer, e.incident_id)
+    by_hand = [o for o in open_incidents.values() if o.declared and o.by_hand]
     for a, sighting in placed:
+        held = next((o.incident_id for o in by_hand if o.holds(sighting)), None)
+        if held is not None:
+            joining.setdefault(a.signal.customer_id, held)
+            continue
         for rule in policy.surges:
             scope = scope_of(rule, sighting)
             found = declared.get(scope_text(rule.name, scope)) if scope is not None else None
             if found is not None:
                 joining.setdefault(a.signal.customer_id, found)
                 break
-    if joining:
-        await _link(tx, joining, now)
+    await link_customers(tx, joining, now)
     return incidents
-
-
-async def _link(tx: IntakeTransaction, joining: dict[str, str], now: datetime) -> None:
-    """Each customer's latest case joins its incident (one at most: a case linked already stays as it is)."""
-    cases = await tx.latest_cases(sorted(joining))
-    events, changed = [], []
-    for customer, case in cases.items():
-        decided = link(case, joining[customer], now)
-        for event in decided:
-            case = evolve(case, event)
-            events.append(NewEvent(case.case_id, case.version, event))
-        if decided:
-            changed.append(case)
-    await tx.record_links(events, changed)
 
 
 def _duplicates(signals: Sequence[Signal], fresh: Sequence[Signal]) -> list[Signal]:

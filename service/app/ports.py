@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.domain.case import CaseState
-from service.domain.incidents import IncidentEvent, OpenIncident, Scope, SurgeCount, SurgeRule
+from service.domain.incidents import IncidentOpened, OpenIncident, Scope, SurgeCount, SurgeRule
 from service.domain.intake import IntakePlan, NewEvent
 
 SignalKey = tuple[str, str]  # (source, id)
@@ -63,7 +63,7 @@ class IntakeTransaction(Protocol):
         the baseline only where the floor is reached (domain/incidents.py count_surge says what each means)."""
         ...
 
-    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+    async def record_incidents(self, events: Sequence[IncidentOpened]) -> None:
         """New incidents; one whose scope is open already is a ConcurrencyConflict (another batch won)."""
         ...
 

@@ -89,7 +89,9 @@ async def a_scope_has_one_open_incident_and_a_second_is_a_lost_race(stores: Stor
         await tx.record_incidents([event])
     async with stores.intake.transaction() as tx:
         [(key, opened)] = (await tx.open_incidents()).items()
-        assert key.startswith('["tight",') and opened == OpenIncident(event.incident_id, IncidentStatus.DECLARED)
+        assert key.startswith('["tight",') and opened == OpenIncident(
+            event.incident_id, IncidentStatus.DECLARED, False, NORTH
+        )
     again = replace(event, incident_id="another-id")
     with pytest.raises(ConcurrencyConflict):
         async with stores.intake.transaction() as tx:

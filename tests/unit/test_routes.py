@@ -165,6 +165,24 @@ async def test_a_case_goes_through_every_route_of_the_api_and_the_console(
     again = await ok(c.post(f"{path}/compensations/{settled}/approve", headers=MANAGER))  # approved before
     assert again.json()["version"] == closed["version"]
 
+    # an incident declared by hand, read, listed, refused to an agent, dismissed; a rule's proposal confirmed
+    scope = {"service": "broadband", "region": "north-east"}
+    await ok(c.post("/v1/incidents", json={"scope": scope}, headers=AGENT), 403)
+    await ok(c.post("/v1/incidents", json={"scope": {"category": "other"}}, headers=MANAGER), 422)
+    declared = (await ok(c.post("/v1/incidents", json={"scope": scope}, headers=MANAGER), 201)).json()
+    assert declared["status"] == "declared" and declared["declared_by"] == "mia" and declared["detection"] is None
+    await ok(c.post("/v1/incidents", json={"scope": scope}, headers=MANAGER), 409)  # open for the scope already
+    incident = f"/v1/incidents/{declared['incident_id']}"
+    detail = (await ok(c.get(incident, headers=AGENT))).json()
+    assert [e["type"] for e in detail["history"]] == ["incident.declared"] and detail["cases"] == {}
+    await ok(c.get("/v1/incidents/no-such-incident", headers=AGENT), 404)
+    await ok(c.post(f"{incident}/confirm", headers=MANAGER))  # declared already: nothing changes
+    dismissed = (await ok(c.post(f"{incident}/dismiss", json={"reason": "a test"}, headers=MANAGER))).json()
+    assert dismissed["status"] == "dismissed" and dismissed["version"] == 2
+    await ok(c.post(f"{incident}/dismiss", json={"reason": "again"}, headers=MANAGER), 409)
+    listed = (await ok(c.get("/v1/incidents", params={"status": "dismissed"}, headers=AGENT))).json()
+    assert [i["incident_id"] for i in listed["items"]] == [declared["incident_id"]]
+
     # sessions ended by an owner, the customer erased, signed out
     revoked = (await ok(c.post("/v1/sessions/revoke", json={"actor": "mia"}, headers=OWNER))).json()
     assert revoked == {"actor": "mia", "revoked": 1}
