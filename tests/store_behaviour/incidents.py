@@ -11,6 +11,7 @@ import pytest
 
 from service.domain.case import evolve
 from service.domain.errors import ConcurrencyConflict
+from service.domain.incident_commands import DeclareIncident, DismissIncident, decide_incident
 from service.domain.incidents import (
     GroupKey,
     IncidentStatus,
@@ -18,10 +19,12 @@ from service.domain.incidents import (
     SurgeCount,
     SurgeRule,
     detect,
+    evolve_incident,
     link,
 )
 from service.domain.intake import NewEvent
 from service.domain.signals import Signal
+from service.domain.workflow import Actor
 from tests.store_behaviour.intake import nps, planned, recorded
 from tests.store_behaviour.stores import Behaviour, Stores, now_of
 
@@ -113,9 +116,38 @@ async def cases_saved_by_a_batch_join_an_incident_in_the_same_transaction(stores
     assert after["c2"].incident_id is None and link(after["c1"], "incident-2", end) == []
 
 
+async def an_incidents_row_and_stream_follow_its_events_and_a_scope_declared_twice_by_hand_conflicts(
+    stores: Stores,
+) -> None:
+    end = await now_of(stores)
+    mia = Actor("mia", "manager")
+    async with stores.incidents.transaction() as tx:
+        assert await tx.incident("no-such-incident") is None
+        [declared] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end)
+        state = evolve_incident(None, declared)
+        await tx.record_incident([declared], state)
+    async with stores.incidents.transaction() as tx:
+        assert await tx.incident(state.incident_id) == state
+        [(key, opened)] = (await tx.open_incidents()).items()
+        assert key == state.scope_key and opened.by_hand and opened.scope == (("region", "north"),)
+        [dismissed] = decide_incident(DismissIncident("a false alarm"), state, mia, end)
+        await tx.record_incident([dismissed], evolve_incident(state, dismissed))
+    async with stores.incidents.transaction() as tx:
+        after = await tx.incident(state.incident_id)
+        assert after is not None and (after.status, after.version, after.reason) == ("dismissed", 2, "a false alarm")
+        assert await tx.open_incidents() == {}
+        [again] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end + timedelta(seconds=1))
+        await tx.record_incident([again], evolve_incident(None, again))  # dismissed: the scope is free
+    with pytest.raises(ConcurrencyConflict):
+        async with stores.incidents.transaction() as tx:
+            [third] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end + timedelta(seconds=2))
+            await tx.record_incident([third], evolve_incident(None, third))
+
+
 BEHAVIOURS: list[Behaviour] = [
     a_scope_counts_its_distinct_failing_customers_inside_its_window,
     the_baseline_is_the_mean_of_distinct_customers_per_window_over_the_period_before,
     a_scope_has_one_open_incident_and_a_second_is_a_lost_race,
     cases_saved_by_a_batch_join_an_incident_in_the_same_transaction,
+    an_incidents_row_and_stream_follow_its_events_and_a_scope_declared_twice_by_hand_conflicts,
 ]
