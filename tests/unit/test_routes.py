@@ -18,9 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.adapters.http.request_metrics import route_template
 from service.api_tokens import ApiToken
 from service.app.commands import land_compensation_result
+from service.app.incidents import link_customers
 from service.bootstrap import http_app
 from service.config import Settings
 from tests.fake_service import FakeBackend
+from tests.fakes import FakeIncidentStore
 from tests.support import DATA_KEYS, TOKEN
 
 OWNER = {"Authorization": f"Bearer {TOKEN}"}
@@ -198,3 +200,19 @@ async def test_a_case_goes_through_every_route_of_the_api_and_the_console(
     assert every_route(app) - hits.hit == set()
     metrics = (await ok(c.get("/metrics"))).text  # every route is counted under its own template
     assert 'route="/openapi.json"' in metrics and 'route="/console/cases/{case_id}/{action:path}"' in metrics
+
+
+async def test_a_case_that_is_part_of_an_incident_says_so_on_its_page(
+    client: tuple[httpx.AsyncClient, RoutesHit, Any], backend: FakeBackend
+) -> None:
+    c, _, _ = client
+    case = (await ok(c.post("/v1/cases", json=OPEN, headers=MANAGER), 201)).json()
+    csrf = form_of((await ok(c.get("/console/sign-in"))).text, "/console/sign-in")["csrf"]
+    await ok(c.post("/console/sign-in", data={"csrf": csrf, "token": AGENT_TOKEN}), 303)
+    page = f"/console/cases/{case['case_id']}"
+    assert 'id="incident-banner"' not in (await ok(c.get(page))).text
+    async with FakeIncidentStore(backend.store.database).transaction() as tx:
+        assert await link_customers(tx, {"cust-1": "incident-7"}, backend.clock.now()) == 1
+    shown = (await ok(c.get(page))).text
+    assert 'id="incident-banner"' in shown and "incident-7" in shown
+    assert (await ok(c.get(f"/v1/cases/{case['case_id']}", headers=AGENT))).json()["incident_id"] == "incident-7"
