@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from service.app.conflicts import decided_again_on_conflict
 from service.app.incidents import link_customers
 from service.app.ports import Clock, IntakeStore, IntakeTransaction, PartitionKey, Sentiment
-from service.domain.case import CaseIds
+from service.domain.case import CaseIds, evolve
 from service.domain.incidents import (
     IncidentDeclared,
     IncidentOpened,
     IncidentPolicy,
+    OpenIncident,
     Sighting,
     detect,
-    scope_key,
+    link,
     scope_of,
     scope_text,
     scopes_touched,
 )
-from service.domain.intake import Applied, IntakePlan, plan_intake
+from service.domain.intake import Applied, IntakePlan, NewEvent, plan_intake
 from service.domain.severity import Policy
 from service.domain.signals import Signal, SignalKind
 from service.domain.sla import SlaPolicy
@@ -103,60 +104,88 @@ async def _apply_once(
             clock.now(),
             rules.case_ids,
         )
+        placed = _placed(plan)
+        open_incidents = await tx.open_incidents() if placed else {}
+        if open_incidents:  # cases of signals in a declared incident's scope join it with their batch
+            _link_in_plan(plan, _joining(placed, open_incidents, rules.incidents), clock.now())
         await tx.record(plan, group, next_offsets)
-        incidents = await _detect_incidents(tx, plan, rules.incidents, clock)
+        incidents = await _detect_incidents(tx, placed, open_incidents, rules.incidents, clock) if placed else []
     return plan, [s for s, _ in fresh], incidents
 
 
-async def _detect_incidents(
-    tx: IntakeTransaction, plan: IntakePlan, policy: IncidentPolicy, clock: Clock
-) -> list[IncidentOpened]:
-    """The scopes this batch's failures fall in, counted with the signals before them; a crossing opens an
-    incident in the same transaction (a scope another instance opened first makes the batch decide again).
-    The cases of signals in a declared incident's scope join it, and so do the cases of the customers whose
-    signals made a new incident cross."""
-    placed = [
-        (a, Sighting(
-            a.signal.occurred_at,
-            a.signal.customer_id,
-            a.signal.kind.value,
-            str(a.classification.category),
-            a.signal.service,
-            a.signal.region,
-        ))
+Placed = list[tuple[Applied, Sighting]]
+
+
+def _placed(plan: IntakePlan) -> Placed:
+    """The batch's failures that say where they happened, as detection sees them."""
+    return [
+        (
+            a,
+            Sighting(
+                a.signal.occurred_at,
+                a.signal.customer_id,
+                a.signal.kind.value,
+                str(a.classification.category),
+                a.signal.service,
+                a.signal.region,
+            ),
+        )
         for a in plan.applied
         if a.classification.severity is not None and (a.signal.service or a.signal.region)
     ]
-    if not placed:
-        return []
-    open_incidents = await tx.open_incidents()
+
+
+def _joining(placed: Placed, open_incidents: Mapping[str, OpenIncident], policy: IncidentPolicy) -> dict[str, str]:
+    """Customer -> the declared incident whose scope their failure falls in (by hand, or through a rule)."""
+    declared = {k: o.incident_id for k, o in open_incidents.items() if o.declared}
+    by_hand = [o for o in open_incidents.values() if o.declared and o.by_hand]
+    joining: dict[str, str] = {}
+    for a, sighting in placed:
+        found = next((o.incident_id for o in by_hand if o.holds(sighting)), None)
+        for rule in policy.surges if found is None else ():
+            scope = scope_of(rule, sighting)
+            found = declared.get(scope_text(rule.name, scope)) if scope is not None else None
+            if found is not None:
+                break
+        if found is not None:
+            joining.setdefault(a.signal.customer_id, found)
+    return joining
+
+
+def _link_in_plan(plan: IntakePlan, joining: Mapping[str, str], now: datetime) -> None:
+    """The batch's cases of joining customers join their incident in the same write (an open case, once)."""
+    for case_id, state in list(plan.cases.items()):
+        incident = joining.get(state.customer_id)
+        if incident is None:
+            continue
+        for event in link(state, incident, now):
+            state = evolve(state, event)
+            plan.events.append(NewEvent(state.case_id, state.version, event))
+        plan.cases[case_id] = state
+
+
+async def _detect_incidents(
+    tx: IntakeTransaction,
+    placed: Placed,
+    open_incidents: Mapping[str, OpenIncident],
+    policy: IncidentPolicy,
+    clock: Clock,
+) -> list[IncidentOpened]:
+    """The scopes this batch's failures fall in, counted with the signals before them (this batch's are
+    recorded by now); a crossing opens an incident in the same transaction (a scope another instance opened
+    first makes the batch decide again), and the customers whose signals crossed a declared one join it."""
     wanted = scopes_touched(policy, [s for _, s in placed], open_incidents)
     counts = await tx.surge_counts(wanted) if wanted else []
     now = clock.now()
     incidents = [e for c in counts if (e := detect(c, now)) is not None]
     await tx.record_incidents(incidents)
-    declared = {k: o.incident_id for k, o in open_incidents.items() if o.declared}
-    joining: dict[str, str] = {}  # customer -> incident
+    joining: dict[str, str] = {}
     for e in incidents:
-        if isinstance(e, IncidentDeclared) and e.detection is not None:
-            declared[scope_key(e)] = e.incident_id
-            rule = policy.rule(e.detection.rule)
-            if rule is not None:
-                crossed = tuple(e.scope.items())
-                for customer in await tx.customers_in_window(rule, crossed, e.detection.window_end):
-                    joining.setdefault(customer, e.incident_id)
-    by_hand = [o for o in open_incidents.values() if o.declared and o.by_hand]
-    for a, sighting in placed:
-        held = next((o.incident_id for o in by_hand if o.holds(sighting)), None)
-        if held is not None:
-            joining.setdefault(a.signal.customer_id, held)
-            continue
-        for rule in policy.surges:
-            scope = scope_of(rule, sighting)
-            found = declared.get(scope_text(rule.name, scope)) if scope is not None else None
-            if found is not None:
-                joining.setdefault(a.signal.customer_id, found)
-                break
+        why = e.detection
+        rule = None if why is None else policy.rule(why.rule)
+        if isinstance(e, IncidentDeclared) and why is not None and rule is not None:
+            for customer in await tx.customers_in_window(rule, tuple(e.scope.items()), why.window_end):
+                joining.setdefault(customer, e.incident_id)
     await link_customers(tx, joining, now)
     return incidents
 
