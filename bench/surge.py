@@ -3,15 +3,18 @@ service and region within five minutes, each drained by one `recovery serve`, si
 
     python -m bench.surge [--signals 30000] [--customers 3000] [--surge 50000]
 
-It reports the intake rate of both runs, how long after the crossing signal was consumed the incident was
-declared, how many cases joined it (each exactly once), and the peak RSS of both.
+It reports the intake rate of the runs (the surge drained twice: with incident detection off, a floor no
+scope reaches, and on, the default rule), how long after the crossing signal was consumed the incident was
+declared, how many cases joined it (each exactly once), and the peak RSS of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -89,16 +92,31 @@ async def main(count: int, customers: int, surge: int) -> None:
         say(f"the usual mix: {count:,} signals for {customers:,} customers; the surge: {surge:,} more customers")
         usual_topics = await published(bootstrap, backlog(count, customers, 0))
         surge_signals = backlog(count, customers, surge)
+        off_topics = await published(bootstrap, surge_signals)
         surge_topics = await published(bootstrap, surge_signals)
         say("(1) the usual mix")
         usual, _, usual_rss = await end_to_end(bootstrap, await fresh_database(server_dsn), usual_topics, count, 2000)
-        say("(2) the usual mix with the surge")
+        say("(2) the usual mix with the surge, incidents off (no scope reaches the floor)")
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as never:
+            rule = {**DEFAULT_SURGE.model_dump(mode="json"), "min_customers": 1_000_000}
+            json.dump({"surges": [rule]}, never)
+            never.flush()
+            off, _, off_rss = await end_to_end(
+                bootstrap,
+                await fresh_database(server_dsn),
+                off_topics,
+                len(surge_signals),
+                2000,
+                [{"RECOVERY_INCIDENT_POLICY_FILE": never.name}],
+            )
+        say("(3) the usual mix with the surge, incidents on (the default rule)")
         dsn = await fresh_database(server_dsn)
         with_surge, _, surge_rss = await end_to_end(bootstrap, dsn, surge_topics, len(surge_signals), 2000)
         incidents, delay, linked, links = await incident_figures(dsn)
         say("\nresults")
         say(f"  intake, usual mix                 {usual:>10,.0f} signals/s")
-        say(f"  intake, usual mix with the surge  {with_surge:>10,.0f} signals/s   (ratio {with_surge / usual:.2f})")
+        say(f"  intake, with the surge, off       {off:>10,.0f} signals/s")
+        say(f"  intake, with the surge, on        {with_surge:>10,.0f} signals/s   (ratio on / off {with_surge / off:.2f})")
         say(f"  incidents declared                {incidents:>10}")
         say(
             "  declared after the crossing       "
@@ -106,7 +124,10 @@ async def main(count: int, customers: int, surge: int) -> None:
             + "   (from the consumption of the 20th customer's signal)"
         )
         say(f"  cases linked to it                {linked:>10,} of {surge:,} surge customers ({links:,} link events)")
-        say(f"  peak RSS                          {usual_rss / 2**20:>10,.0f} MiB / {surge_rss / 2**20:,.0f} MiB with the surge")
+        say(
+            f"  peak RSS                          {usual_rss / 2**20:>10,.0f} MiB usual,"
+            f" {off_rss / 2**20:,.0f} / {surge_rss / 2**20:,.0f} MiB with the surge, off / on"
+        )
 
 
 if __name__ == "__main__":
