@@ -58,6 +58,7 @@ bench: install  ## throughput and memory figures, side by side with the raw limi
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.timers
 	$(BIN)/python -m bench.reads
+	$(BIN)/python -m bench.surge
 
 schemas: install  ## regenerate schemas/ from the wire models
 	$(BIN)/python -m tools.schemas

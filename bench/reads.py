@@ -112,6 +112,7 @@ def rows(count: int, start: datetime) -> list[tuple[object, ...]]:
                 SNAPSHOT.version,
                 next_deadline(state),
                 awaiting_approval(state),
+                None,
             )
         )
     return out

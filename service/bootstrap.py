@@ -21,6 +21,7 @@ from service.adapters.http.commands import command_router
 from service.adapters.http.console import console_router
 from service.adapters.http.console.session import Sessions
 from service.adapters.http.customers_api import customers_router
+from service.adapters.http.incidents_api import incidents_router
 from service.adapters.http.sessions_api import sessions_router
 from service.adapters.http.token_gate import FailureThrottle, TokenGate
 from service.adapters.http.tracing import TraceRequests
@@ -40,6 +41,7 @@ from service.adapters.postgres.console_sessions import PostgresConsoleSessions
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.erasure import PostgresErasureStore
 from service.adapters.postgres.event_feed import PostgresEventFeed
+from service.adapters.postgres.incident_store import PostgresIncidentStore
 from service.adapters.postgres.intake_store import PostgresIntakeStore, forget_offsets
 from service.adapters.postgres.migrate import migrate
 from service.adapters.postgres.policy_versions import PolicyApplyRunning, apply_new_policy
@@ -50,6 +52,7 @@ from service.adapters.sentiment import VaderSentiment
 from service.adapters.sla_policy_file import load_sla_policy
 from service.app.commands import CommandStore, land_compensation_result
 from service.app.erasure import ErasureStore
+from service.app.incidents import IncidentStore
 from service.app.intake import IntakeResult, IntakeRules, apply_signals
 from service.app.ports import Clock, ConsoleSessionStore, PartitionKey, SessionTimeouts
 from service.app.reads import CaseReads
@@ -343,6 +346,10 @@ class Service:
         assert self.pool is not None, "the service has not started"
         return PostgresErasureStore(self.pool, self.keyring)
 
+    def incident_commands(self) -> PostgresIncidentStore:
+        assert self.pool is not None, "the service has not started"
+        return PostgresIncidentStore(self.pool, self.keyring)
+
     def commands(self) -> PostgresCommandStore:
         assert self.pool is not None, "the service has not started"
         return PostgresCommandStore(self.pool, self.keyring, self._observe_clocks)
@@ -440,6 +447,8 @@ class Backend(Protocol):
 
     def erasures(self) -> ErasureStore: ...
 
+    def incident_commands(self) -> IncidentStore: ...
+
     async def ready(self) -> dict[str, bool]: ...
 
     def failures(self) -> list[str]: ...
@@ -463,6 +472,7 @@ def http_app(
         commands,
         sessions_router(service.console_sessions),
         customers_router(service.erasures),
+        incidents_router(service.reads, service.incident_commands, service.rules.incidents),
         contract,
         _console(service, settings, rules, trends, clock),
     ]

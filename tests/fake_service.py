@@ -18,15 +18,16 @@ from service.adapters.postgres.console_sessions import MAX_SESSIONS_PER_ACTOR, T
 from service.app.erasure import Erasure
 from service.app.intake import IntakeRules
 from service.app.ports import SessionTimeouts
-from service.app.reads import CaseFilter, CaseRead, CaseSignal, Page, StoredEvent
+from service.app.reads import CaseFilter, CaseRead, CaseSignal, IncidentRead, Page, StoredEvent
 from service.bootstrap import compensation_limits, intake_rules, session_timeouts
 from service.config import Settings
 from service.domain.case import CaseState, CaseStatus, awaiting_approval, next_deadline
 from service.domain.compensation import CompensationHistory, received_by_currency
 from service.domain.compensation_limits import CompensationLimits
+from service.domain.incidents import IncidentState, incident_stream
 from service.domain.intake import NewEvent
 from service.domain.registry import event_shape
-from tests.fakes import FakeClock, FakeCommandStore, FakeDatabase, Held
+from tests.fakes import FakeClock, FakeCommandStore, FakeDatabase, FakeIncidentStore, Held
 
 _NO_CLOCK = datetime.max.replace(tzinfo=UTC)
 
@@ -117,6 +118,33 @@ class FakeCaseReads:
                 continue
             counts[c.resolution.root_cause] = counts.get(c.resolution.root_cause, 0) + 1
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    async def incidents(self, status: str | None, limit: int) -> list[IncidentState]:
+        found = [st for _, st in self._held.incidents.values() if status is None or st.status == status]
+        return sorted(found, key=lambda st: (st.opened_at, st.incident_id), reverse=True)[:limit]
+
+    async def incident(self, incident_id: str) -> IncidentRead | None:
+        held = self._held
+        found = held.incidents.get(incident_id)
+        if found is None:
+            return None
+        counts: dict[str, int] = {}
+        for c in held.cases.values():
+            if c.incident_id == incident_id:
+                counts[c.status.value] = counts.get(c.status.value, 0) + 1
+        stream = incident_stream(incident_id)
+        history = [
+            StoredEvent(
+                held.positions[stream][i],
+                i + 1,
+                event_id(stream, i + 1),
+                e.type,
+                held.recorded_at[stream][i],
+                event_shape(e.type).adapter.dump_json(e).decode(),
+            )
+            for i, e in enumerate(held.events.get(stream, []))
+        ]
+        return IncidentRead(found[1], counts, history)
 
     async def ping(self, within_seconds: float) -> bool:
         return True
@@ -256,6 +284,9 @@ class FakeBackend:
 
     def erasures(self) -> FakeErasureStore:
         return FakeErasureStore(self.store)
+
+    def incident_commands(self) -> FakeIncidentStore:
+        return FakeIncidentStore(self.store.database)
 
     async def ready(self) -> dict[str, bool]:
         return dict(self.up)

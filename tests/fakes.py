@@ -29,7 +29,9 @@ from service.domain.events import CaseEvent, CompensationRequested
 from service.domain.incidents import (
     OPEN_STATUSES,
     IncidentEvent,
+    IncidentOpened,
     IncidentState,
+    OpenIncident,
     Scope,
     Sighting,
     SurgeCount,
@@ -360,8 +362,29 @@ class FakeIntakeTransaction:
                 trend.due_at = self._clock.now()
 
 
-    async def open_incident_scopes(self) -> set[str]:
-        return {key for key, state in self._held.incidents.values() if state.status in OPEN_STATUSES}
+    async def open_incidents(self) -> dict[str, OpenIncident]:
+        return {
+            key: OpenIncident(
+                state.incident_id, state.status, state.detection is None, tuple(state.scope.items())
+            )
+            for key, state in self._held.incidents.values()
+            if state.status in OPEN_STATUSES
+        }
+
+    async def customers_in_window(self, rule: SurgeRule, scope: Scope, end: datetime) -> list[str]:
+        return sorted(
+            {
+                a.signal.customer_id
+                for a in self._held.signals.values()
+                if a.classification.severity is not None
+                and scope_of(rule, sighting_of(a)) == scope
+                and end - rule.window < a.signal.occurred_at <= end
+            }
+        )
+
+    async def record_links(self, events: Sequence[NewEvent], cases: Sequence[CaseState]) -> None:
+        self._held.save_cases(cases)
+        self._held.append(events, self._clock.now())
 
     async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
         counts = []
@@ -374,13 +397,43 @@ class FakeIntakeTransaction:
             counts.append(count_surge(rule, scope, end, sightings))
         return counts
 
-    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+    async def record_incidents(self, events: Sequence[IncidentOpened]) -> None:
         for e in events:
             key = scope_key(e)
-            if e.incident_id in self._held.incidents or key in await self.open_incident_scopes():
+            if e.incident_id in self._held.incidents or key in await self.open_incidents():
                 raise ConcurrencyConflict("UniqueViolationError")  # incidents_one_open_per_scope
             self._held.incidents[e.incident_id] = (key, evolve_incident(None, e))
         self._held.append([NewEvent(incident_stream(e.incident_id), 1, e) for e in events], self._clock.now())
+
+
+class FakeIncidentTransaction(FakeIntakeTransaction):
+    """The incident commands' transaction: the intake's reads and links, and the incident's row and stream."""
+
+    async def now(self) -> datetime:
+        return self._clock.now()
+
+    async def incident(self, incident_id: str) -> IncidentState | None:
+        found = self._held.incidents.get(incident_id)
+        return None if found is None else found[1]
+
+    async def record_incident(self, events: Sequence[IncidentEvent], state: IncidentState) -> None:
+        others = {k for i, (k, st) in self._held.incidents.items() if i != state.incident_id and st.status in OPEN_STATUSES}
+        if state.status in OPEN_STATUSES and state.scope_key in others:
+            raise ConcurrencyConflict("UniqueViolationError")  # incidents_one_open_per_scope
+        self._held.incidents[state.incident_id] = (state.scope_key, state)
+        first = state.version - len(events) + 1
+        stream = incident_stream(state.incident_id)
+        self._held.append([NewEvent(stream, first + i, e) for i, e in enumerate(events)], self._clock.now())
+
+
+class FakeIncidentStore:
+    def __init__(self, database: FakeDatabase) -> None:
+        self.database = database
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakeIncidentTransaction]:
+        async with self.database.transaction() as held:
+            yield FakeIncidentTransaction(held, self.database.clock)
 
 
 def sighting_of(a: Applied) -> Sighting:

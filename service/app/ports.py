@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.domain.case import CaseState
-from service.domain.incidents import IncidentEvent, Scope, SurgeCount, SurgeRule
-from service.domain.intake import IntakePlan
+from service.domain.incidents import IncidentOpened, OpenIncident, Scope, SurgeCount, SurgeRule
+from service.domain.intake import IntakePlan, NewEvent
 
 SignalKey = tuple[str, str]  # (source, id)
 
@@ -46,8 +46,16 @@ class IntakeTransaction(Protocol):
         self, plan: IntakePlan, group: str, next_offsets: Mapping[PartitionKey, int]
     ) -> None: ...
 
-    async def open_incident_scopes(self) -> set[str]:
-        """The scope keys (incidents.scope_key) of the incidents proposed or declared."""
+    async def open_incidents(self) -> dict[str, OpenIncident]:
+        """The incidents proposed or declared, by scope key (incidents.scope_key)."""
+        ...
+
+    async def customers_in_window(self, rule: SurgeRule, scope: Scope, end: datetime) -> list[str]:
+        """The distinct customers of the scope's failures in the rule's window ending at `end`."""
+        ...
+
+    async def record_links(self, events: Sequence[NewEvent], cases: Sequence[CaseState]) -> None:
+        """Cases joining incidents: their events and snapshots (no clock moves, so no timer changes)."""
         ...
 
     async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
@@ -55,7 +63,7 @@ class IntakeTransaction(Protocol):
         the baseline only where the floor is reached (domain/incidents.py count_surge says what each means)."""
         ...
 
-    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+    async def record_incidents(self, events: Sequence[IncidentOpened]) -> None:
         """New incidents; one whose scope is open already is a ConcurrencyConflict (another batch won)."""
         ...
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from service.domain.case import CaseState
+from service.domain.incidents import IncidentState
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class CaseRead:
     customer_window: timedelta | None = None
 
 
+@dataclass(frozen=True)
+class IncidentRead:
+    state: IncidentState
+    cases: Mapping[str, int]  # the linked cases by status
+    history: list[StoredEvent]
+
+
 class InvalidCursor(ValueError):
     pass
 
@@ -88,6 +96,14 @@ class CaseReads(Protocol):
 
     async def root_causes(self, window_days: int) -> list[tuple[str, int]]:
         """Resolved cases per root-cause tag within the trailing window, most first (then by tag)."""
+        ...
+
+    async def incidents(self, status: str | None, limit: int) -> list[IncidentState]:
+        """Incidents newest first, of one status or all."""
+        ...
+
+    async def incident(self, incident_id: str) -> IncidentRead | None:
+        """The incident, its linked cases counted by status, and its history in version order."""
         ...
 
     async def ping(self, within_seconds: float) -> bool:

@@ -33,6 +33,7 @@ from service.domain.events import (
     CompensationSettled,
     DeadlinesCorrected,
     FollowUpDue,
+    IncidentLinked,
     PersonalDataErased,
     ResolutionType,
     ResumeCause,
@@ -152,6 +153,7 @@ class CaseState:
     summary: PersonalText | None = None  # what went wrong in a line: the opening signal's first sentence, or staff's
     opened_by_hand: bool = False  # by staff with no signal (False for cases opened before clocks: _opened)
     erased_at: datetime | None = None  # when the customer's personal data was erased (customer_id: a pseudonym)
+    incident_id: str | None = None  # the incident the case is part of (domain/incidents.py)
 
 
 _STATE_FIELDS: Final = tuple(f.name for f in fields(CaseState))
@@ -612,6 +614,8 @@ def _worked(state: CaseState, event: CaseEvent) -> CaseState:
         )
     if isinstance(event, CaseClosed):
         return changed(state, status=CaseStatus.CLOSED)
+    if isinstance(event, IncidentLinked):
+        return changed(state, incident_id=event.incident_id)
     if isinstance(event, SummaryEdited):
         return changed(state, summary=event.summary)
     if isinstance(

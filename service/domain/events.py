@@ -327,6 +327,16 @@ class PersonalDataErased(_Command):
     case_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentLinked(_Event):
+    """The case is part of an incident: its signal fell in a declared incident's scope, or its customer was one
+    of those whose signals made the incident cross its rule. A case links to one incident at most."""
+
+    type: Literal["case.incident_linked"] = "case.incident_linked"
+    incident_id: str
+    actor: str | None = None  # a manager who linked it by hand; None: the incident's detection did
+
+
 CaseEvent = Annotated[
     CaseOpened
     | SignalAttached
@@ -351,7 +361,8 @@ CaseEvent = Annotated[
     | CompensationFailed
     | CasePaused
     | CaseResumed
-    | PersonalDataErased,
+    | PersonalDataErased
+    | IncidentLinked,
     Field(discriminator="type"),
 ]
 CASE_EVENT: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)

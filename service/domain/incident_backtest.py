@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.domain.errors import InvalidValue
-from service.domain.incidents import Detection, IncidentEvent, IncidentPolicy, Replay, Sighting, SurgeRule
+from service.domain.incidents import Detection, IncidentOpened, IncidentPolicy, Replay, Sighting, SurgeRule
 
 MAX_SPAN = timedelta(days=90)
 """The longest span a backtest replays (the failures of a lead-in and 90 days pass through memory once)."""
@@ -54,7 +54,7 @@ class RuleBacktest:
     """One rule's incidents in the span, in the order they would have fired."""
 
     rule: SurgeRule
-    fired: tuple[IncidentEvent, ...]
+    fired: tuple[IncidentOpened, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Backtesting:
         self._span = span
         self._replay = Replay(policy, since=span.start)
         self._failures = 0
-        self._fired: list[IncidentEvent] = []
+        self._fired: list[IncidentOpened] = []
 
     def feed(self, sightings: Iterable[Sighting]) -> None:
         for s in sightings:
@@ -87,7 +87,7 @@ class Backtesting:
         return Backtest(self._span, self._failures, rules)
 
 
-def why(event: IncidentEvent) -> Detection:
+def why(event: IncidentOpened) -> Detection:
     """The detection of an incident a rule fired (a replay fires nothing else)."""
     if event.detection is None:
         raise ValueError(f"incident {event.incident_id} was declared by hand, not fired by a rule")

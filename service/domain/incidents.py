@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from service.domain.case import CaseState, CaseStatus
+from service.domain.events import IncidentLinked
 from service.domain.surge_trail import SurgeTrail
 
 
@@ -159,9 +161,10 @@ BY_HAND = "by-hand"
 """The rule name an incident a manager declared carries in its scope key."""
 
 
-def scope_key(event: IncidentProposed | IncidentDeclared) -> str:
+def scope_key(event: IncidentEvent) -> str:
     """What one open incident is kept for: its rule (or BY_HAND) and its scope."""
-    rule = event.detection.rule if event.detection is not None else BY_HAND
+    detection = getattr(event, "detection", None)
+    rule = detection.rule if detection is not None else BY_HAND
     return scope_text(rule, tuple(event.scope.items()))
 
 
@@ -247,8 +250,25 @@ class IncidentDeclared:
     declared_by: str | None = None
 
 
-IncidentEvent = IncidentProposed | IncidentDeclared
-INCIDENT_EVENTS: tuple[type[IncidentProposed], type[IncidentDeclared]] = (IncidentProposed, IncidentDeclared)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentDismissed:
+    """A manager found the incident is not one (a false alarm): its cases stay as they are, nothing more links."""
+
+    type: Literal["incident.dismissed"] = "incident.dismissed"
+    incident_id: str
+    at: datetime
+    scope: dict[str, str]
+    dismissed_by: str
+    reason: str
+
+
+IncidentOpened = IncidentProposed | IncidentDeclared  # what a surge rule's crossing makes
+IncidentEvent = IncidentProposed | IncidentDeclared | IncidentDismissed
+INCIDENT_EVENTS: tuple[type[IncidentProposed], type[IncidentDeclared], type[IncidentDismissed]] = (
+    IncidentProposed,
+    IncidentDeclared,
+    IncidentDismissed,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,6 +281,38 @@ class IncidentState:
     declared_at: datetime | None
     declared_by: str | None
     version: int
+    dismissed_at: datetime | None = None
+    dismissed_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def scope_key(self) -> str:
+        return scope_text(self.detection.rule if self.detection else BY_HAND, tuple(self.scope.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An incident proposed or declared, as the intake needs it: which, and whether cases link to it yet."""
+
+    incident_id: str
+    status: IncidentStatus
+    by_hand: bool = False  # declared by a manager: its scope is matched as given, not through a rule
+    scope: Scope = ()
+
+    @property
+    def declared(self) -> bool:
+        return self.status is IncidentStatus.DECLARED
+
+    def holds(self, sighting: Sighting) -> bool:
+        """A sighting in a by-hand incident's scope: it has each of the scope's values."""
+        return self.by_hand and all(sighting.value(GroupKey(k)) == v for k, v in self.scope)
+
+
+def link(case: CaseState, incident: str, now: datetime, actor: str | None = None) -> list[IncidentLinked]:
+    """The case joins the incident, unless it is part of one already or is no longer open."""
+    if case.incident_id is not None or case.status is not CaseStatus.OPEN:
+        return []
+    return [IncidentLinked(case_id=case.case_id, at=now, incident_id=incident, actor=actor)]
 
 
 INCIDENT_STATE: TypeAdapter[IncidentState] = TypeAdapter(IncidentState)  # the incidents table's state column
@@ -268,6 +320,7 @@ INCIDENT_STATE: TypeAdapter[IncidentState] = TypeAdapter(IncidentState)  # the i
 
 def evolve_incident(state: IncidentState | None, event: IncidentEvent) -> IncidentState:
     if state is None:
+        assert not isinstance(event, IncidentDismissed), "an incident starts proposed or declared"
         declared = isinstance(event, IncidentDeclared)
         return IncidentState(
             incident_id=event.incident_id,
@@ -287,7 +340,16 @@ def evolve_incident(state: IncidentState | None, event: IncidentEvent) -> Incide
             declared_by=event.declared_by,
             version=state.version + 1,
         )
-    return replace(state, version=state.version + 1)
+    if not isinstance(event, IncidentDismissed):  # proposed again: nothing changes but the version
+        return replace(state, version=state.version + 1)
+    return replace(
+        state,
+        status=IncidentStatus.DISMISSED,
+        dismissed_at=event.at,
+        dismissed_by=event.dismissed_by,
+        reason=event.reason,
+        version=state.version + 1,
+    )
 
 
 # --- detection ------------------------------------------------------------------------------------------------
@@ -316,7 +378,7 @@ def count_surge(
     return SurgeCount(rule, scope, customers, base, end)
 
 
-def detect(count: SurgeCount, now: datetime) -> IncidentEvent | None:
+def detect(count: SurgeCount, now: datetime) -> IncidentOpened | None:
     """The incident a count makes, when it crosses its rule (the caller knows the scope has none open)."""
     rule = count.rule
     if not crossed(rule, count.customers, count.baseline):
@@ -363,7 +425,7 @@ def replay(
     sightings: Sequence[Sighting],
     open_scopes: Iterable[str] = (),
     since: datetime | None = None,
-) -> list[IncidentEvent]:
+) -> list[IncidentOpened]:
     """What the rules fire over these sightings in time order (the backtest): each sighting ends a window of
     its scope, which is counted with the sightings before it; a scope fires once (its incident stays open).
     The baseline of a window is taken from the sightings before it, so a replay must start a baseline period
@@ -386,7 +448,7 @@ class Replay:
         self._trails: dict[tuple[str, Scope], tuple[SurgeTrail, str]] = {}
         self._last: datetime | None = None
 
-    def see(self, s: Sighting) -> list[IncidentEvent]:
+    def see(self, s: Sighting) -> list[IncidentOpened]:
         """What the sighting makes fire: it ends a window of its scope under each rule."""
         if self._last is not None and s.at < self._last:
             raise ValueError(f"a sighting at {s.at.isoformat()} after one at {self._last.isoformat()}")
@@ -398,7 +460,7 @@ class Replay:
                 fired.append(event)
         return fired
 
-    def _count(self, rule: SurgeRule, scope: Scope, s: Sighting) -> IncidentEvent | None:
+    def _count(self, rule: SurgeRule, scope: Scope, s: Sighting) -> IncidentOpened | None:
         if (rule.name, scope) not in self._trails:
             trail = SurgeTrail(rule.window, rule.baseline_windows)
             self._trails[(rule.name, scope)] = trail, scope_text(rule.name, scope)

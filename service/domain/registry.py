@@ -21,7 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.domain.case import CASE_STATE, CaseState
 from service.domain.events import CaseEvent
-from service.domain.incidents import INCIDENT_EVENTS, IncidentDeclared, IncidentEvent, IncidentProposed
+from service.domain.incidents import (
+    INCIDENT_EVENTS,
+    IncidentDeclared,
+    IncidentDismissed,
+    IncidentEvent,
+    IncidentProposed,
+)
 from service.domain.personal import CUSTOMER_ID, Path, personal_paths
 from service.domain.trends import TrendDetected
 
@@ -163,7 +169,7 @@ def read_event(type_: str, version: int, data: str | bytes) -> CaseEvent | Trend
 def read_case_event(type_: str, version: int, data: str | bytes) -> CaseEvent:
     """A stored case event as today's value (a trend event is not one)."""
     event = read_event(type_, version, data)
-    if isinstance(event, (TrendDetected, IncidentProposed, IncidentDeclared)):
+    if isinstance(event, TrendDetected | IncidentProposed | IncidentDeclared | IncidentDismissed):
         raise UnreadableEvent(f"stored event type {type_!r} is not a case event")
     return event
 

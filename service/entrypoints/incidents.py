@@ -21,7 +21,7 @@ from service.adapters.postgres.incident_history import stored_failures
 from service.config import Settings
 from service.domain.errors import InvalidValue
 from service.domain.incident_backtest import MAX_SPAN, Backtest, Backtesting, BacktestSpan, RuleBacktest, why
-from service.domain.incidents import IncidentEvent, IncidentPolicy, SurgeRule
+from service.domain.incidents import IncidentOpened, IncidentPolicy, SurgeRule
 
 BAD_INPUT = 2
 FLAGS = {"start": "--from", "end": "--to"}
@@ -172,11 +172,11 @@ def json_lines(result: Backtest) -> Iterator[str]:
         )
 
 
-def _crossing(event: IncidentEvent) -> str:
+def _crossing(event: IncidentOpened) -> str:
     return "propose" if event.type == "incident.proposed" else "declare"
 
 
-def _scope(event: IncidentEvent) -> str:
+def _scope(event: IncidentOpened) -> str:
     return " ".join(f"{key}={value}" for key, value in event.scope.items())
 
 

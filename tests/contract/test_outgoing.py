@@ -180,7 +180,16 @@ def case_record_of(event: CaseEvent) -> CaseEvent:
 def case_events() -> list[CaseEvent]:
     event, _ = opened()
     attached, escalated, _ = attached_and_escalated()
-    return [event, attached, escalated, reopened(), corrected(), *worked()]
+    return [event, attached, escalated, reopened(), corrected(), *worked(), linked()]
+
+
+def linked() -> CaseEvent:
+    """The case joins an incident (domain/incidents.py link)."""
+    from service.domain.incidents import link
+
+    _, state = opened()
+    [event] = link(state, "incident-1", T0 + timedelta(minutes=3))
+    return event
 
 
 def corrected() -> CaseEvent:

@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from service.adapters.postgres.command_store import PostgresCommandStore
+from service.adapters.postgres.incident_store import PostgresIncidentStore
 from service.adapters.postgres.intake_store import PostgresIntakeStore
 from service.adapters.postgres.timer_store import PostgresTimerStore
 from service.adapters.postgres.trend_store import PostgresTrendStore
@@ -43,5 +44,6 @@ async def test_the_postgres_stores(behaviour: Behaviour, pool: asyncpg.Pool) -> 
             PostgresTrendStore(pool),
             snapshots.damage,
             snapshots.repair,
+            PostgresIncidentStore(pool, keyring),
         )
     )

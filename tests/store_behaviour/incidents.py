@@ -9,10 +9,23 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from service.domain.case import evolve
 from service.domain.errors import ConcurrencyConflict
-from service.domain.incidents import GroupKey, SurgeCount, SurgeRule, detect
+from service.domain.incident_commands import DeclareIncident, DismissIncident, decide_incident
+from service.domain.incidents import (
+    GroupKey,
+    IncidentStatus,
+    OpenIncident,
+    SurgeCount,
+    SurgeRule,
+    detect,
+    evolve_incident,
+    link,
+)
+from service.domain.intake import NewEvent
 from service.domain.signals import Signal
-from tests.store_behaviour.intake import nps, recorded
+from service.domain.workflow import Actor
+from tests.store_behaviour.intake import nps, planned, recorded
 from tests.store_behaviour.stores import Behaviour, Stores, now_of
 
 RULE = SurgeRule(
@@ -74,19 +87,67 @@ async def a_scope_has_one_open_incident_and_a_second_is_a_lost_race(stores: Stor
     event = detect(await counted(stores, end), end)
     assert event is not None and event.type == "incident.declared"
     async with stores.intake.transaction() as tx:
-        assert await tx.open_incident_scopes() == set()
+        assert await tx.open_incidents() == {}
+        assert await tx.customers_in_window(RULE, NORTH, end) == ["c0", "c1", "c2"]
         await tx.record_incidents([event])
     async with stores.intake.transaction() as tx:
-        [opened] = await tx.open_incident_scopes()
-        assert opened.startswith('["tight",')
+        [(key, opened)] = (await tx.open_incidents()).items()
+        assert key.startswith('["tight",') and opened == OpenIncident(
+            event.incident_id, IncidentStatus.DECLARED, False, NORTH
+        )
     again = replace(event, incident_id="another-id")
     with pytest.raises(ConcurrencyConflict):
         async with stores.intake.transaction() as tx:
             await tx.record_incidents([again])
 
 
+async def cases_saved_by_a_batch_join_an_incident_in_the_same_transaction(stores: Stores) -> None:
+    end = await now_of(stores)
+    async with stores.intake.transaction() as tx:
+        plan = await planned(tx, [failed("a", "c1", end), failed("b", "c2", end)], end)
+        await tx.record(plan, "g", {})
+        cases = await tx.latest_cases(["c1", "c2"])
+        [event] = link(cases["c1"], "incident-1", end)
+        joined = evolve(cases["c1"], event)
+        await tx.record_links([NewEvent(joined.case_id, joined.version, event)], [joined])
+    async with stores.intake.transaction() as tx:
+        after = await tx.latest_cases(["c1", "c2"])
+    assert (after["c1"].incident_id, after["c1"].version) == ("incident-1", joined.version)
+    assert after["c2"].incident_id is None and link(after["c1"], "incident-2", end) == []
+
+
+async def an_incidents_row_and_stream_follow_its_events_and_a_scope_declared_twice_by_hand_conflicts(
+    stores: Stores,
+) -> None:
+    end = await now_of(stores)
+    mia = Actor("mia", "manager")
+    async with stores.incidents.transaction() as tx:
+        assert await tx.incident("no-such-incident") is None
+        [declared] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end)
+        state = evolve_incident(None, declared)
+        await tx.record_incident([declared], state)
+    async with stores.incidents.transaction() as tx:
+        assert await tx.incident(state.incident_id) == state
+        [(key, opened)] = (await tx.open_incidents()).items()
+        assert key == state.scope_key and opened.by_hand and opened.scope == (("region", "north"),)
+        [dismissed] = decide_incident(DismissIncident("a false alarm"), state, mia, end)
+        await tx.record_incident([dismissed], evolve_incident(state, dismissed))
+    async with stores.incidents.transaction() as tx:
+        after = await tx.incident(state.incident_id)
+        assert after is not None and (after.status, after.version, after.reason) == ("dismissed", 2, "a false alarm")
+        assert await tx.open_incidents() == {}
+        [again] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end + timedelta(seconds=1))
+        await tx.record_incident([again], evolve_incident(None, again))  # dismissed: the scope is free
+    with pytest.raises(ConcurrencyConflict):
+        async with stores.incidents.transaction() as tx:
+            [third] = decide_incident(DeclareIncident({"region": "north"}), None, mia, end + timedelta(seconds=2))
+            await tx.record_incident([third], evolve_incident(None, third))
+
+
 BEHAVIOURS: list[Behaviour] = [
     a_scope_counts_its_distinct_failing_customers_inside_its_window,
     the_baseline_is_the_mean_of_distinct_customers_per_window_over_the_period_before,
     a_scope_has_one_open_incident_and_a_second_is_a_lost_race,
+    cases_saved_by_a_batch_join_an_incident_in_the_same_transaction,
+    an_incidents_row_and_stream_follow_its_events_and_a_scope_declared_twice_by_hand_conflicts,
 ]

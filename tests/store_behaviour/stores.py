@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from service.app.commands import CommandStore
+from service.app.incidents import IncidentStore
 from service.app.ports import IntakeStore
 from service.app.timers import TimerStore
 from service.app.trends import TrendStore
@@ -35,6 +36,7 @@ class Stores:
     trends: TrendStore
     damage: Callable[[str], Awaitable[None]]  # the case's stored snapshot no longer parses
     repair: Callable[[str], Awaitable[None]]  # it reads again, as it was
+    incidents: IncidentStore
 
 
 Behaviour = Callable[[Stores], Awaitable[None]]

@@ -18,9 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.adapters.http.request_metrics import route_template
 from service.api_tokens import ApiToken
 from service.app.commands import land_compensation_result
+from service.app.incidents import link_customers
 from service.bootstrap import http_app
 from service.config import Settings
 from tests.fake_service import FakeBackend
+from tests.fakes import FakeIncidentStore
 from tests.support import DATA_KEYS, TOKEN
 
 OWNER = {"Authorization": f"Bearer {TOKEN}"}
@@ -165,6 +167,24 @@ async def test_a_case_goes_through_every_route_of_the_api_and_the_console(
     again = await ok(c.post(f"{path}/compensations/{settled}/approve", headers=MANAGER))  # approved before
     assert again.json()["version"] == closed["version"]
 
+    # an incident declared by hand, read, listed, refused to an agent, dismissed; a rule's proposal confirmed
+    scope = {"service": "broadband", "region": "north-east"}
+    await ok(c.post("/v1/incidents", json={"scope": scope}, headers=AGENT), 403)
+    await ok(c.post("/v1/incidents", json={"scope": {"category": "other"}}, headers=MANAGER), 422)
+    declared = (await ok(c.post("/v1/incidents", json={"scope": scope}, headers=MANAGER), 201)).json()
+    assert declared["status"] == "declared" and declared["declared_by"] == "mia" and declared["detection"] is None
+    await ok(c.post("/v1/incidents", json={"scope": scope}, headers=MANAGER), 409)  # open for the scope already
+    incident = f"/v1/incidents/{declared['incident_id']}"
+    detail = (await ok(c.get(incident, headers=AGENT))).json()
+    assert [e["type"] for e in detail["history"]] == ["incident.declared"] and detail["cases"] == {}
+    await ok(c.get("/v1/incidents/no-such-incident", headers=AGENT), 404)
+    await ok(c.post(f"{incident}/confirm", headers=MANAGER))  # declared already: nothing changes
+    dismissed = (await ok(c.post(f"{incident}/dismiss", json={"reason": "a test"}, headers=MANAGER))).json()
+    assert dismissed["status"] == "dismissed" and dismissed["version"] == 2
+    await ok(c.post(f"{incident}/dismiss", json={"reason": "again"}, headers=MANAGER), 409)
+    listed = (await ok(c.get("/v1/incidents", params={"status": "dismissed"}, headers=AGENT))).json()
+    assert [i["incident_id"] for i in listed["items"]] == [declared["incident_id"]]
+
     # sessions ended by an owner, the customer erased, signed out
     revoked = (await ok(c.post("/v1/sessions/revoke", json={"actor": "mia"}, headers=OWNER))).json()
     assert revoked == {"actor": "mia", "revoked": 1}
@@ -180,3 +200,19 @@ async def test_a_case_goes_through_every_route_of_the_api_and_the_console(
     assert every_route(app) - hits.hit == set()
     metrics = (await ok(c.get("/metrics"))).text  # every route is counted under its own template
     assert 'route="/openapi.json"' in metrics and 'route="/console/cases/{case_id}/{action:path}"' in metrics
+
+
+async def test_a_case_that_is_part_of_an_incident_says_so_on_its_page(
+    client: tuple[httpx.AsyncClient, RoutesHit, Any], backend: FakeBackend
+) -> None:
+    c, _, _ = client
+    case = (await ok(c.post("/v1/cases", json=OPEN, headers=MANAGER), 201)).json()
+    csrf = form_of((await ok(c.get("/console/sign-in"))).text, "/console/sign-in")["csrf"]
+    await ok(c.post("/console/sign-in", data={"csrf": csrf, "token": AGENT_TOKEN}), 303)
+    page = f"/console/cases/{case['case_id']}"
+    assert 'id="incident-banner"' not in (await ok(c.get(page))).text
+    async with FakeIncidentStore(backend.store.database).transaction() as tx:
+        assert await link_customers(tx, {"cust-1": "incident-7"}, backend.clock.now()) == 1
+    shown = (await ok(c.get(page))).text
+    assert 'id="incident-banner"' in shown and "incident-7" in shown
+    assert (await ok(c.get(f"/v1/cases/{case['case_id']}", headers=AGENT))).json()["incident_id"] == "incident-7"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import FakeCommandStore, FakeDatabase, FakeIntakeStore, FakeTimerStore, FakeTrendStore
+from tests.fakes import (
+    FakeCommandStore,
+    FakeDatabase,
+    FakeIncidentStore,
+    FakeIntakeStore,
+    FakeTimerStore,
+    FakeTrendStore,
+)
 from tests.store_behaviour import BEHAVIOURS, Behaviour, Stores
 
 
@@ -17,6 +24,7 @@ def fake_stores() -> Stores:
         FakeTrendStore(database),
         database.damage,
         database.repair,
+        FakeIncidentStore(database),
     )
 
 

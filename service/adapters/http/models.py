@@ -137,6 +137,11 @@ class CaseView(BaseModel):
         description="When an owner erased the customer's personal data (POST /v1/customers/{customer_id}/erase):"
         " `customer_id` is a pseudonym since and every text reads [erased]; null while it is held.",
     )
+    incident_id: str | None = Field(
+        default=None,
+        description="The incident the case is part of (an outage worked as one: recovery.incidents.v1); null"
+        " when it is part of none. A case links to one incident at most.",
+    )
 
     @classmethod
     def of(cls, case: CaseRead, at: datetime | None = None) -> CaseView:

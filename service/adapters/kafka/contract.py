@@ -559,6 +559,8 @@ _INCIDENT_SUMMARIES = {
     " A manager confirms (then incident.declared follows) or dismisses it.",
     "incident.declared": "An incident is declared: by a surge rule that declares (data.detection says why), by a"
     " manager, or a proposal confirmed (data.declared_by names the manager). One open incident per scope.",
+    "incident.dismissed": "A manager dismissed the incident as a false alarm (data.reason says why): nothing more"
+    " links to it, and its scope may open a new incident.",
 }
 
 

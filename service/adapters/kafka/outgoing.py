@@ -345,9 +345,11 @@ class IncidentData(WireModel):
     declared_by: str | None = Field(
         default=None, description="The manager who declared it (or confirmed a proposal); null: the rule did."
     )
+    dismissed_by: str | None = Field(default=None, description="incident.dismissed: the manager who dismissed it.")
+    reason: str | None = Field(default=None, description="incident.dismissed: why it is not an incident.")
 
 
-INCIDENT_STORED: Final = frozenset({"incident.proposed", "incident.declared"})
+INCIDENT_STORED: Final = frozenset({"incident.proposed", "incident.declared", "incident.dismissed"})
 
 
 def _incident_message(event: LoggedEvent, topic: str, source: str) -> OutgoingMessage:

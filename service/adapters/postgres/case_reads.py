@@ -13,9 +13,10 @@ import asyncpg
 from service.adapters.kafka.wire import TYPE_BY_KIND
 from service.adapters.postgres.data_keys import Keyring
 from service.adapters.postgres.sealing import Opener
-from service.app.reads import CaseFilter, CaseRead, CaseSignal, InvalidCursor, StoredEvent
+from service.app.reads import CaseFilter, CaseRead, CaseSignal, IncidentRead, InvalidCursor, StoredEvent
 from service.domain.case import CaseState
 from service.domain.compensation import CompensationHistory, received_by_currency
+from service.domain.incidents import INCIDENT_STATE, IncidentState, incident_stream
 from service.domain.registry import SNAPSHOT, UnreadableEvent, current_event_json
 
 _SIGNALS = (
@@ -183,6 +184,34 @@ class PostgresCaseReads:
             window_days,
         )
         return [(r["root_cause"], r["n"]) for r in rows]
+
+    async def incidents(self, status: str | None, limit: int) -> list[IncidentState]:
+        rows = await self._pool.fetch(
+            "SELECT state FROM incidents WHERE $1::text IS NULL OR status = $1"
+            " ORDER BY opened_at DESC, incident_id LIMIT $2",
+            status,
+            limit,
+        )
+        return [INCIDENT_STATE.validate_json(r["state"]) for r in rows]
+
+    async def incident(self, incident_id: str) -> IncidentRead | None:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            state = await conn.fetchval("SELECT state FROM incidents WHERE incident_id = $1", incident_id)
+            if state is None:
+                return None
+            counts = await conn.fetch(
+                "SELECT status, count(*) AS n FROM cases WHERE incident_id = $1 GROUP BY status", incident_id
+            )
+            rows = await conn.fetch(
+                "SELECT position, version, event_id::text, type, recorded_at, data::text FROM events"
+                " WHERE stream_id = $1 ORDER BY version",
+                incident_stream(incident_id),
+            )
+        return IncidentRead(
+            INCIDENT_STATE.validate_json(state),
+            {r["status"]: r["n"] for r in counts},
+            [StoredEvent(*r) for r in rows],
+        )
 
     async def ping(self, within_seconds: float) -> bool:
         """Whether the database answers a query within that many seconds (the readiness probe)."""

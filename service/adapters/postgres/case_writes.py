@@ -44,7 +44,7 @@ _STAGING = (
     " CREATE TEMP TABLE IF NOT EXISTS stage_cases (case_id text, customer_id text, ordinal int, status text,"
     " severity text, owner text, opened_at timestamptz, first_response_deadline timestamptz,"
     " resolution_deadline timestamptz, version int, state json, root_cause text, resolved_at timestamptz,"
-    " state_version smallint, next_deadline timestamptz, awaiting_approval boolean)"
+    " state_version smallint, next_deadline timestamptz, awaiting_approval boolean, incident_id text)"
     " ON COMMIT DELETE ROWS"
 )
 _TIMER_COLUMNS = ["case_id", "sla", "kind", "deadline", "due_at"]
@@ -65,14 +65,16 @@ CASE_COLUMNS = [
     "state_version",
     "next_deadline",
     "awaiting_approval",
+    "incident_id",
 ]
 _EVENT_COLUMNS = ["stream_id", "version", "event_id", "type", "data", "traceparent", "schema_version"]
 
 
 async def _stage(conn: Connection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
-    """Rows into this session's staging table, which empties itself when the transaction commits."""
+    """Rows into this session's staging table, which empties itself when the transaction commits, and of
+    the rows staged earlier in the same transaction (a second save there), in the same round trip."""
     assert conn.is_in_transaction(), "staged rows live until commit: stage inside a transaction"
-    await conn.execute(_STAGING)
+    await conn.execute(f"{_STAGING}; DELETE FROM {table}")
     await conn.copy_records_to_table(table, records=records, columns=columns)
 
 
@@ -108,13 +110,13 @@ async def save_cases(conn: Connection, cases: Iterable[CaseState]) -> list[tuple
     await conn.execute(
         "INSERT INTO cases (case_id, customer_id, ordinal, status, severity, owner, opened_at,"
         " first_response_deadline, resolution_deadline, version, state, root_cause, resolved_at, state_version,"
-        " next_deadline, awaiting_approval) SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
+        " next_deadline, awaiting_approval, incident_id) SELECT * FROM stage_cases ORDER BY status = 'open', case_id"
         " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status, severity = EXCLUDED.severity,"
         " owner = EXCLUDED.owner, first_response_deadline = EXCLUDED.first_response_deadline,"
         " resolution_deadline = EXCLUDED.resolution_deadline, version = EXCLUDED.version,"
         " state = EXCLUDED.state, root_cause = EXCLUDED.root_cause, resolved_at = EXCLUDED.resolved_at,"
         " state_version = EXCLUDED.state_version, next_deadline = EXCLUDED.next_deadline,"
-        " awaiting_approval = EXCLUDED.awaiting_approval, updated_at = now()"
+        " awaiting_approval = EXCLUDED.awaiting_approval, incident_id = EXCLUDED.incident_id, updated_at = now()"
     )
     return rows
 
@@ -171,6 +173,7 @@ def case_rows(cases: Iterable[CaseState]) -> list[tuple[Any, ...]]:
             SNAPSHOT.version,
             next_deadline(c),
             awaiting_approval(c),
+            c.incident_id,
         )
         for c in cases
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -19,13 +20,14 @@ from service.app.ports import PartitionKey, SignalKey
 from service.domain.case import CaseState
 from service.domain.incidents import (
     INCIDENT_STATE,
-    IncidentEvent,
+    IncidentOpened,
+    IncidentStatus,
+    OpenIncident,
     Scope,
     SurgeCount,
     SurgeRule,
     evolve_incident,
     incident_stream,
-    scope_key,
 )
 from service.domain.intake import IntakePlan, NewEvent, Outcome
 from service.domain.registry import SNAPSHOT
@@ -175,11 +177,37 @@ class PostgresIntakeTransaction:
             ],
         )
 
-    async def open_incident_scopes(self) -> set[str]:
+    async def open_incidents(self) -> dict[str, OpenIncident]:
         rows = await self._conn.fetch(
-            "SELECT scope_key FROM incidents WHERE status IN ('proposed', 'declared')"
+            "SELECT scope_key, incident_id, status, state->'scope' AS scope,"
+            " json_typeof(state->'detection') IS DISTINCT FROM 'object' AS by_hand FROM incidents"
+            " WHERE status IN ('proposed', 'declared')"
         )
-        return {r["scope_key"] for r in rows}
+        return {
+            r["scope_key"]: OpenIncident(
+                r["incident_id"], IncidentStatus(r["status"]), r["by_hand"], tuple(json.loads(r["scope"]).items())
+            )
+            for r in rows
+        }
+
+    async def customers_in_window(self, rule: SurgeRule, scope: Scope, end: datetime) -> list[str]:
+        clauses = " AND ".join(f"{key} = ${i + 3}" for i, (key, _) in enumerate(scope))
+        rows = await self._conn.fetch(
+            f"SELECT DISTINCT customer_id FROM signal_log WHERE severity IS NOT NULL AND {clauses}"
+            " AND occurred_at > $1 AND occurred_at <= $2 ORDER BY customer_id",
+            end - rule.window,
+            end,
+            *(value for _, value in scope),
+        )
+        return [r["customer_id"] for r in rows]
+
+    async def record_links(self, events: Sequence[NewEvent], cases: Sequence[CaseState]) -> None:
+        if not events:
+            return
+        sealer = await Sealer.for_cases(self._conn, self._keyring, cases)
+        states = sealer.states(cases)
+        self._snapshots.written(states, await save_cases(self._conn, states))
+        await append_events(self._conn, sealer.events(events))
 
     async def surge_counts(self, wanted: Sequence[tuple[SurgeRule, Scope, datetime]]) -> list[SurgeCount]:
         """Each scope's distinct customers in the window ending at its time (this batch's signals included:
@@ -212,17 +240,17 @@ class PostgresIntakeTransaction:
         )
         return None if not pairs else pairs / rule.baseline_windows
 
-    async def record_incidents(self, events: Sequence[IncidentEvent]) -> None:
+    async def record_incidents(self, events: Sequence[IncidentOpened]) -> None:
         """New incidents: their first event and their row (a scope already open elsewhere is a lost race)."""
         if not events:
             return
         states = [evolve_incident(None, e) for e in events]
         await self._conn.executemany(
             "INSERT INTO incidents (incident_id, scope_key, status, opened_at, version, state)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            " VALUES ($1, $2, $3, $4, $5, $6::json)",
             [
-                (st.incident_id, scope_key(e), st.status, st.opened_at, st.version, INCIDENT_STATE.dump_json(st).decode())
-                for e, st in zip(events, states, strict=True)
+                (st.incident_id, st.scope_key, st.status, st.opened_at, st.version, INCIDENT_STATE.dump_json(st).decode())
+                for st in states
             ],
         )
         await append_events(self._conn, [NewEvent(incident_stream(e.incident_id), 1, e) for e in events])

@@ -135,6 +135,7 @@ _SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
     ),
     "case.followup_due": (lambda d: f"The follow-up with the customer fell due ({_time(d['due_at'])})", None),
     "case.closed": (lambda d: "Closed the case", None),
+    "case.incident_linked": (lambda d: f"Linked to incident {d.get('incident_id')}", None),
     "case.deadlines_corrected": (_corrected, None),
     "case.note_added": (lambda d: "Added an internal note", "note"),
     "case.summary_edited": (lambda d: "Rewrote the summary", "summary"),

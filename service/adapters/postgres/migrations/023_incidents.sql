@@ -7,7 +7,10 @@ CREATE TABLE incidents (
     status       text        NOT NULL,
     opened_at    timestamptz NOT NULL,
     version      integer     NOT NULL,
-    state        jsonb       NOT NULL
+    state        json        NOT NULL  -- json, not jsonb: a scope keeps its keys in their order
 );
 CREATE UNIQUE INDEX incidents_one_open_per_scope ON incidents (scope_key) WHERE status IN ('proposed', 'declared');
 CREATE INDEX incidents_by_status ON incidents (status, opened_at);
+-- The cases of an incident, for its page and its counts.
+ALTER TABLE cases ADD COLUMN incident_id text;
+CREATE INDEX cases_by_incident ON cases (incident_id, status) WHERE incident_id IS NOT NULL;
