@@ -78,18 +78,7 @@ class FakeCaseReads:
         history = CompensationHistory(customer=tuple(comp for c in others for comp in c.compensations))
         now = self._store.clock.now()
         received = received_by_currency(state, history, now - self._customer_window)
-        events = [
-            StoredEvent(
-                held.positions[case_id][i],
-                i + 1,
-                event_id(case_id, i + 1),
-                e.type,
-                held.recorded_at[case_id][i],
-                event_shape(e.type).adapter.dump_json(e).decode(),
-            )
-            for i, e in enumerate(held.events.get(case_id, []))
-        ]
-        return CaseRead(state, self._signals(case_id), received, self._customer_window), events
+        return CaseRead(state, self._signals(case_id), received, self._customer_window), _history(held, case_id)
 
     async def awaiting_approval(self, limit: int, cursor: str | None) -> tuple[list[CaseState], str | None]:
         cases = sorted(
@@ -132,22 +121,25 @@ class FakeCaseReads:
         for c in held.cases.values():
             if c.incident_id == incident_id:
                 counts[c.status.value] = counts.get(c.status.value, 0) + 1
-        stream = incident_stream(incident_id)
-        history = [
-            StoredEvent(
-                held.positions[stream][i],
-                i + 1,
-                event_id(stream, i + 1),
-                e.type,
-                held.recorded_at[stream][i],
-                event_shape(e.type).adapter.dump_json(e).decode(),
-            )
-            for i, e in enumerate(held.events.get(stream, []))
-        ]
-        return IncidentRead(found[1], counts, history)
+        return IncidentRead(found[1], counts, _history(held, incident_stream(incident_id)))
 
     async def ping(self, within_seconds: float) -> bool:
         return True
+
+
+def _history(held: Held, stream: str) -> list[StoredEvent]:
+    """A stream's events as the log stores them, in version order."""
+    return [
+        StoredEvent(
+            held.positions[stream][i],
+            i + 1,
+            event_id(stream, i + 1),
+            e.type,
+            held.recorded_at[stream][i],
+            event_shape(e.type).adapter.dump_json(e).decode(),
+        )
+        for i, e in enumerate(held.events.get(stream, []))
+    ]
 
 
 def _matching(held: Held, where: CaseFilter) -> list[CaseState]:
